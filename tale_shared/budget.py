@@ -1,0 +1,38 @@
+"""The token budget one question gets, and who decided it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tale_shared.usage import TokenUsage
+
+
+class TokenBudget(BaseModel):
+    """A token budget for one question.
+
+    Attributes:
+        tokens: the budget, always a positive integer inside the estimator's bounds.
+        estimator: the name of the estimator that produced it.
+        usage: the estimator's own token usage (zero for estimators that call no model).
+        fallback_reason: why the estimator fell back to its default, if it did (for example
+            the model's reply held no number).
+        raw_reply: the estimator model's reply text, when there was one.
+
+    Example:
+        >>> TokenBudget(tokens=120, estimator="fixed").tokens
+        120
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    tokens: int = Field(ge=1)
+    estimator: str
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    fallback_reason: str | None = None
+    raw_reply: str | None = None
+    latency_s: float = Field(default=0.0, ge=0)
+    model: str | None = None
+
+    @property
+    def fell_back(self) -> bool:
+        return self.fallback_reason is not None

@@ -1,0 +1,159 @@
+"""The ``tale`` command line.
+
+    tale ask "QUESTION" [--compare] [--model M] [--estimator E] [--style S]
+    tale styles | tale models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from tale_shared._status import status
+from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, make_estimator
+from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
+from tale_shared.models import ChatModel
+from tale_shared.pipeline import TalePipeline, TaleResult
+from tale_shared.prompts import list_styles
+
+
+def _load_model(name: str, n_threads: int | None) -> ChatModel:
+    from tale_shared.local import LocalChatModel
+
+    model = LocalChatModel(name, n_threads=n_threads)
+    with status(f"loading {name}"):
+        model.load()
+    return model
+
+
+def _estimator(spec: str, model: ChatModel) -> BudgetEstimator:
+    if spec == "auto":
+        from tale_shared.profiles import default_regression_estimator
+
+        try:
+            return default_regression_estimator(model.model_name)
+        except FileNotFoundError:
+            return HeuristicEstimator()
+    return make_estimator(spec, model)
+
+
+def _row(result: TaleResult) -> dict[str, object]:
+    r = result.record
+    return {
+        "method": "vanilla CoT" if result.budget is None else f"TALE ({result.style})",
+        "budget": result.budget.tokens if result.budget else None,
+        "estimator": result.budget.estimator if result.budget else None,
+        "estimator_tokens": r.estimator_usage.total_tokens,
+        "input_tokens": r.answer_usage.input_tokens,
+        "output_tokens": r.answer_usage.output_tokens,
+        "total_tokens": r.usage.total_tokens,
+        "calls": r.n_calls,
+        "seconds": round(r.latency_s, 2),
+        "answer": result.answer,
+    }
+
+
+def _print_table(rows: list[dict[str, object]]) -> None:
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    print("  ".join(k.ljust(widths[k]) for k in keys))
+    for row in rows:
+        print("  ".join(str(row[k]).ljust(widths[k]) for k in keys))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    model = _load_model(args.model, args.threads)
+    estimator = _estimator(args.estimator, model)
+    tale = TalePipeline(model, estimator, style=args.style, max_tokens=args.max_tokens)
+    with status(f"TALE: estimating the budget and answering with {model.model_name}"):
+        results = [tale.solve(args.question)]
+    if args.compare:
+        vanilla = TalePipeline.vanilla(model, max_tokens=args.max_tokens)
+        with status("vanilla CoT: answering without a budget"):
+            results.append(vanilla.solve(args.question))
+    rows = [_row(r) for r in results]
+    if args.json:
+        print(json.dumps({"question": args.question, "results": rows,
+                          "replies": [r.text for r in results]}, indent=2))  # fmt: skip
+        return 0
+    budget = results[0].budget
+    assert budget is not None
+    note = f" (fallback: {budget.fallback_reason})" if budget.fell_back else ""
+    print(f"\nbudget: {budget.tokens} tokens from the {budget.estimator} estimator{note}")
+    print(f"style:  {results[0].style}\n")
+    for result in results:
+        print(f"--- {_row(result)['method']} ---\n{result.text.strip()}\n")
+    _print_table(rows)
+    if args.compare and rows[1]["output_tokens"]:
+        ratio = int(str(rows[0]["output_tokens"])) / int(str(rows[1]["output_tokens"]))
+        print(f"\nTALE output tokens / vanilla output tokens = {ratio:.2f}")
+    return 0
+
+
+def cmd_styles(args: argparse.Namespace) -> int:
+    for style in list_styles():
+        example = style.instruction(100 if style.uses_budget else None)
+        print(f"{style.name:15} {style.description}\n{'':15} e.g. {example!r}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for spec in MODELS.values():
+        default = " (default)" if spec.name == DEFAULT_LOCAL_MODEL else ""
+        print(f"{spec.name}{default}: {spec.description}\n    install: {spec.install}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tale", description="Token-budget-aware LLM reasoning (TALE)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer a question with TALE on a local model")
+    ask.add_argument("question")
+    ask.add_argument("--model", default=DEFAULT_LOCAL_MODEL,
+                     help=f"a local model name ({', '.join(MODELS)}) or a .gguf path")  # fmt: skip
+    ask.add_argument("--estimator", default="auto",
+                     help="auto (packaged regression estimator, else heuristic), fixed:N, "
+                          "heuristic, zero-shot, regression[:PATH]")  # fmt: skip
+    ask.add_argument("--style", default=None,
+                     help="prompt style (default: the model's profile); see `tale styles`")  # fmt: skip
+    ask.add_argument("--compare", action="store_true", help="also run vanilla CoT")
+    ask.add_argument("--max-tokens", type=int, default=512, help="output cap per call")
+    ask.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores)")
+    ask.add_argument("--json", action="store_true", help="print JSON")
+    ask.set_defaults(func=cmd_ask)
+
+    sub.add_parser("styles", help="list the prompt styles").set_defaults(func=cmd_styles)
+    sub.add_parser("models", help="list the embedded models").set_defaults(func=cmd_models)
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands defined in other modules (search, training, calibration, export, plots)."""
+    try:
+        from tale_shared import _cli_research
+    except ImportError:
+        return
+    _cli_research.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
+        print(f"tale: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tale: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

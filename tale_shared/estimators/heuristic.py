@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tale_shared._validation import require_question
+from tale_shared.budget import TokenBudget
+from tale_shared.estimators.base import BudgetEstimator
+
+_QUANTITY = re.compile(
+    r"\$?\d[\d,]*(?:\.\d+)?%?|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+    r"twelve|twenty|thirty|forty|fifty|hundred|thousand|half|twice|double|triple|dozen|"
+    r"quarter|third)\b",
+    re.I,
+)
+_OPERATION = re.compile(
+    r"\b(?:each|every|per|times|total|sum|difference|more than|less than|fewer|left|remain\w*|"
+    r"average|percent|ratio|split|share|divid\w*|multipl\w*|twice|half|double|triple|"
+    r"increase\w*|decrease\w*|discount|profit|cost\w*|rate|after|before|longer|shorter|"
+    r"older|younger|combined|altogether|how many|how much)\b|[%+\-*/×÷=]",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class QuestionFeatures:
+    """Cheap features of a question's text."""
+
+    words: int
+    quantities: int
+    operations: int
+    sentences: int
+
+
+def question_features(question: str) -> QuestionFeatures:
+    text = require_question(question)
+    return QuestionFeatures(
+        words=len(text.split()),
+        quantities=len(_QUANTITY.findall(text)),
+        operations=len(_OPERATION.findall(text)),
+        sentences=max(1, len(re.findall(r"[.?!](?:\s|$)", text))),
+    )
+
+
+class HeuristicEstimator(BudgetEstimator):
+    """A budget from the question's features, with no model call (microseconds).
+
+    ``budget = base + per_quantity * quantities + per_operation * operations
+    + per_word * words + per_sentence * sentences``, clamped. The default weights give budgets
+    in the range of the paper's optimal GSM8K budgets (roughly 40-200 tokens).
+
+    Example:
+        >>> HeuristicEstimator().estimate("Tom has 3 apples and buys 5 more. How many?").tokens
+        78
+    """
+
+    name = "heuristic"
+
+    def __init__(
+        self,
+        *,
+        base: float = 20.0,
+        per_quantity: float = 8.0,
+        per_operation: float = 6.0,
+        per_word: float = 0.5,
+        per_sentence: float = 4.0,
+        **bounds: int,
+    ) -> None:
+        super().__init__(**bounds)
+        self.weights = (base, per_quantity, per_operation, per_word, per_sentence)
+
+    def estimate(self, question: str) -> TokenBudget:
+        f = question_features(question)
+        base, per_q, per_op, per_w, per_s = self.weights
+        raw = (
+            base
+            + per_q * f.quantities
+            + per_op * f.operations
+            + per_w * f.words
+            + per_s * f.sentences
+        )
+        return TokenBudget(tokens=self.clamp(raw), estimator=self.name)

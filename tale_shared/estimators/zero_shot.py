@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+from dataclasses import dataclass
+
+from tale_shared._validation import require_question
+from tale_shared.budget import TokenBudget
+from tale_shared.estimators.base import BudgetEstimator
+from tale_shared.models import ChatModel, Completion
+from tale_shared.prompts import Message
+
+ESTIMATOR_PROMPT = (
+    "Task: Analyze the given question and estimate the minimum number of tokens required to "
+    "generate a complete and accurate response. Please Give the response by strictly following "
+    "this format: [[budget]],for example: Budget: [[12]]."
+)
+"""The TALE paper's zero-shot estimator prompt, verbatim."""
+
+QUESTION_TEMPLATE = '{context}\n\nBelow is the question:\n\nQuestion: "{question}"\n'
+"""How the reference code joins the estimator prompt and the question."""
+
+ABSURD_TOKENS = 100_000
+"""A reply above this is treated as no estimate at all (fallback), not clamped."""
+
+_NUM = r"(-?\s*[\d,]*\.?\d+(?:[eE][+-]?\d+)?)"
+_BRACKETED = re.compile(r"\[\[\s*" + _NUM + r"\s*(?:tokens?)?\s*\]\]", re.I)
+_LABELLED = re.compile(r"budget\s*[:=]?\s*\**\s*" + _NUM, re.I)
+_ANY = re.compile(_NUM)
+
+
+@dataclass(frozen=True)
+class ParsedEstimate:
+    """The number in an estimator reply, or why there is none usable."""
+
+    value: float | None
+    problem: str | None
+
+
+def parse_budget_reply(reply: str | None) -> ParsedEstimate:
+    """Find the budget in an estimator reply: ``[[N]]`` first, then ``Budget: N``, then the
+    first number. Negative, zero, absurd or missing numbers come back with a ``problem``."""
+    if not reply or not reply.strip():
+        return ParsedEstimate(None, "the estimator replied with nothing")
+    for pattern in (_BRACKETED, _LABELLED, _ANY):
+        match = pattern.search(reply)
+        if match:
+            raw = match.group(1).replace(",", "").replace(" ", "")
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            if value < 0:
+                return ParsedEstimate(None, f"the estimator replied with a negative budget ({raw})")
+            if value == 0:
+                return ParsedEstimate(None, "the estimator replied with a zero budget")
+            if value > ABSURD_TOKENS:
+                return ParsedEstimate(None, f"the estimator replied with an absurd budget ({raw})")
+            return ParsedEstimate(value, None)
+    return ParsedEstimate(None, "the estimator's reply holds no number")
+
+
+class ZeroShotEstimator(BudgetEstimator):
+    """The TALE paper's zero-shot estimator: ask a model for the budget, then parse it.
+
+    Fixes the reference code's flaws: a reply with no number, or a negative, zero or absurd
+    one, gives the documented ``fallback_tokens`` (256 by default) with the reason recorded,
+    never "use less than -1 tokens"; the budget is clamped to ``[min_tokens, max_tokens]``; a
+    model error or a timeout also falls back (``on_error="raise"`` re-raises instead); and the
+    estimator call's own tokens are recorded on the budget, since they are part of TALE's cost.
+
+    Example:
+        >>> from tale_shared.local import load_local_model      # doctest: +SKIP
+        >>> est = ZeroShotEstimator(load_local_model("smollm2-135m"))  # doctest: +SKIP
+        >>> est.estimate("What is 17 * 3?").usage.output_tokens > 0    # doctest: +SKIP
+        True
+    """
+
+    name = "zero-shot"
+
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        prompt: str = ESTIMATOR_PROMPT,
+        reply_max_tokens: int = 48,
+        timeout_s: float | None = None,
+        on_error: str = "fallback",
+        **bounds: int,
+    ) -> None:
+        super().__init__(**bounds)
+        if on_error not in ("fallback", "raise"):
+            raise ValueError("on_error must be 'fallback' or 'raise'")
+        self.model = model
+        self.prompt = prompt
+        self.reply_max_tokens = reply_max_tokens
+        self.timeout_s = timeout_s
+        self.on_error = on_error
+
+    def messages(self, question: str) -> list[Message]:
+        """The estimator prompt for ``question``."""
+        text = QUESTION_TEMPLATE.format(context=self.prompt, question=require_question(question))
+        return [Message("user", text)]
+
+    def _to_budget(self, completion: Completion) -> TokenBudget:
+        parsed = parse_budget_reply(completion.text)
+        tokens = self.fallback_tokens if parsed.value is None else self.clamp(parsed.value)
+        return TokenBudget(
+            tokens=tokens,
+            estimator=self.name,
+            usage=completion.usage,
+            fallback_reason=parsed.problem,
+            raw_reply=completion.text,
+            latency_s=completion.latency_s,
+            model=completion.model,
+        )
+
+    def _on_failure(self, exc: BaseException) -> TokenBudget:
+        if self.on_error == "raise":
+            raise exc
+        kind = "timed out" if isinstance(exc, TimeoutError) else f"failed ({exc!r})"
+        return TokenBudget(
+            tokens=self.fallback_tokens,
+            estimator=self.name,
+            fallback_reason=f"the estimator model call {kind}",
+        )
+
+    def estimate(self, question: str) -> TokenBudget:
+        messages = self.messages(question)
+        try:
+            if self.timeout_s is None:
+                completion = self.model.complete(messages, max_tokens=self.reply_max_tokens)
+            else:
+                pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+                future = pool.submit(
+                    self.model.complete, messages, max_tokens=self.reply_max_tokens
+                )
+                try:
+                    completion = future.result(timeout=self.timeout_s)
+                except concurrent.futures.TimeoutError as exc:
+                    raise TimeoutError(f"no reply within {self.timeout_s}s") from exc
+                finally:
+                    pool.shutdown(wait=False)
+        except Exception as exc:
+            return self._on_failure(exc)
+        return self._to_budget(completion)
+
+    async def aestimate(self, question: str) -> TokenBudget:
+        messages = self.messages(question)
+        try:
+            completion = await asyncio.wait_for(
+                self.model.acomplete(messages, max_tokens=self.reply_max_tokens),
+                timeout=self.timeout_s,
+            )
+        except Exception as exc:
+            return self._on_failure(exc)
+        return self._to_budget(completion)

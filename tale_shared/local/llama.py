@@ -1,0 +1,246 @@
+"""The embedded local chat model: a GGUF file run by llama-cpp-python."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tale_shared.local.registry import (
+    DEFAULT_LOCAL_MODEL,
+    LocalModelError,
+    resolve_model_path,
+)
+from tale_shared.models import Completion, ModelCallError
+from tale_shared.pricing import LOCAL_PREFIX
+from tale_shared.prompts import Message
+from tale_shared.usage import TokenUsage
+
+LLAMA_INSTALL = "pip install 'tale[local]'  (builds llama-cpp-python from source, ~7 min)"
+
+
+def _import_llama() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ImportError(
+            f"the embedded local model needs llama-cpp-python: {LLAMA_INSTALL}"
+        ) from exc
+    return llama_cpp
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """A piece of streamed text; the last chunk carries the usage and finish reason."""
+
+    text: str
+    usage: TokenUsage | None = None
+    finish_reason: str | None = None
+
+
+class LocalChatModel:
+    """A local GGUF chat model, deterministic by default (temperature 0, top-k 1).
+
+    Implements the core's :class:`~tale_shared.models.ChatModel` protocol; token usage is the
+    runtime's own count with the model's tokenizer. Calls are serialised (llama.cpp contexts
+    are not thread-safe); ``acomplete`` runs in a worker thread so the event loop is free.
+
+    Example:
+        >>> model = LocalChatModel("smollm2-135m")             # doctest: +SKIP
+        >>> model.complete([Message("user", "Hi")], max_tokens=8).usage.output_tokens  # doctest: +SKIP
+        8
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_LOCAL_MODEL,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+        default_max_tokens: int = 512,
+        lazy: bool = True,
+    ) -> None:
+        self.model = str(model)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.temperature = temperature
+        self.seed = seed
+        self.default_max_tokens = default_max_tokens
+        self._name: str | None = None
+        self._path: Path | None = None
+        self._llama: Any = None
+        self._lock = threading.RLock()
+        if not lazy:
+            self.load()
+
+    @property
+    def model_name(self) -> str:
+        """``local/<name>`` — priced at $0 by the core's price table."""
+        if self._name is None:
+            name, _ = self._resolve()
+            return LOCAL_PREFIX + name
+        return LOCAL_PREFIX + self._name
+
+    @property
+    def loaded(self) -> bool:
+        return self._llama is not None
+
+    def _resolve(self) -> tuple[str, Path]:
+        if self._path is None or self._name is None:
+            self._name, self._path = resolve_model_path(self.model)
+        return self._name, self._path
+
+    def load(self) -> LocalChatModel:
+        """Resolve the weights (joining split packages on first use) and load them."""
+        with self._lock:
+            if self._llama is None:
+                llama_cpp = _import_llama()
+                _, path = self._resolve()
+                try:
+                    self._llama = llama_cpp.Llama(
+                        model_path=str(path),
+                        n_ctx=self.n_ctx,
+                        n_threads=self.n_threads,
+                        seed=self.seed,
+                        verbose=False,
+                    )
+                except Exception as exc:
+                    raise LocalModelError(f"llama.cpp could not load {path}: {exc}") from exc
+        return self
+
+    @property
+    def llama(self) -> Any:
+        """The underlying ``llama_cpp.Llama`` (loaded on first access)."""
+        return self.load()._llama
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` with the model's own tokenizer."""
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _params(self, messages: Sequence[Message], max_tokens: int | None) -> dict[str, Any]:
+        if not messages:
+            raise ValueError("no messages to send to the model")
+        limit = self.default_max_tokens if max_tokens is None else max_tokens
+        if limit < 1:
+            raise ValueError(f"max_tokens must be positive, got {limit}")
+        return {
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": limit,
+            "temperature": self.temperature,
+            "top_k": 1 if self.temperature == 0 else 40,
+            "seed": self.seed,
+        }
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
+        params = self._params(messages, max_tokens)
+        llama = self.llama
+        with self._lock:
+            start = time.perf_counter()
+            try:
+                response = llama.create_chat_completion(**params)
+            except Exception as exc:
+                raise ModelCallError(f"{self.model_name} failed: {exc}") from exc
+            latency = time.perf_counter() - start
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            usage=TokenUsage(
+                input_tokens=int(usage.get("prompt_tokens", 0)),
+                output_tokens=int(usage.get("completion_tokens", 0)),
+                source="provider",
+            ),
+            model=self.model_name,
+            latency_s=latency,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None
+    ) -> Completion:
+        return await asyncio.to_thread(self.complete, messages, max_tokens=max_tokens)
+
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None
+    ) -> Iterator[StreamChunk]:
+        """Yield text as it is generated; the final chunk carries the usage.
+
+        llama.cpp reports no usage while streaming, so input tokens are counted by rendering
+        the chat template with the model's tokenizer, and output tokens are the generated
+        tokens (one per streamed delta, checked against a re-tokenisation of the text).
+        """
+        params = self._params(messages, max_tokens)
+        llama = self.llama
+        with self._lock:
+            pieces: list[str] = []
+            deltas = 0
+            finish: str | None = None
+            for chunk in llama.create_chat_completion(stream=True, **params):
+                choice = chunk["choices"][0]
+                text = choice.get("delta", {}).get("content") or ""
+                finish = choice.get("finish_reason") or finish
+                if text:
+                    deltas += 1
+                    pieces.append(text)
+                    yield StreamChunk(text=text)
+            output = "".join(pieces)
+            usage = TokenUsage(
+                input_tokens=self._prompt_tokens(params["messages"]),
+                output_tokens=max(deltas, self.count_tokens(output) if output else 0),
+                source="provider",
+            )
+        yield StreamChunk(text="", usage=usage, finish_reason=finish)
+
+    def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        try:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            template = self.llama.metadata.get("tokenizer.chat_template")
+            if template:
+                formatter = Jinja2ChatFormatter(
+                    template=template,
+                    eos_token=self.llama.detokenize([self.llama.token_eos()]).decode(
+                        "utf-8", "ignore"
+                    ),
+                    bos_token=self.llama.detokenize([self.llama.token_bos()]).decode(
+                        "utf-8", "ignore"
+                    ),
+                )
+                prompt = formatter(messages=messages).prompt
+                return len(self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        except Exception:
+            pass
+        return sum(self.count_tokens(m["content"]) + 4 for m in messages)
+
+    def __repr__(self) -> str:
+        return f"LocalChatModel({self.model!r}, n_threads={self.n_threads})"
+
+
+_SHARED: dict[str, LocalChatModel] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def load_local_model(model: str | Path = DEFAULT_LOCAL_MODEL, **kwargs: Any) -> LocalChatModel:
+    """A loaded :class:`LocalChatModel`, shared per (model, options) in this process."""
+    key = repr((str(model), sorted(kwargs.items())))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = LocalChatModel(model, **kwargs)
+        instance = _SHARED[key]
+    return instance.load()
+
+
+__all__ = [
+    "LLAMA_INSTALL",
+    "LocalChatModel",
+    "LocalModelError",
+    "StreamChunk",
+    "load_local_model",
+]

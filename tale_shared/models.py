@@ -1,0 +1,69 @@
+"""The small protocol through which the core talks to any chat model.
+
+Messages in, text and usage out, sync and async. The local llama.cpp model implements it
+directly; ``langchain_tale`` and ``llama_index_tale`` wrap their frameworks' models in it, so the
+zero-shot estimator, the CLI and the benchmarks run on any model those frameworks support.
+
+Example:
+    >>> class Echo:
+    ...     model_name = "echo"
+    ...     def complete(self, messages, *, max_tokens=None):
+    ...         return Completion(text=messages[-1].content, model="echo")
+    ...     async def acomplete(self, messages, *, max_tokens=None):
+    ...         return self.complete(messages, max_tokens=max_tokens)
+    >>> isinstance(Echo(), ChatModel)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tale_shared.prompts import Message
+from tale_shared.usage import CallRecord, CallRole, TokenUsage
+
+
+class Completion(BaseModel):
+    """One model reply: its text, the provider-reported usage, the model and the latency."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    model: str | None = None
+    latency_s: float = Field(default=0.0, ge=0)
+    finish_reason: str | None = None
+
+    def to_call_record(self, role: CallRole, *, cost_usd: float | None = None) -> CallRecord:
+        return CallRecord(
+            role=role,
+            model=self.model,
+            usage=self.usage,
+            latency_s=self.latency_s,
+            cost_usd=cost_usd,
+        )
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """What the core needs from a model: ``complete`` and ``acomplete``."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
+        """Generate one reply to ``messages`` (at most ``max_tokens`` output tokens if set)."""
+        ...
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None
+    ) -> Completion:
+        """Async :meth:`complete`."""
+        ...
+
+
+class ModelCallError(RuntimeError):
+    """A model call failed (error, timeout); the message says which model and why."""

@@ -1,0 +1,102 @@
+"""Per-model defaults: which prompt style a model follows, and its packaged estimator.
+
+A model's profile says which budget wording it actually follows. Small local models ignore the
+paper's token wording but follow a budget stated in words (``../shared/docs/MEASURED.md``), so
+their built-in profile uses ``"words"``; other models get the paper's ``"paper"`` style.
+``tale calibrate`` measures a model and saves a profile that takes precedence.
+
+Example:
+    >>> profile_for("local/qwen2.5-coder-1.5b").style
+    'words'
+    >>> profile_for("gpt-4o-mini").style
+    'paper'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tale_shared.estimators.regression import RegressionEstimator
+from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, cache_dir
+from tale_shared.pricing import LOCAL_PREFIX
+
+REFERENCE_STYLE = "paper"
+
+
+class ModelProfile(BaseModel):
+    """How to prompt one model."""
+
+    model: str
+    style: str = REFERENCE_STYLE
+    words_per_token: float | None = Field(default=None, gt=0)
+    source: Literal["builtin", "calibrated", "default"] = "default"
+    notes: str = ""
+    measurements: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+BUILTIN_PROFILES: dict[str, ModelProfile] = {
+    f"{LOCAL_PREFIX}qwen2.5-coder-1.5b": ModelProfile(
+        model=f"{LOCAL_PREFIX}qwen2.5-coder-1.5b",
+        style="words",
+        source="builtin",
+        notes="follows 'at most N words' (r=0.94); ignores 'less than N tokens' (r=0.27)",
+    ),
+    f"{LOCAL_PREFIX}smollm2-135m": ModelProfile(
+        model=f"{LOCAL_PREFIX}smollm2-135m",
+        style="words",
+        source="builtin",
+        notes="test fixture; follows no wording reliably",
+    ),
+}
+
+
+def profiles_dir() -> Path:
+    return cache_dir() / "profiles"
+
+
+def _profile_file(model: str) -> Path:
+    return profiles_dir() / (re.sub(r"[^A-Za-z0-9._-]+", "_", model) + ".json")
+
+
+def save_profile(profile: ModelProfile) -> Path:
+    """Save a (calibrated) profile; it overrides the built-in one for that model."""
+    path = _profile_file(profile.model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(profile.model_dump_json(indent=2), encoding="utf-8")
+    return path
+
+
+def profile_for(model: str | None) -> ModelProfile:
+    """The saved profile for ``model``, else the built-in one, else the paper's style."""
+    if model:
+        path = _profile_file(model)
+        if path.is_file():
+            try:
+                return ModelProfile.model_validate(json.loads(path.read_text(encoding="utf-8")))
+            except ValueError:
+                pass  # a broken user profile falls back to the built-in one
+        if model in BUILTIN_PROFILES:
+            return BUILTIN_PROFILES[model]
+    return ModelProfile(model=model or "unknown")
+
+
+def packaged_estimator_path(model: str = DEFAULT_LOCAL_MODEL) -> Path:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", model.removeprefix(LOCAL_PREFIX))
+    return Path(str(resources.files("tale_shared") / "data" / f"regression-{name}.json"))
+
+
+def default_regression_estimator(model: str = DEFAULT_LOCAL_MODEL) -> RegressionEstimator:
+    """The regression estimator shipped in the package for ``model``."""
+    path = packaged_estimator_path(model)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no packaged regression estimator for {model}; train one with "
+            "`tale search` then `tale train-estimator` and pass regression:PATH"
+        )
+    return RegressionEstimator.load(path)

@@ -1,0 +1,317 @@
+"""Usage records: one per model call, one per query, and a thread-safe ledger of queries.
+
+This is the one record type that the CLI, both framework adapters and the benchmarks share,
+so a figure means the same thing everywhere.
+
+Example:
+    >>> from tale_shared.usage import CallRecord, QueryRecord, TokenUsage, UsageLedger
+    >>> call = CallRecord(role="answer", model="gpt-4o-mini",
+    ...                   usage=TokenUsage(input_tokens=50, output_tokens=80))
+    >>> ledger = UsageLedger()
+    >>> ledger.add(QueryRecord(question="2+2?", budget=100, calls=[call]))
+    >>> ledger.summary().output_tokens
+    80
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+UsageSource = Literal["provider", "counted", "none"]
+"""Where token numbers came from: the provider's report, our own counting, or nowhere."""
+
+CallRole = Literal["estimator", "answer", "other"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class TokenUsage(BaseModel):
+    """Tokens of one or more model calls. Provider-reported numbers are the truth.
+
+    ``source`` says where the numbers came from: ``"provider"`` (reported usage),
+    ``"counted"`` (re-tokenised by tale because the provider reported none) or ``"none"``
+    (no call was made). Adding two usages keeps the weakest source.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    reasoning_tokens: int = Field(default=0, ge=0)
+    source: UsageSource = "none"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        if not isinstance(other, TokenUsage):
+            return NotImplemented
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            source=_combine_sources(self.source, other.source),
+        )
+
+
+def _combine_sources(a: UsageSource, b: UsageSource) -> UsageSource:
+    if a == "none":
+        return b
+    if b == "none":
+        return a
+    return "counted" if "counted" in (a, b) else "provider"
+
+
+def sum_usage(usages: Iterable[TokenUsage]) -> TokenUsage:
+    """Sum usages (an empty iterable gives zero usage with source ``"none"``)."""
+    total = TokenUsage()
+    for usage in usages:
+        total = total + usage
+    return total
+
+
+class CallRecord(BaseModel):
+    """One model call: which part of the method made it, its tokens, latency and cost.
+
+    ``cost_usd`` is ``None`` when the model's price is unknown — never a silent 0.
+    """
+
+    role: CallRole = "answer"
+    model: str | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    latency_s: float = Field(default=0.0, ge=0)
+    cost_usd: float | None = None
+    error: str | None = None
+
+
+class QueryRecord(BaseModel):
+    """Everything one query cost: the budget it got and every call it made.
+
+    The estimator's calls are part of the query's cost, as TALE's paper should have counted.
+    """
+
+    query_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    question: str | None = None
+    budget: int | None = None
+    estimator: str | None = None
+    style: str | None = None
+    answer: str | None = None
+    calls: list[CallRecord] = Field(default_factory=list)
+    latency_s: float = Field(default=0.0, ge=0)
+    started_at: datetime = Field(default_factory=_now)
+    error: str | None = None
+
+    def _usage_of(self, role: CallRole | None) -> TokenUsage:
+        return sum_usage(c.usage for c in self.calls if role is None or c.role == role)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def estimator_usage(self) -> TokenUsage:
+        return self._usage_of("estimator")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def answer_usage(self) -> TokenUsage:
+        return sum_usage(c.usage for c in self.calls if c.role != "estimator")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def usage(self) -> TokenUsage:
+        return self._usage_of(None)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def n_calls(self) -> int:
+        return len(self.calls)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def models(self) -> list[str]:
+        return sorted({c.model for c in self.calls if c.model})
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cost_usd(self) -> float | None:
+        """Total cost, or ``None`` when any call's price is unknown."""
+        costs = [c.cost_usd for c in self.calls]
+        if any(c is None for c in costs):
+            return None
+        return float(sum(c for c in costs if c is not None))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def budget_adherence(self) -> float | None:
+        """Answer output tokens divided by the budget (below 1.0: within budget)."""
+        if not self.budget:
+            return None
+        return self.answer_usage.output_tokens / self.budget
+
+
+class UsageSummary(BaseModel):
+    """Totals over many queries."""
+
+    queries: int
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    estimator_input_tokens: int
+    estimator_output_tokens: int
+    cost_usd: float | None
+    queries_with_unknown_cost: int
+    mean_budget: float | None
+    mean_budget_adherence: float | None
+    mean_latency_s: float | None
+
+    def __str__(self) -> str:
+        cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}"
+        return (
+            f"{self.queries} queries, {self.calls} calls, "
+            f"{self.input_tokens} in / {self.output_tokens} out tokens "
+            f"(estimator {self.estimator_input_tokens} in / {self.estimator_output_tokens} out), "
+            f"cost {cost}"
+        )
+
+
+def summarize(records: Iterable[QueryRecord]) -> UsageSummary:
+    """Aggregate query records into a :class:`UsageSummary`."""
+    records = list(records)
+    total = sum_usage(r.usage for r in records)
+    est = sum_usage(r.estimator_usage for r in records)
+    unknown = sum(1 for r in records if r.cost_usd is None)
+    budgets = [r.budget for r in records if r.budget]
+    adherence = [a for r in records if (a := r.budget_adherence) is not None]
+    return UsageSummary(
+        queries=len(records),
+        calls=sum(r.n_calls for r in records),
+        input_tokens=total.input_tokens,
+        output_tokens=total.output_tokens,
+        reasoning_tokens=total.reasoning_tokens,
+        estimator_input_tokens=est.input_tokens,
+        estimator_output_tokens=est.output_tokens,
+        cost_usd=None if unknown else float(sum(r.cost_usd or 0.0 for r in records)),
+        queries_with_unknown_cost=unknown,
+        mean_budget=sum(budgets) / len(budgets) if budgets else None,
+        mean_budget_adherence=sum(adherence) / len(adherence) if adherence else None,
+        mean_latency_s=sum(r.latency_s for r in records) / len(records) if records else None,
+    )
+
+
+CSV_COLUMNS = (
+    "query_id", "started_at", "question", "budget", "estimator", "style", "models", "n_calls",
+    "estimator_input_tokens", "estimator_output_tokens", "answer_input_tokens",
+    "answer_output_tokens", "reasoning_tokens", "usage_source", "latency_s", "cost_usd",
+    "budget_adherence", "error",
+)  # fmt: skip
+
+
+def _csv_row(r: QueryRecord) -> dict[str, object]:
+    return {
+        "query_id": r.query_id,
+        "started_at": r.started_at.isoformat(),
+        "question": r.question,
+        "budget": r.budget,
+        "estimator": r.estimator,
+        "style": r.style,
+        "models": ";".join(r.models),
+        "n_calls": r.n_calls,
+        "estimator_input_tokens": r.estimator_usage.input_tokens,
+        "estimator_output_tokens": r.estimator_usage.output_tokens,
+        "answer_input_tokens": r.answer_usage.input_tokens,
+        "answer_output_tokens": r.answer_usage.output_tokens,
+        "reasoning_tokens": r.usage.reasoning_tokens,
+        "usage_source": r.usage.source,
+        "latency_s": round(r.latency_s, 6),
+        "cost_usd": r.cost_usd,
+        "budget_adherence": r.budget_adherence,
+        "error": r.error,
+    }
+
+
+class UsageLedger:
+    """A thread-safe, append-only collection of :class:`QueryRecord`.
+
+    Both adapters' tracers keep one; ``summary()``, ``to_jsonl()`` and ``to_csv()`` are the
+    same everywhere.
+
+    Example:
+        >>> ledger = UsageLedger()
+        >>> ledger.add(QueryRecord(question="q"))
+        >>> len(ledger)
+        1
+    """
+
+    def __init__(self, records: Iterable[QueryRecord] = ()) -> None:
+        self._lock = threading.Lock()
+        self._records: list[QueryRecord] = list(records)
+
+    def add(self, record: QueryRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    @property
+    def records(self) -> list[QueryRecord]:
+        """A snapshot copy of the records so far."""
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def __iter__(self) -> Iterator[QueryRecord]:
+        return iter(self.records)
+
+    def summary(self) -> UsageSummary:
+        return summarize(self.records)
+
+    def to_jsonl(self, path: str | Path) -> Path:
+        """Write one JSON object per query (with its calls) to ``path``."""
+        path = Path(path)
+        with path.open("w", encoding="utf-8") as fh:
+            for record in self.records:
+                fh.write(record.model_dump_json() + "\n")
+        return path
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write one flat row per query to ``path``."""
+        path = Path(path)
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            for record in self.records:
+                writer.writerow(_csv_row(record))
+        return path
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path) -> UsageLedger:
+        """Read records written by :meth:`to_jsonl`."""
+        records = []
+        with Path(path).open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    data = json.loads(line)
+                    for key in (
+                        "estimator_usage", "answer_usage", "usage", "n_calls", "models",
+                        "cost_usd", "budget_adherence",
+                    ):  # fmt: skip
+                        data.pop(key, None)
+                    records.append(QueryRecord.model_validate(data))
+        return cls(records)
