@@ -1,0 +1,35 @@
+"""tale for LangChain: token-budget-aware reasoning as a drop-in runnable, plus cost tracing.
+
+    from langchain_tale import TaleRunnable, tale_usage
+
+    chain = prompt | TaleRunnable(llm=model) | StrOutputParser()
+    with tale_usage() as tracer:
+        chain.invoke({"question": "..."})
+    print(tracer.summary())
+
+Needs ``langchain-core``: ``pip install 'tale[langchain]'``. Agent budgets live in
+``langchain_tale.middleware`` (``pip install 'tale[agents]'``).
+"""
+
+from __future__ import annotations
+
+try:
+    import langchain_core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "langchain_tale needs langchain-core: pip install 'tale[langchain]'"
+    ) from exc
+
+from langchain_tale.callbacks import TaleCallbackHandler, tale_usage
+from langchain_tale.chat_models import ChatLocalLlama
+from langchain_tale.model_adapter import LangChainModel, usage_from_message
+from langchain_tale.runnable import TaleRunnable
+
+__all__ = [
+    "ChatLocalLlama",
+    "LangChainModel",
+    "TaleCallbackHandler",
+    "TaleRunnable",
+    "tale_usage",
+    "usage_from_message",
+]

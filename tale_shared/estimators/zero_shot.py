@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import concurrent.futures
 import re
 from dataclasses import dataclass
@@ -97,6 +98,12 @@ class ZeroShotEstimator(BudgetEstimator):
         self.reply_max_tokens = reply_max_tokens
         self.timeout_s = timeout_s
         self.on_error = on_error
+
+    def with_model(self, model: ChatModel) -> ZeroShotEstimator:
+        """A copy of this estimator that asks ``model`` instead."""
+        clone = copy.copy(self)
+        clone.model = model
+        return clone
 
     def messages(self, question: str) -> list[Message]:
         """The estimator prompt for ``question``."""

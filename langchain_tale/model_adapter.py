@@ -1,0 +1,100 @@
+"""Any LangChain chat model seen through the core's ``ChatModel`` protocol."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import RunnableConfig
+
+from langchain_tale._caps import cap_kwargs
+from langchain_tale._messages import to_core, to_langchain
+from tale_shared.models import Completion
+from tale_shared.prompts import Message
+from tale_shared.tokens import count_tokens
+from tale_shared.usage import TokenUsage
+
+
+def model_name_of(llm: Any) -> str:
+    """The model name a LangChain chat model reports, or its class name."""
+    for attr in ("model_name", "model", "model_id", "model_path"):
+        value = getattr(llm, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(llm).__name__
+
+
+def usage_from_message(message: BaseMessage, prompt: Sequence[BaseMessage] = ()) -> TokenUsage:
+    """Provider-reported usage of an AI message; counted with tiktoken when there is none."""
+    usage = getattr(message, "usage_metadata", None)
+    if usage:
+        details = usage.get("output_token_details") or {}
+        return TokenUsage(
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+            reasoning_tokens=int(details.get("reasoning", 0) or 0),
+            source="provider",
+        )
+    return TokenUsage(
+        input_tokens=sum(count_tokens(m.text) for m in prompt),
+        output_tokens=count_tokens(message.text),
+        source="counted",
+    )
+
+
+class LangChainModel:
+    """Wraps a LangChain ``BaseChatModel`` for the core (zero-shot estimator, search, CLI).
+
+    Every call goes through ``llm.invoke`` / ``llm.ainvoke`` with ``config``, so callbacks and
+    tracing see it as a child run.
+
+    Example:
+        >>> from langchain_core.language_models import FakeListChatModel
+        >>> from tale_shared.estimators import ZeroShotEstimator
+        >>> est = ZeroShotEstimator(LangChainModel(FakeListChatModel(responses=["[[80]]"])))
+        >>> est.estimate("What is 2 + 2?").tokens
+        80
+    """
+
+    def __init__(self, llm: BaseChatModel, config: RunnableConfig | None = None) -> None:
+        self.llm = llm
+        self.config = config
+
+    @property
+    def model_name(self) -> str:
+        return model_name_of(self.llm)
+
+    def with_config(self, config: RunnableConfig | None) -> LangChainModel:
+        return LangChainModel(self.llm, config)
+
+    def _completion(self, message: BaseMessage, prompt: list[BaseMessage], start: float) -> Completion:
+        meta = getattr(message, "response_metadata", {}) or {}
+        return Completion(
+            text=message.text,
+            usage=usage_from_message(message, prompt),
+            model=meta.get("model_name") or meta.get("model") or self.model_name,
+            latency_s=time.perf_counter() - start,
+            finish_reason=meta.get("finish_reason") or meta.get("stop_reason"),
+        )
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
+        prompt = to_langchain(messages)
+        start = time.perf_counter()
+        reply = self.llm.invoke(prompt, config=self.config, **cap_kwargs(self.llm, max_tokens))
+        return self._completion(reply, prompt, start)
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None
+    ) -> Completion:
+        prompt = to_langchain(messages)
+        start = time.perf_counter()
+        reply = await self.llm.ainvoke(
+            prompt, config=self.config, **cap_kwargs(self.llm, max_tokens)
+        )
+        return self._completion(reply, prompt, start)
+
+
+__all__ = ["AIMessage", "LangChainModel", "model_name_of", "to_core", "usage_from_message"]

@@ -1,0 +1,263 @@
+"""``TaleRunnable``: a drop-in for a chat model in LCEL chains that budgets each question."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
+from langchain_core.callbacks.manager import (
+    AsyncCallbackManagerForChainRun,
+    CallbackManagerForChainRun,
+)
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import BaseMessage, BaseMessageChunk
+from langchain_core.prompts import BasePromptTemplate
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import (
+    ensure_config,
+    get_async_callback_manager_for_config,
+    get_callback_manager_for_config,
+    patch_config,
+)
+from pydantic import ConfigDict, Field, field_validator
+
+from langchain_tale._caps import cap_kwargs
+from langchain_tale._messages import coerce_input, inject_budget
+from langchain_tale.model_adapter import LangChainModel, model_name_of
+from tale_shared.budget import TokenBudget
+from tale_shared.estimators import BudgetEstimator, ZeroShotEstimator, make_estimator
+from tale_shared.pipeline import hard_cap
+from tale_shared.profiles import profile_for
+from tale_shared.prompts import PromptStyle, get_style
+
+BUDGET_EVENT = "tale_budget"
+ESTIMATOR_TAG = "tale:estimator"
+ANSWER_TAG = "tale:answer"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one call sends: the budgeted prompt, its metadata, cap kwargs, the event data."""
+
+    prompt: list[BaseMessage]
+    tale: dict[str, Any]
+    kwargs: dict[str, Any]
+    event: dict[str, Any]
+
+
+class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
+    """Estimate a token budget for the question, put it in the prompt, call the model.
+
+    Drop it in where the chat model was::
+
+        chain = prompt | TaleRunnable(llm=model) | StrOutputParser()
+
+    Input: a string, a list of messages, a ``PromptValue``, or a dict with a ``"question"``
+    key. The estimator sees the question — the dict's value, the string, or the last human
+    message. With ``prompt=`` the input is the prompt's variables and the estimator sees
+    exactly ``input["question"]`` rather than the filled-in template.
+
+    The estimator defaults to the paper's zero-shot estimator on the same model; pass any
+    core estimator or a spec string (``"fixed:200"``, ``"heuristic"``, ``"regression"``).
+    The style defaults to the model's profile. ``cap_headroom`` also caps output at
+    ``ceil(budget * cap_headroom)`` tokens through the provider's own parameter.
+
+    The reply carries ``response_metadata["tale"]`` (budget, estimator, style, the
+    estimator's usage) and a ``tale_budget`` custom event is dispatched once the budget is
+    known. The estimator's and the answer's model calls are child runs of this one.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_core.prompts import ChatPromptTemplate
+            from langchain_openai import ChatOpenAI
+            from langchain_tale import TaleRunnable
+
+            prompt = ChatPromptTemplate.from_template("Solve: {question}")
+            chain = prompt | TaleRunnable(llm=ChatOpenAI(model="gpt-4o-mini"))
+            chain.invoke({"question": "A robe takes 2 bolts of blue fiber ..."})
+    """
+
+    llm: BaseChatModel
+    estimator: BudgetEstimator | str | None = Field(default=None)
+    style: str | None = None
+    prompt: BasePromptTemplate | None = None
+    question_key: str = "question"
+    cap_headroom: float | None = Field(default=None, ge=1.0)
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    @field_validator("style")
+    @classmethod
+    def _known_style(cls, value: str | None) -> str | None:
+        if value is not None:
+            get_style(value)
+        return value
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        return ["langchain_tale", "runnable"]
+
+    # -- the parts of one call ---------------------------------------------------------------
+    @property
+    def prompt_style(self) -> PromptStyle:
+        if self.style is not None:
+            return get_style(self.style)
+        profile = profile_for(model_name_of(self.llm))
+        style = get_style(profile.style)
+        if profile.words_per_token:
+            style = style.with_options(words_per_token=profile.words_per_token)
+        return style
+
+    def _estimator_for(self, config: RunnableConfig) -> BudgetEstimator:
+        est_config = patch_config(config, run_name="tale_estimator")
+        est_config["tags"] = [*est_config.get("tags", []), ESTIMATOR_TAG]
+        est = self.estimator
+        if est is None:
+            return ZeroShotEstimator(LangChainModel(self.llm, est_config))
+        if isinstance(est, str):
+            est = make_estimator(est, LangChainModel(self.llm, est_config))
+        if isinstance(est, ZeroShotEstimator) and isinstance(est.model, LangChainModel):
+            est = est.with_model(est.model.with_config(est_config))
+        return est
+
+    def _split(self, value: Any, config: RunnableConfig) -> tuple[str, list[BaseMessage]]:
+        if self.prompt is not None:
+            if not isinstance(value, dict) or self.question_key not in value:
+                raise ValueError(f"with a prompt, the input must be a dict with {self.question_key!r}")
+            rendered = self.prompt.invoke(value, patch_config(config, run_name="tale_prompt"))
+            _, messages = coerce_input(rendered, self.question_key)
+            return value[self.question_key], messages
+        return coerce_input(value, self.question_key)
+
+    def _metadata(self, budget: TokenBudget, style: PromptStyle) -> dict[str, Any]:
+        return {
+            "budget": budget.tokens,
+            "estimator": budget.estimator,
+            "style": style.name,
+            "estimator_usage": budget.usage.model_dump(),
+            "fallback_reason": budget.fallback_reason,
+        }
+
+    def _answer_config(
+        self, config: RunnableConfig, tale: dict[str, Any]
+    ) -> RunnableConfig:
+        answer = patch_config(config)
+        answer["tags"] = [*answer.get("tags", []), ANSWER_TAG]
+        answer["metadata"] = {
+            **answer.get("metadata", {}),
+            "tale_budget": tale["budget"],
+            "tale_estimator": tale["estimator"],
+            "tale_style": tale["style"],
+        }
+        return answer
+
+    def _plan(self, budget: TokenBudget, messages: list[BaseMessage], question: str) -> _Plan:
+        style = self.prompt_style
+        tale = self._metadata(budget, style)
+        kwargs: dict[str, Any] = {}
+        if self.cap_headroom is not None:
+            kwargs = cap_kwargs(self.llm, hard_cap(budget.tokens, self.cap_headroom))
+        prompt = inject_budget(messages, style, budget.tokens if style.uses_budget else None)
+        return _Plan(prompt=prompt, tale=tale, kwargs=kwargs, event={**tale, "question": question})
+
+    @staticmethod
+    def _tag(message: BaseMessage, tale: dict[str, Any]) -> Any:
+        return message.model_copy(
+            update={"response_metadata": {**message.response_metadata, "tale": tale}}
+        )
+
+    # -- invoke / ainvoke --------------------------------------------------------------------
+    def _invoke(
+        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> BaseMessage:
+        child = patch_config(config, callbacks=run_manager.get_child())
+        question, messages = self._split(value, child)
+        budget = self._estimator_for(child).estimate(question)
+        plan = self._plan(budget, messages, question)
+        dispatch_custom_event(BUDGET_EVENT, plan.event, config=child)
+        reply = self.llm.invoke(plan.prompt, self._answer_config(child, plan.tale), **plan.kwargs)
+        return self._tag(reply, plan.tale)  # type: ignore[no-any-return]
+
+    async def _ainvoke(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> BaseMessage:
+        child = patch_config(config, callbacks=run_manager.get_child())
+        question, messages = self._split(value, child)
+        budget = await self._estimator_for(child).aestimate(question)
+        plan = self._plan(budget, messages, question)
+        await adispatch_custom_event(BUDGET_EVENT, plan.event, config=child)
+        answer_config = self._answer_config(child, plan.tale)
+        reply = await self.llm.ainvoke(plan.prompt, answer_config, **plan.kwargs)
+        return self._tag(reply, plan.tale)  # type: ignore[no-any-return]
+
+    def invoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        return self._call_with_config(self._invoke, input, config, **kwargs)
+
+    async def ainvoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
+
+    # -- stream / astream: the model's chunks pass through as they come ----------------------
+    def stream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[BaseMessageChunk]:
+        config = ensure_config(config)
+        run_manager = get_callback_manager_for_config(config).on_chain_start(
+            None, input, name=config.get("run_name") or self.get_name(),
+            run_id=config.pop("run_id", None),
+        )  # fmt: skip
+        final: Any = None
+        try:
+            child = patch_config(config, callbacks=run_manager.get_child())
+            question, messages = self._split(input, child)
+            budget = self._estimator_for(child).estimate(question)
+            plan = self._plan(budget, messages, question)
+            dispatch_custom_event(BUDGET_EVENT, plan.event, config=child)
+            answer_config = self._answer_config(child, plan.tale)
+            for i, chunk in enumerate(self.llm.stream(plan.prompt, answer_config, **plan.kwargs)):
+                if i == 0:
+                    chunk = self._tag(chunk, plan.tale)
+                final = chunk if final is None else final + chunk
+                yield chunk
+        except BaseException as exc:
+            run_manager.on_chain_error(exc)
+            raise
+        run_manager.on_chain_end(final)
+
+    async def astream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[BaseMessageChunk]:
+        config = ensure_config(config)
+        run_manager = await get_async_callback_manager_for_config(config).on_chain_start(
+            None, input, name=config.get("run_name") or self.get_name(),
+            run_id=config.pop("run_id", None),
+        )  # fmt: skip
+        final: Any = None
+        try:
+            child = patch_config(config, callbacks=run_manager.get_child())
+            question, messages = self._split(input, child)
+            budget = await self._estimator_for(child).aestimate(question)
+            plan = self._plan(budget, messages, question)
+            await adispatch_custom_event(BUDGET_EVENT, plan.event, config=child)
+            answer_config = self._answer_config(child, plan.tale)
+            i = 0
+            async for chunk in self.llm.astream(plan.prompt, answer_config, **plan.kwargs):
+                if i == 0:
+                    chunk = self._tag(chunk, plan.tale)
+                i += 1
+                final = chunk if final is None else final + chunk
+                yield chunk
+        except BaseException as exc:
+            await run_manager.on_chain_error(exc)
+            raise
+        await run_manager.on_chain_end(final)

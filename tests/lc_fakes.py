@@ -1,0 +1,73 @@
+"""LangChain fakes: langchain-core's fake chat model, made to report usage and a model name."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import FakeListChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field
+
+ESTIMATOR_MARK = "estimate the minimum number of tokens"
+
+
+class UsageFakeChatModel(FakeListChatModel):
+    """Replies ``estimate_reply`` to the estimator prompt and ``responses[0]`` otherwise,
+    reporting usage as word counts and ``model_name`` like a provider would."""
+
+    responses: list[str] = Field(default_factory=lambda: ["3 + 5 = 8. [[8]]"])
+    model_name: str | None = "gpt-4o-mini"
+    estimate_reply: str = "Budget: [[120]]"
+    report_usage: bool = True
+    seen: list[tuple[list[BaseMessage], dict[str, Any]]] = Field(default_factory=list)
+
+    def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
+        self.seen.append((messages, kwargs))
+        if ESTIMATOR_MARK in messages[-1].text:
+            return self.estimate_reply
+        return self.responses[0]
+
+    def _message_kwargs(self, messages: list[BaseMessage], text: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.report_usage:
+            n_in = sum(len(m.text.split()) for m in messages)
+            n_out = len(text.split())
+            out["usage_metadata"] = {"input_tokens": n_in, "output_tokens": n_out,
+                                     "total_tokens": n_in + n_out,
+                                     "output_token_details": {"reasoning": 1}}  # fmt: skip
+        if self.model_name:
+            out["response_metadata"] = {"model_name": self.model_name}
+        return out
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None,
+                  **kwargs: Any) -> ChatResult:  # fmt: skip
+        text = self._reply(messages, kwargs)
+        message = AIMessage(content=text, **self._message_kwargs(messages, text))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:  # fmt: skip
+        text = self._reply(messages, kwargs)
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            piece = word if i == len(words) - 1 else word + " "
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(content="", **self._message_kwargs(messages, text))
+        )
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # fmt: skip
+        for chunk in self._stream(messages, stop, None, **kwargs):
+            if run_manager and chunk.text:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk

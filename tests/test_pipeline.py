@@ -1,0 +1,68 @@
+import pytest
+
+from tale_shared.estimators import FixedBudgetEstimator, ZeroShotEstimator
+from tale_shared.pipeline import TalePipeline, hard_cap
+
+Q = "Tom has 3 apples and buys 5 more. How many apples does he have?"
+
+
+def _answerer(messages):
+    if "estimate the minimum number of tokens" in messages[-1].content:
+        return "Budget: [[60]]"
+    return "3 + 5 = 8. [[8]]"
+
+
+def test_tale_counts_the_estimator_call_and_injects_the_budget(scripted):
+    model = scripted(_answerer)
+    result = TalePipeline(model, ZeroShotEstimator(model), style="tokens").solve(Q)
+    assert result.budget.tokens == 60 and result.answer == "8"
+    sent = model.calls[1][0][-1].content
+    assert "use less than 60 tokens" in sent and sent.startswith(Q)
+    r = result.record
+    assert [c.role for c in r.calls] == ["estimator", "answer"]
+    assert r.estimator_usage.output_tokens == 2 and r.answer_usage.output_tokens == 6
+    assert r.budget == 60 and r.style == "tokens" and r.cost_usd is not None
+
+
+async def test_async_pipeline_matches_sync(scripted):
+    model = scripted(_answerer)
+    tale = TalePipeline(model, ZeroShotEstimator(model), style="words")
+    a = await tale.asolve(Q)
+    b = tale.solve(Q)
+    assert a.record.usage == b.record.usage and a.answer == b.answer == "8"
+
+
+def test_style_defaults_to_the_model_profile(scripted):
+    local = TalePipeline(scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b"),
+                         FixedBudgetEstimator(100))  # fmt: skip
+    api = TalePipeline(scripted("[[8]]"), FixedBudgetEstimator(100))
+    assert (local.style.name, api.style.name) == ("words", "paper")
+
+
+def test_vanilla_baseline_has_no_budget_and_one_call(scripted):
+    model = scripted("[[8]]")
+    result = TalePipeline.vanilla(model).solve(Q)
+    assert result.budget is None and result.record.n_calls == 1
+    assert "Let's think step by step." in model.calls[0][0][-1].content
+    with pytest.raises(ValueError, match="needs an estimator"):
+        TalePipeline(model, None, style="words")
+
+
+def test_hard_cap_with_headroom(scripted):
+    model = scripted("[[8]]")
+    TalePipeline(model, FixedBudgetEstimator(100), cap_headroom=1.5, max_tokens=512).solve(Q)
+    assert model.calls[-1][1] == 150
+    assert hard_cap(7, 1.2) == 9
+    with pytest.raises(ValueError):
+        hard_cap(100, 0.5)
+
+
+def test_unknown_model_cost_stays_unknown(scripted):
+    result = TalePipeline(scripted("[[8]]", model_name="mystery-llm"),
+                          FixedBudgetEstimator(50)).solve(Q)  # fmt: skip
+    assert result.record.cost_usd is None
+
+
+def test_empty_question(scripted):
+    with pytest.raises(ValueError, match="empty"):
+        TalePipeline(scripted("x"), FixedBudgetEstimator(5)).solve(" ")

