@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -71,3 +72,41 @@ class UsageFakeChatModel(FakeListChatModel):
             if run_manager and chunk.text:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
+
+
+class ToolCallingFake(UsageFakeChatModel):
+    """Plays a script of AI messages (tool calls, then an answer) and accepts bind_tools."""
+
+    script: list[AIMessage] = Field(default_factory=list)
+    step: int = 0
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        settings = {k: v for k, v in kwargs.items() if k not in ("tool_choice", "strict")}
+        return self.bind(**settings) if settings else self
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None,
+                  **kwargs: Any) -> ChatResult:  # fmt: skip
+        self.seen.append((messages, kwargs))
+        planned = self.script[min(self.step, len(self.script) - 1)]
+        self.step += 1
+        message = planned.model_copy(update=self._message_kwargs(messages, planned.text or "x"))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:  # fmt: skip
+        message = self._generate(messages, stop, None, **kwargs).generations[0].message
+        assert isinstance(message, AIMessage)
+        chunks = [
+            {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i,
+             "type": "tool_call_chunk"}
+            for i, c in enumerate(message.tool_calls)
+        ]  # fmt: skip
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=message.content, tool_call_chunks=chunks,
+                usage_metadata=message.usage_metadata,
+                response_metadata=message.response_metadata,
+            )
+        )  # fmt: skip

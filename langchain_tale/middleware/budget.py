@@ -1,0 +1,213 @@
+"""``TaleBudgetMiddleware``: a per-step token budget and a total budget for an agent run."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from langchain.agents.middleware.types import (
+    AgentMiddleware,
+    AgentState,
+    ModelRequest,
+    ModelResponse,
+    PrivateStateAttr,
+    hook_config,
+)
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langgraph.channels.untracked_value import UntrackedValue
+from langgraph.runtime import Runtime
+from typing_extensions import NotRequired
+
+from langchain_tale._caps import cap_kwargs
+from langchain_tale.model_adapter import LangChainModel, model_name_of, usage_from_message
+from tale_shared.budget import TokenBudget
+from tale_shared.estimators import (
+    BudgetEstimator,
+    HeuristicEstimator,
+    ZeroShotEstimator,
+    make_estimator,
+)
+from tale_shared.pipeline import hard_cap
+from tale_shared.pricing import PriceTable, default_price_table
+from tale_shared.prompts import get_style, join_instruction
+
+ExitBehavior = Literal["end", "error", "warn"]
+
+
+class TaleBudgetState(AgentState[Any]):
+    """Agent state with the run's spending, private to the middleware."""
+
+    tale_run_tokens: NotRequired[Annotated[int, UntrackedValue, PrivateStateAttr]]
+    tale_run_cost_usd: NotRequired[Annotated[float | None, UntrackedValue, PrivateStateAttr]]
+    tale_run_steps: NotRequired[Annotated[int, UntrackedValue, PrivateStateAttr]]
+
+
+class TaleBudgetExceededError(RuntimeError):
+    """The agent run spent its total token or USD budget (``exit_behavior="error"``)."""
+
+    def __init__(self, message: str, tokens: int, cost_usd: float | None) -> None:
+        super().__init__(message)
+        self.tokens = tokens
+        self.cost_usd = cost_usd
+
+
+class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
+    """Gives every agent step a token budget, and the whole run a total budget.
+
+    Before each model call the estimator budgets the step from the task (the first human
+    message), capped by the tokens left in the run; the budget goes into the system message
+    (``style="system"``) and, with ``cap_headroom``, into the provider's ``max_tokens``.
+    After each call the model's reported usage (input + output tokens, and its USD cost when
+    the price is known) is added to the run's private state. When ``total_tokens`` or
+    ``total_usd`` is spent, ``exit_behavior`` decides: ``"end"`` finishes with a message
+    saying so, ``"error"`` raises :class:`TaleBudgetExceededError`, ``"warn"`` warns and
+    goes on.
+
+    Example:
+        .. code-block:: python
+
+            from langchain.agents import create_agent
+            from langchain_tale.middleware import TaleBudgetMiddleware
+
+            agent = create_agent(
+                model, tools=[get_weather],
+                middleware=[TaleBudgetMiddleware(total_tokens=4000, exit_behavior="end")],
+            )
+    """
+
+    state_schema = TaleBudgetState
+
+    def __init__(
+        self,
+        *,
+        estimator: BudgetEstimator | str | None = None,
+        total_tokens: int | None = None,
+        total_usd: float | None = None,
+        exit_behavior: ExitBehavior = "end",
+        style: str = "system",
+        cap_headroom: float | None = None,
+        price_table: PriceTable | None = None,
+    ) -> None:
+        super().__init__()
+        if exit_behavior not in ("end", "error", "warn"):
+            raise ValueError(f"exit_behavior must be 'end', 'error' or 'warn', not {exit_behavior!r}")
+        if total_tokens is not None and total_tokens < 1:
+            raise ValueError("total_tokens must be positive")
+        if total_usd is not None and total_usd <= 0:
+            raise ValueError("total_usd must be positive")
+        # "zero-shot" asks the agent's own model, so it is built per call from the request.
+        self._zero_shot = estimator == "zero-shot"
+        if isinstance(estimator, str) and not self._zero_shot:
+            estimator = make_estimator(estimator)
+        self.estimator = (
+            estimator if isinstance(estimator, BudgetEstimator) else HeuristicEstimator()
+        )
+        self.total_tokens = total_tokens
+        self.total_usd = total_usd
+        self.exit_behavior = exit_behavior
+        self.style = get_style(style)
+        self.cap_headroom = cap_headroom
+        self.prices = price_table or default_price_table()
+
+    # -- accounting --------------------------------------------------------------------------
+    def _exhausted(self, state: dict[str, Any]) -> str | None:
+        tokens = state.get("tale_run_tokens", 0)
+        cost = state.get("tale_run_cost_usd", 0.0)
+        if self.total_tokens is not None and tokens >= self.total_tokens:
+            return f"token budget spent ({tokens}/{self.total_tokens} tokens)"
+        if self.total_usd is not None and cost is not None and cost >= self.total_usd:
+            return f"USD budget spent (${cost:.6f}/${self.total_usd:.6f})"
+        return None
+
+    @hook_config(can_jump_to=["end"])
+    def before_model(self, state: TaleBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        reason = self._exhausted(dict(state))
+        if reason is None:
+            return None
+        message = f"Stopped: the agent's {reason}."
+        if self.exit_behavior == "error":
+            raise TaleBudgetExceededError(
+                message, state.get("tale_run_tokens", 0), state.get("tale_run_cost_usd")
+            )
+        if self.exit_behavior == "warn":
+            warnings.warn(message, stacklevel=2)
+            return None
+        return {"jump_to": "end", "messages": [AIMessage(content=message)]}
+
+    @hook_config(can_jump_to=["end"])
+    async def abefore_model(
+        self, state: TaleBudgetState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        return self.before_model(state, runtime)
+
+    def after_model(self, state: TaleBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        messages = state.get("messages", [])
+        last = messages[-1] if messages else None
+        if not isinstance(last, AIMessage):
+            return None
+        usage = usage_from_message(last)
+        model = (last.response_metadata or {}).get("model_name")
+        cost = self.prices.cost(model, usage)
+        spent = state.get("tale_run_cost_usd", 0.0)
+        return {
+            "tale_run_tokens": state.get("tale_run_tokens", 0) + usage.total_tokens,
+            "tale_run_cost_usd": None if cost is None or spent is None else spent + cost,
+            "tale_run_steps": state.get("tale_run_steps", 0) + 1,
+        }
+
+    async def aafter_model(
+        self, state: TaleBudgetState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        return self.after_model(state, runtime)
+
+    # -- the per-step budget -----------------------------------------------------------------
+    @staticmethod
+    def _task(messages: list[BaseMessage]) -> str:
+        humans = [m for m in messages if m.type == "human" and m.text.strip()]
+        return humans[0].text if humans else "continue the task"
+
+    def _left(self, state: dict[str, Any]) -> int | None:
+        if self.total_tokens is None:
+            return None
+        return max(1, self.total_tokens - state.get("tale_run_tokens", 0))
+
+    def _budgeted(self, request: ModelRequest[Any], budget: TokenBudget) -> ModelRequest[Any]:
+        tokens = budget.tokens
+        left = self._left(dict(request.state or {}))
+        if left is not None:
+            tokens = min(tokens, left)
+        sentence = self.style.instruction(tokens)
+        system = request.system_message
+        content = join_instruction(system.text if system else "", sentence)
+        overrides: dict[str, Any] = {"system_message": SystemMessage(content=content)}
+        if self.cap_headroom is not None:
+            overrides["model_settings"] = {
+                **request.model_settings,
+                **cap_kwargs(request.model, hard_cap(tokens, self.cap_headroom)),
+            }
+        return request.override(**overrides)
+
+    def _estimator(self, request: ModelRequest[Any]) -> BudgetEstimator:
+        if self._zero_shot:
+            return ZeroShotEstimator(LangChainModel(request.model))
+        return self.estimator
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any]:
+        budget = self._estimator(request).estimate(self._task(request.messages))
+        return handler(self._budgeted(request, budget))
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any]:
+        budget = await self._estimator(request).aestimate(self._task(request.messages))
+        return await handler(self._budgeted(request, budget))
+
+
+__all__ = ["TaleBudgetExceededError", "TaleBudgetMiddleware", "TaleBudgetState", "model_name_of"]

@@ -1,0 +1,105 @@
+import warnings
+
+import pytest
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.tools import tool
+
+from lc_fakes import ToolCallingFake
+from langchain_tale.middleware import TaleBudgetExceededError, TaleBudgetMiddleware
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def _script(n_tool_calls: int) -> list[AIMessage]:
+    calls = [
+        AIMessage(content="", tool_calls=[{"name": "add", "args": {"a": i, "b": 1},
+                                           "id": f"c{i}", "type": "tool_call"}])
+        for i in range(n_tool_calls)
+    ]  # fmt: skip
+    return [*calls, AIMessage(content="The answer is [[3]].")]
+
+
+def _run(middleware, n_tool_calls=1, ainvoke=False):
+    model = ToolCallingFake(script=_script(n_tool_calls))
+    agent = create_agent(model, tools=[add], system_prompt="You are a calculator.",
+                         middleware=[middleware])  # fmt: skip
+    inputs = {"messages": [HumanMessage("What is 2 + 1? Use the tool.")]}
+    return model, agent, inputs
+
+
+def test_each_step_gets_a_budget_in_the_system_message():
+    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="fixed:80"))
+    result = agent.invoke(inputs)
+    assert result["messages"][-1].text == "The answer is [[3]]."
+    assert len(model.seen) == 2
+    for messages, _ in model.seen:
+        assert messages[0].type == "system"
+        assert messages[0].text.startswith("You are a calculator.")
+        assert "shorter than 80 tokens" in messages[0].text
+
+
+def test_step_budget_shrinks_to_the_tokens_left_and_caps_max_tokens():
+    model, agent, inputs = _run(
+        TaleBudgetMiddleware(estimator="fixed:500", total_tokens=10_000, cap_headroom=1.2)
+    )
+    agent.invoke(inputs)
+    (first, k1), (second, k2) = model.seen
+    assert "shorter than 500 tokens" in first[0].text and k1["max_tokens"] == 600
+    assert k2["max_tokens"] == 600
+
+
+def test_total_budget_end_stops_with_a_message():
+    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="fixed:50", total_tokens=20),
+                                n_tool_calls=5)  # fmt: skip
+    result = agent.invoke(inputs)
+    assert "token budget spent" in result["messages"][-1].text
+    assert len(model.seen) == 1  # the first call spent more than 20 tokens
+
+
+def test_total_budget_error_raises_the_specific_exception():
+    _, agent, inputs = _run(TaleBudgetMiddleware(total_tokens=20, exit_behavior="error"), 5)
+    with pytest.raises(TaleBudgetExceededError) as info:
+        agent.invoke(inputs)
+    assert info.value.tokens > 20
+
+
+def test_total_budget_warn_goes_on():
+    model, agent, inputs = _run(TaleBudgetMiddleware(total_tokens=20, exit_behavior="warn"), 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = agent.invoke(inputs)
+    assert result["messages"][-1].text == "The answer is [[3]]."
+    assert any("token budget spent" in str(w.message) for w in caught)
+
+
+def test_usd_budget_counts_real_cost():
+    model, agent, inputs = _run(TaleBudgetMiddleware(total_usd=1e-9), 3)
+    result = agent.invoke(inputs)
+    assert "USD budget spent" in result["messages"][-1].text and len(model.seen) == 1
+
+
+async def test_async_agent():
+    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="heuristic", total_tokens=20), 5)
+    result = await agent.ainvoke(inputs)
+    assert "token budget spent" in result["messages"][-1].text
+
+
+async def test_stream_events_still_work():
+    _, agent, inputs = _run(TaleBudgetMiddleware(estimator="fixed:60"))
+    kinds = {e["event"] async for e in agent.astream_events(inputs, version="v2")}
+    assert {"on_chat_model_start", "on_tool_start"} <= kinds
+
+
+def test_zero_shot_uses_the_agents_model_and_bad_settings_are_refused():
+    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="zero-shot"))
+    agent.invoke(inputs)
+    assert any("estimate the minimum number of tokens" in m[-1].text for m, _ in model.seen)
+    with pytest.raises(ValueError):
+        TaleBudgetMiddleware(exit_behavior="explode")
+    with pytest.raises(ValueError):
+        TaleBudgetMiddleware(total_tokens=0)
