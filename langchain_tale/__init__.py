@@ -16,9 +16,7 @@ from __future__ import annotations
 try:
     import langchain_core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "langchain_tale needs langchain-core: pip install 'tale[langchain]'"
-    ) from exc
+    raise ImportError("langchain_tale needs langchain-core: pip install 'tale[langchain]'") from exc
 
 from langchain_tale.callbacks import TaleCallbackHandler, tale_usage
 from langchain_tale.chat_models import ChatLocalLlama

@@ -26,8 +26,10 @@ def to_core(messages: Sequence[BaseMessage]) -> list[Message]:
 
 def to_langchain(messages: Sequence[Message]) -> list[BaseMessage]:
     kinds: dict[str, type[BaseMessage]] = {
-        "system": SystemMessage, "user": HumanMessage, "assistant": AIMessage,
-    }  # fmt: skip
+        "system": SystemMessage,
+        "user": HumanMessage,
+        "assistant": AIMessage,
+    }
     return [kinds[m.role](content=m.content) for m in messages]
 
 

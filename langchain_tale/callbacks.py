@@ -140,9 +140,14 @@ class TaleCallbackHandler(BaseCallbackHandler):
 
     # -- chains ------------------------------------------------------------------------------
     def on_chain_start(
-        self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
-        parent_run_id: UUID | None = None, **kwargs: Any,
-    ) -> None:  # fmt: skip
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._start(run_id, parent_run_id, inputs)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -151,9 +156,7 @@ class TaleCallbackHandler(BaseCallbackHandler):
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._finish(run_id, error=error)
 
-    def on_custom_event(
-        self, name: str, data: Any, *, run_id: UUID, **kwargs: Any
-    ) -> None:
+    def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if name != BUDGET_EVENT or not isinstance(data, dict):
             return
         with self._lock:
@@ -165,8 +168,14 @@ class TaleCallbackHandler(BaseCallbackHandler):
                 pending.question = data.get("question") or pending.question
 
     # -- model calls -------------------------------------------------------------------------
-    def _llm_start(self, serialized: dict[str, Any] | None, run_id: UUID,
-                   parent_run_id: UUID | None, prompt: Any, kwargs: dict[str, Any]) -> None:  # fmt: skip
+    def _llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        prompt: Any,
+        kwargs: dict[str, Any],
+    ) -> None:
         tags = kwargs.get("tags") or []
         role = "estimator" if ESTIMATOR_TAG in tags else "answer"
         question = None
@@ -175,26 +184,39 @@ class TaleCallbackHandler(BaseCallbackHandler):
         with self._lock:
             self._parent[run_id] = parent_run_id
             self._calls[run_id] = _PendingCall(
-                _model_of(serialized, kwargs), role, time.perf_counter(),
+                _model_of(serialized, kwargs),
+                role,
+                time.perf_counter(),
                 prompt if isinstance(prompt, list) else [],
-            )  # fmt: skip
+            )
             if parent_run_id is None:
                 self._queries[run_id] = _PendingQuery(question, time.perf_counter())
 
     def on_chat_model_start(
-        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *, run_id: UUID,
-        parent_run_id: UUID | None = None, **kwargs: Any,
-    ) -> None:  # fmt: skip
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._llm_start(serialized, run_id, parent_run_id, messages[0] if messages else [], kwargs)
 
     def on_llm_start(
-        self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID,
-        parent_run_id: UUID | None = None, **kwargs: Any,
-    ) -> None:  # fmt: skip
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._llm_start(serialized, run_id, parent_run_id, prompts, kwargs)
 
-    def _record_call(self, run_id: UUID, usage: TokenUsage, model: str | None,
-                     error: BaseException | None = None) -> None:  # fmt: skip
+    def _record_call(
+        self, run_id: UUID, usage: TokenUsage, model: str | None, error: BaseException | None = None
+    ) -> None:
         with self._lock:
             pending = self._calls.pop(run_id, None)
             root = self._root(run_id)
@@ -231,9 +253,11 @@ class TaleCallbackHandler(BaseCallbackHandler):
             model = meta.get("model_name") or meta.get("model")
         elif response.llm_output and isinstance(response.llm_output.get("token_usage"), dict):
             tu = response.llm_output["token_usage"]
-            usage = TokenUsage(input_tokens=int(tu.get("prompt_tokens", 0)),
-                               output_tokens=int(tu.get("completion_tokens", 0)),
-                               source="provider")  # fmt: skip
+            usage = TokenUsage(
+                input_tokens=int(tu.get("prompt_tokens", 0)),
+                output_tokens=int(tu.get("completion_tokens", 0)),
+                source="provider",
+            )
             model = response.llm_output.get("model_name")
         self._record_call(run_id, usage, model)
 

@@ -70,7 +70,9 @@ class LangChainModel:
     def with_config(self, config: RunnableConfig | None) -> LangChainModel:
         return LangChainModel(self.llm, config)
 
-    def _completion(self, message: BaseMessage, prompt: list[BaseMessage], start: float) -> Completion:
+    def _completion(
+        self, message: BaseMessage, prompt: list[BaseMessage], start: float
+    ) -> Completion:
         meta = getattr(message, "response_metadata", {}) or {}
         return Completion(
             text=message.text,

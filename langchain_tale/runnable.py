@@ -83,7 +83,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     llm: BaseChatModel
     estimator: BudgetEstimator | str | None = Field(default=None)
     style: str | None = None
-    prompt: BasePromptTemplate | None = None
+    prompt: BasePromptTemplate[Any] | None = None
     question_key: str = "question"
     cap_headroom: float | None = Field(default=None, ge=1.0)
 
@@ -130,7 +130,9 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     def _split(self, value: Any, config: RunnableConfig) -> tuple[str, list[BaseMessage]]:
         if self.prompt is not None:
             if not isinstance(value, dict) or self.question_key not in value:
-                raise ValueError(f"with a prompt, the input must be a dict with {self.question_key!r}")
+                raise ValueError(
+                    f"with a prompt, the input must be a dict with {self.question_key!r}"
+                )
             rendered = self.prompt.invoke(value, patch_config(config, run_name="tale_prompt"))
             _, messages = coerce_input(rendered, self.question_key)
             return value[self.question_key], messages
@@ -145,9 +147,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
             "fallback_reason": budget.fallback_reason,
         }
 
-    def _answer_config(
-        self, config: RunnableConfig, tale: dict[str, Any]
-    ) -> RunnableConfig:
+    def _answer_config(self, config: RunnableConfig, tale: dict[str, Any]) -> RunnableConfig:
         answer = patch_config(config)
         answer["tags"] = [*answer.get("tags", []), ANSWER_TAG]
         answer["metadata"] = {
@@ -213,9 +213,11 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     ) -> Iterator[BaseMessageChunk]:
         config = ensure_config(config)
         run_manager = get_callback_manager_for_config(config).on_chain_start(
-            None, input, name=config.get("run_name") or self.get_name(),
+            None,
+            input,
+            name=config.get("run_name") or self.get_name(),
             run_id=config.pop("run_id", None),
-        )  # fmt: skip
+        )
         final: Any = None
         try:
             child = patch_config(config, callbacks=run_manager.get_child())
@@ -239,9 +241,11 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     ) -> AsyncIterator[BaseMessageChunk]:
         config = ensure_config(config)
         run_manager = await get_async_callback_manager_for_config(config).on_chain_start(
-            None, input, name=config.get("run_name") or self.get_name(),
+            None,
+            input,
+            name=config.get("run_name") or self.get_name(),
             run_id=config.pop("run_id", None),
-        )  # fmt: skip
+        )
         final: Any = None
         try:
             child = patch_config(config, callbacks=run_manager.get_child())

@@ -1,0 +1,41 @@
+"""tale for LlamaIndex: a budget-injecting query transform, per-query cost tracing through the
+instrumentation module, and a budget-aware LLM wrapper for agents.
+
+    from llama_index_tale import TaleQueryEngine, TaleQueryTransform, TaleTracer
+
+    transform = TaleQueryTransform(llm=llm)
+    engine = TaleQueryEngine(index.as_query_engine(llm=llm), transform)
+    with TaleTracer() as tracer:
+        engine.query("...")
+    print(tracer.summary())
+
+Needs ``llama-index-core``: ``pip install 'tale[llama-index]'``.
+"""
+
+from __future__ import annotations
+
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "llama_index_tale needs llama-index-core: pip install 'tale[llama-index]'"
+    ) from exc
+
+from llama_index_tale.agents import TaleBudgetExceededError, TaleLLM
+from llama_index_tale.llm_adapter import LlamaIndexModel, usage_from_response
+from llama_index_tale.llms import LocalLlamaLLM
+from llama_index_tale.query_engine import TaleQueryEngine
+from llama_index_tale.query_transform import TaleBudgetEvent, TaleQueryTransform
+from llama_index_tale.tracing import TaleTracer
+
+__all__ = [
+    "LlamaIndexModel",
+    "LocalLlamaLLM",
+    "TaleBudgetEvent",
+    "TaleBudgetExceededError",
+    "TaleLLM",
+    "TaleQueryEngine",
+    "TaleQueryTransform",
+    "TaleTracer",
+    "usage_from_response",
+]

@@ -9,9 +9,12 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import Any
 
 _BRACKETS = re.compile(r"\[\[\s*(.+?)\s*\]\]", re.S)
 _HASHES = re.compile(r"####\s*([^\n]+)")
@@ -87,12 +90,19 @@ def normalize_answer(value: str | None) -> str | None:
     return re.sub(r"\s+", "", value).strip("$. ").lower() or None
 
 
+class _DropTimeoutNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Timeout is disabled" not in record.getMessage()
+
+
 @lru_cache(maxsize=1)
-def _math_verify() -> tuple[object, object] | None:
+def _math_verify() -> tuple[Any, Any] | None:
     try:
         from math_verify import parse, verify
     except Exception:  # pragma: no cover - math-verify is a core dependency
         return None
+    for name in ("math_verify.parser", "math_verify.grader"):
+        logging.getLogger(name).addFilter(_DropTimeoutNotice())
     return parse, verify
 
 
@@ -101,10 +111,13 @@ def _latex_equal(predicted: str, gold: str) -> bool:
     if funcs is None:
         return False
     parse, verify = funcs
+    # math-verify's timeouts use SIGALRM, which works only in the main thread; elsewhere
+    # (worker threads of batches and async runs) parse without one.
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
     try:
-        gold_parsed = parse(f"${gold}$", parsing_timeout=None)  # type: ignore[operator]
-        pred_parsed = parse(f"${predicted}$", parsing_timeout=None)  # type: ignore[operator]
-        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))  # type: ignore[operator]
+        gold_parsed = parse(f"${gold}$", parsing_timeout=timeout)
+        pred_parsed = parse(f"${predicted}$", parsing_timeout=timeout)
+        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
     except Exception:
         return False
 

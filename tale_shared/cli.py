@@ -1,7 +1,7 @@
 """The ``tale`` command line.
 
-    tale ask "QUESTION" [--compare] [--model M] [--estimator E] [--style S]
-    tale styles | tale models
+tale ask "QUESTION" [--compare] [--model M] [--estimator E] [--style S]
+tale styles | tale models
 """
 
 from __future__ import annotations
@@ -75,8 +75,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
             results.append(vanilla.solve(args.question))
     rows = [_row(r) for r in results]
     if args.json:
-        print(json.dumps({"question": args.question, "results": rows,
-                          "replies": [r.text for r in results]}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {"question": args.question, "results": rows, "replies": [r.text for r in results]},
+                indent=2,
+            )
+        )
         return 0
     budget = results[0].budget
     assert budget is not None
@@ -114,13 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="answer a question with TALE on a local model")
     ask.add_argument("question")
-    ask.add_argument("--model", default=DEFAULT_LOCAL_MODEL,
-                     help=f"a local model name ({', '.join(MODELS)}) or a .gguf path")  # fmt: skip
-    ask.add_argument("--estimator", default="auto",
-                     help="auto (packaged regression estimator, else heuristic), fixed:N, "
-                          "heuristic, zero-shot, regression[:PATH]")  # fmt: skip
-    ask.add_argument("--style", default=None,
-                     help="prompt style (default: the model's profile); see `tale styles`")  # fmt: skip
+    ask.add_argument(
+        "--model",
+        default=DEFAULT_LOCAL_MODEL,
+        help=f"a local model name ({', '.join(MODELS)}) or a .gguf path",
+    )
+    ask.add_argument(
+        "--estimator",
+        default="auto",
+        help="auto (packaged regression estimator, else heuristic), fixed:N, "
+        "heuristic, zero-shot, regression[:PATH]",
+    )
+    ask.add_argument(
+        "--style",
+        default=None,
+        help="prompt style (default: the model's profile); see `tale styles`",
+    )
     ask.add_argument("--compare", action="store_true", help="also run vanilla CoT")
     ask.add_argument("--max-tokens", type=int, default=512, help="output cap per call")
     ask.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores)")
@@ -135,10 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Commands defined in other modules (search, training, calibration, export, plots)."""
-    try:
-        from tale_shared import _cli_research
-    except ImportError:
-        return
+    from tale_shared import _cli_research
+
     _cli_research.register(sub)
 
 

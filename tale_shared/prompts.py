@@ -106,9 +106,9 @@ class PromptStyle:
         out.append(Message("user", sentence))
         return out
 
-    def render(self, question: str, budget: int | None, *, answer_format: bool = True) -> list[
-        Message
-    ]:
+    def render(
+        self, question: str, budget: int | None, *, answer_format: bool = True
+    ) -> list[Message]:
         """A complete prompt for ``question`` under ``budget`` tokens."""
         question = require_question(question)
         sentence = self.instruction(budget)

@@ -211,11 +211,25 @@ def summarize(records: Iterable[QueryRecord]) -> UsageSummary:
 
 
 CSV_COLUMNS = (
-    "query_id", "started_at", "question", "budget", "estimator", "style", "models", "n_calls",
-    "estimator_input_tokens", "estimator_output_tokens", "answer_input_tokens",
-    "answer_output_tokens", "reasoning_tokens", "usage_source", "latency_s", "cost_usd",
-    "budget_adherence", "error",
-)  # fmt: skip
+    "query_id",
+    "started_at",
+    "question",
+    "budget",
+    "estimator",
+    "style",
+    "models",
+    "n_calls",
+    "estimator_input_tokens",
+    "estimator_output_tokens",
+    "answer_input_tokens",
+    "answer_output_tokens",
+    "reasoning_tokens",
+    "usage_source",
+    "latency_s",
+    "cost_usd",
+    "budget_adherence",
+    "error",
+)
 
 
 def _csv_row(r: QueryRecord) -> dict[str, object]:
@@ -309,9 +323,14 @@ class UsageLedger:
                 if line.strip():
                     data = json.loads(line)
                     for key in (
-                        "estimator_usage", "answer_usage", "usage", "n_calls", "models",
-                        "cost_usd", "budget_adherence",
-                    ):  # fmt: skip
+                        "estimator_usage",
+                        "answer_usage",
+                        "usage",
+                        "n_calls",
+                        "models",
+                        "cost_usd",
+                        "budget_adherence",
+                    ):
                         data.pop(key, None)
                     records.append(QueryRecord.model_validate(data))
         return cls(records)

@@ -36,23 +36,34 @@ class UsageFakeChatModel(FakeListChatModel):
         if self.report_usage:
             n_in = sum(len(m.text.split()) for m in messages)
             n_out = len(text.split())
-            out["usage_metadata"] = {"input_tokens": n_in, "output_tokens": n_out,
-                                     "total_tokens": n_in + n_out,
-                                     "output_token_details": {"reasoning": 1}}  # fmt: skip
+            out["usage_metadata"] = {
+                "input_tokens": n_in,
+                "output_tokens": n_out,
+                "total_tokens": n_in + n_out,
+                "output_token_details": {"reasoning": 1},
+            }
         if self.model_name:
             out["response_metadata"] = {"model_name": self.model_name}
         return out
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:  # fmt: skip
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         text = self._reply(messages, kwargs)
         message = AIMessage(content=text, **self._message_kwargs(messages, text))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:  # fmt: skip
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         text = self._reply(messages, kwargs)
         words = text.split(" ")
         for i, word in enumerate(words):
@@ -65,9 +76,13 @@ class UsageFakeChatModel(FakeListChatModel):
             message=AIMessageChunk(content="", **self._message_kwargs(messages, text))
         )
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # fmt: skip
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         for chunk in self._stream(messages, stop, None, **kwargs):
             if run_manager and chunk.text:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -84,29 +99,43 @@ class ToolCallingFake(UsageFakeChatModel):
         settings = {k: v for k, v in kwargs.items() if k not in ("tool_choice", "strict")}
         return self.bind(**settings) if settings else self
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:  # fmt: skip
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         self.seen.append((messages, kwargs))
         planned = self.script[min(self.step, len(self.script) - 1)]
         self.step += 1
         message = planned.model_copy(update=self._message_kwargs(messages, planned.text or "x"))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:  # fmt: skip
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         message = self._generate(messages, stop, None, **kwargs).generations[0].message
         assert isinstance(message, AIMessage)
         chunks = [
-            {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i,
-             "type": "tool_call_chunk"}
+            {
+                "name": c["name"],
+                "args": json.dumps(c["args"]),
+                "id": c["id"],
+                "index": i,
+                "type": "tool_call_chunk",
+            }
             for i, c in enumerate(message.tool_calls)
-        ]  # fmt: skip
+        ]
         yield ChatGenerationChunk(
             message=AIMessageChunk(
-                content=message.content, tool_call_chunks=chunks,
+                content=message.content,
+                tool_call_chunks=chunks,
                 usage_metadata=message.usage_metadata,
                 response_metadata=message.response_metadata,
             )
-        )  # fmt: skip
+        )

@@ -23,9 +23,17 @@ def test_extract_answer(text, expected):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("72.0", "72"), ("$1,200.00", "1200"), ("50%", "50"), ("0.50", "0.5"), ("3/4", "0.75"),
-     (r"\frac{3}{4}", "0.75"), ("18 dollars", "18"), ("-7", "-7")],
-)  # fmt: skip
+    [
+        ("72.0", "72"),
+        ("$1,200.00", "1200"),
+        ("50%", "50"),
+        ("0.50", "0.5"),
+        ("3/4", "0.75"),
+        (r"\frac{3}{4}", "0.75"),
+        ("18 dollars", "18"),
+        ("-7", "-7"),
+    ],
+)
 def test_normalize_answer(value, expected):
     assert normalize_answer(value) == expected
 

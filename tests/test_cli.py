@@ -20,8 +20,18 @@ def fake_local(monkeypatch, scripted):
 
 
 def test_ask_compare_prints_both_methods(fake_local, capsys):
-    assert cli.main(["ask", "Tom has 3 apples and buys 5. How many?", "--compare",
-                     "--estimator", "zero-shot"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "ask",
+                "Tom has 3 apples and buys 5. How many?",
+                "--compare",
+                "--estimator",
+                "zero-shot",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "budget: 90 tokens from the zero-shot estimator" in out
     assert "TALE (words)" in out and "vanilla CoT" in out
@@ -29,8 +39,20 @@ def test_ask_compare_prints_both_methods(fake_local, capsys):
 
 
 def test_ask_json(fake_local, capsys):
-    assert cli.main(["ask", "Tom has 3 apples and buys 5. How many?", "--json",
-                     "--estimator", "fixed:40", "--style", "tokens"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "ask",
+                "Tom has 3 apples and buys 5. How many?",
+                "--json",
+                "--estimator",
+                "fixed:40",
+                "--style",
+                "tokens",
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     (row,) = data["results"]
     assert row["budget"] == 40 and row["answer"] == "8" and row["method"] == "TALE (tokens)"

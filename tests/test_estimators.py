@@ -39,8 +39,14 @@ def test_heuristic_grows_with_the_work_in_the_question():
     assert easy.usage.source == "none" and easy.usage.total_tokens == 0
 
 
-@pytest.mark.parametrize("est", [FixedBudgetEstimator(10), HeuristicEstimator(),
-                                 RegressionEstimator().fit(["a b", "c d e"], [10, 20])])  # fmt: skip
+@pytest.mark.parametrize(
+    "est",
+    [
+        FixedBudgetEstimator(10),
+        HeuristicEstimator(),
+        RegressionEstimator().fit(["a b", "c d e"], [10, 20]),
+    ],
+)
 @pytest.mark.parametrize("question", ["", "   ", "\n\t"])
 def test_every_estimator_rejects_an_empty_question(est, question):
     with pytest.raises(ValueError, match="empty"):
@@ -70,7 +76,7 @@ def test_parse_budget_reply(reply, value, problem):
 def test_zero_shot_sends_the_paper_prompt_and_records_its_own_usage(scripted):
     model = scripted("Budget: [[150]]")
     budget = ZeroShotEstimator(model).estimate(Q)
-    (messages, max_tokens), = model.calls
+    ((messages, max_tokens),) = model.calls
     assert "estimate the minimum number of tokens" in messages[0].content
     assert f'Question: "{Q}"' in messages[0].content and max_tokens == 48
     assert budget.tokens == 150 and budget.estimator == "zero-shot" and not budget.fell_back
@@ -114,7 +120,9 @@ async def test_zero_shot_async_uses_the_async_call(scripted):
 
 async def test_cheap_estimators_have_async_too():
     assert (await FixedBudgetEstimator(9).aestimate(Q)).tokens == 9
-    assert (await HeuristicEstimator().aestimate(Q)).tokens == HeuristicEstimator().estimate(Q).tokens
+    assert (await HeuristicEstimator().aestimate(Q)).tokens == HeuristicEstimator().estimate(
+        Q
+    ).tokens
 
 
 def _fitted() -> RegressionEstimator:
@@ -156,8 +164,15 @@ def test_regression_refuses_a_tampered_file(tmp_path):
         RegressionEstimator.load(path)
 
 
-@pytest.mark.parametrize("content", [b"not json at all", b'{"format": "other"}', b"[1, 2]",
-                                     b'{"format": "tale-regression-estimator", "version": 99}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json at all",
+        b'{"format": "other"}',
+        b"[1, 2]",
+        b'{"format": "tale-regression-estimator", "version": 99}',
+    ],
+)
 def test_regression_refuses_corrupt_files(tmp_path, content):
     path = tmp_path / "bad.json"
     path.write_bytes(content)

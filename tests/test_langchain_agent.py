@@ -4,8 +4,8 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
-
 from lc_fakes import ToolCallingFake
+
 from langchain_tale.middleware import TaleBudgetExceededError, TaleBudgetMiddleware
 
 
@@ -17,17 +17,22 @@ def add(a: int, b: int) -> int:
 
 def _script(n_tool_calls: int) -> list[AIMessage]:
     calls = [
-        AIMessage(content="", tool_calls=[{"name": "add", "args": {"a": i, "b": 1},
-                                           "id": f"c{i}", "type": "tool_call"}])
+        AIMessage(
+            content="",
+            tool_calls=[
+                {"name": "add", "args": {"a": i, "b": 1}, "id": f"c{i}", "type": "tool_call"}
+            ],
+        )
         for i in range(n_tool_calls)
-    ]  # fmt: skip
+    ]
     return [*calls, AIMessage(content="The answer is [[3]].")]
 
 
 def _run(middleware, n_tool_calls=1, ainvoke=False):
     model = ToolCallingFake(script=_script(n_tool_calls))
-    agent = create_agent(model, tools=[add], system_prompt="You are a calculator.",
-                         middleware=[middleware])  # fmt: skip
+    agent = create_agent(
+        model, tools=[add], system_prompt="You are a calculator.", middleware=[middleware]
+    )
     inputs = {"messages": [HumanMessage("What is 2 + 1? Use the tool.")]}
     return model, agent, inputs
 
@@ -48,14 +53,15 @@ def test_step_budget_shrinks_to_the_tokens_left_and_caps_max_tokens():
         TaleBudgetMiddleware(estimator="fixed:500", total_tokens=10_000, cap_headroom=1.2)
     )
     agent.invoke(inputs)
-    (first, k1), (second, k2) = model.seen
+    (first, k1), (_, k2) = model.seen
     assert "shorter than 500 tokens" in first[0].text and k1["max_tokens"] == 600
     assert k2["max_tokens"] == 600
 
 
 def test_total_budget_end_stops_with_a_message():
-    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="fixed:50", total_tokens=20),
-                                n_tool_calls=5)  # fmt: skip
+    model, agent, inputs = _run(
+        TaleBudgetMiddleware(estimator="fixed:50", total_tokens=20), n_tool_calls=5
+    )
     result = agent.invoke(inputs)
     assert "token budget spent" in result["messages"][-1].text
     assert len(model.seen) == 1  # the first call spent more than 20 tokens
@@ -69,7 +75,7 @@ def test_total_budget_error_raises_the_specific_exception():
 
 
 def test_total_budget_warn_goes_on():
-    model, agent, inputs = _run(TaleBudgetMiddleware(total_tokens=20, exit_behavior="warn"), 2)
+    _, agent, inputs = _run(TaleBudgetMiddleware(total_tokens=20, exit_behavior="warn"), 2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = agent.invoke(inputs)
@@ -84,7 +90,7 @@ def test_usd_budget_counts_real_cost():
 
 
 async def test_async_agent():
-    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="heuristic", total_tokens=20), 5)
+    _, agent, inputs = _run(TaleBudgetMiddleware(estimator="heuristic", total_tokens=20), 5)
     result = await agent.ainvoke(inputs)
     assert "token budget spent" in result["messages"][-1].text
 

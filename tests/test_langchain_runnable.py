@@ -4,8 +4,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
-
 from lc_fakes import ESTIMATOR_MARK, UsageFakeChatModel
+
 from langchain_tale import LangChainModel, TaleRunnable
 from langchain_tale._caps import cap_kwargs
 from tale_shared.estimators import FixedBudgetEstimator, HeuristicEstimator, ZeroShotEstimator
@@ -31,9 +31,14 @@ def test_lcel_chain_just_works():
 
 @pytest.mark.parametrize(
     "value",
-    [Q, [HumanMessage(Q)], [("system", "Be brief."), ("human", Q)], {"question": Q},
-     PROMPT.invoke({"question": Q})],
-)  # fmt: skip
+    [
+        Q,
+        [HumanMessage(Q)],
+        [("system", "Be brief."), ("human", Q)],
+        {"question": Q},
+        PROMPT.invoke({"question": Q}),
+    ],
+)
 def test_every_input_form_is_budgeted(value):
     llm = UsageFakeChatModel()
     reply = TaleRunnable(llm=llm, estimator="fixed:90").invoke(value)
@@ -75,8 +80,12 @@ def test_an_unparseable_estimate_falls_back_and_says_so():
 
 def test_any_core_estimator_and_the_string_specs():
     llm = UsageFakeChatModel()
-    assert TaleRunnable(llm=llm, estimator=HeuristicEstimator()).invoke(Q).response_metadata[
-        "tale"]["estimator"] == "heuristic"  # fmt: skip
+    assert (
+        TaleRunnable(llm=llm, estimator=HeuristicEstimator())
+        .invoke(Q)
+        .response_metadata["tale"]["estimator"]
+        == "heuristic"
+    )
     assert len(llm.seen) == 1  # no estimator call
     other = UsageFakeChatModel(estimate_reply="[[33]]")
     est = ZeroShotEstimator(LangChainModel(other))
@@ -124,9 +133,14 @@ async def test_astream_and_the_custom_event():
 def test_config_propagates_to_child_runs():
     collector = RunCollectorCallbackHandler()
     TaleRunnable(llm=UsageFakeChatModel()).invoke(
-        Q, config={"callbacks": [collector], "tags": ["mine"], "metadata": {"user": "u1"},
-                   "run_name": "budgeted"},
-    )  # fmt: skip
+        Q,
+        config={
+            "callbacks": [collector],
+            "tags": ["mine"],
+            "metadata": {"user": "u1"},
+            "run_name": "budgeted",
+        },
+    )
     (root,) = collector.traced_runs
     assert root.name == "budgeted" and "mine" in root.tags
     llm_runs = [r for r in root.child_runs if r.run_type == "llm"]
@@ -149,7 +163,8 @@ def test_hard_cap_uses_each_providers_parameter():
         pass
 
     class ChatAnthropic:
-        thinking = {"type": "enabled", "budget_tokens": 2000}
+        def __init__(self) -> None:
+            self.thinking = {"type": "enabled", "budget_tokens": 2000}
 
     assert cap_kwargs(ChatGoogleGenerativeAI(), 90) == {"max_output_tokens": 90}
     assert cap_kwargs(ChatAnthropic(), 90) == {"max_tokens": 2090}

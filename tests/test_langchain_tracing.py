@@ -4,8 +4,8 @@ import csv
 import pytest
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-
 from lc_fakes import UsageFakeChatModel
+
 from langchain_tale import TaleCallbackHandler, TaleRunnable, tale_usage
 
 Q = "Tom has 3 apples and buys 5 more. How many apples does he have?"
@@ -66,15 +66,20 @@ def test_a_model_without_model_name_and_without_usage():
 
 def test_streamed_calls_are_counted():
     tracer = TaleCallbackHandler()
-    chunks = list(TaleRunnable(llm=UsageFakeChatModel(responses=["x y z [[1]]"])).stream(
-        Q, config={"callbacks": [tracer]}))  # fmt: skip
+    chunks = list(
+        TaleRunnable(llm=UsageFakeChatModel(responses=["x y z [[1]]"])).stream(
+            Q, config={"callbacks": [tracer]}
+        )
+    )
     assert chunks
     (r,) = tracer.records
     assert r.answer_usage.output_tokens == 4 and r.estimator_usage.output_tokens == 2
 
 
 def test_a_plain_chain_without_tale_is_traced_too(tmp_path):
-    chain = ChatPromptTemplate.from_template("Q: {question}") | UsageFakeChatModel() | StrOutputParser()
+    chain = (
+        ChatPromptTemplate.from_template("Q: {question}") | UsageFakeChatModel() | StrOutputParser()
+    )
     with tale_usage() as tracer:
         chain.invoke({"question": Q})
         UsageFakeChatModel().invoke("hello there")  # a bare model call is a query of its own

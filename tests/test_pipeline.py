@@ -33,8 +33,9 @@ async def test_async_pipeline_matches_sync(scripted):
 
 
 def test_style_defaults_to_the_model_profile(scripted):
-    local = TalePipeline(scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b"),
-                         FixedBudgetEstimator(100))  # fmt: skip
+    local = TalePipeline(
+        scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b"), FixedBudgetEstimator(100)
+    )
     api = TalePipeline(scripted("[[8]]"), FixedBudgetEstimator(100))
     assert (local.style.name, api.style.name) == ("words", "paper")
 
@@ -58,8 +59,9 @@ def test_hard_cap_with_headroom(scripted):
 
 
 def test_unknown_model_cost_stays_unknown(scripted):
-    result = TalePipeline(scripted("[[8]]", model_name="mystery-llm"),
-                          FixedBudgetEstimator(50)).solve(Q)  # fmt: skip
+    result = TalePipeline(
+        scripted("[[8]]", model_name="mystery-llm"), FixedBudgetEstimator(50)
+    ).solve(Q)
     assert result.record.cost_usd is None
 
 

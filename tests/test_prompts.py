@@ -53,8 +53,12 @@ def test_empty_question_is_a_clear_error():
 
 
 def test_apply_places_the_sentence_in_the_last_user_or_system_message():
-    convo = [Message("system", "Be nice."), Message("user", "first"), Message("assistant", "ok"),
-             Message("user", Q)]  # fmt: skip
+    convo = [
+        Message("system", "Be nice."),
+        Message("user", "first"),
+        Message("assistant", "ok"),
+        Message("user", Q),
+    ]
     out = get_style("tokens").apply(convo, 50)
     assert out[-1].content.endswith("use less than 50 tokens.") and out[1].content == "first"
     assert convo[-1].content == Q  # input not mutated

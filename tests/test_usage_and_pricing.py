@@ -14,12 +14,21 @@ def _query(budget=100, est_out=3, ans_out=80, cost=0.001, model="gpt-4o-mini"):
         budget=budget,
         estimator="zero-shot",
         calls=[
-            CallRecord(role="estimator", model=model, cost_usd=cost,
-                       usage=TokenUsage(input_tokens=40, output_tokens=est_out, source="provider")),
-            CallRecord(role="answer", model=model, cost_usd=cost,
-                       usage=TokenUsage(input_tokens=60, output_tokens=ans_out,
-                                        reasoning_tokens=5, source="provider")),
-        ],  # fmt: skip
+            CallRecord(
+                role="estimator",
+                model=model,
+                cost_usd=cost,
+                usage=TokenUsage(input_tokens=40, output_tokens=est_out, source="provider"),
+            ),
+            CallRecord(
+                role="answer",
+                model=model,
+                cost_usd=cost,
+                usage=TokenUsage(
+                    input_tokens=60, output_tokens=ans_out, reasoning_tokens=5, source="provider"
+                ),
+            ),
+        ],
         latency_s=0.5,
     )
 

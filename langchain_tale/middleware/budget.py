@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Literal
 
 from langchain.agents.middleware.types import (
@@ -91,7 +91,9 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     ) -> None:
         super().__init__()
         if exit_behavior not in ("end", "error", "warn"):
-            raise ValueError(f"exit_behavior must be 'end', 'error' or 'warn', not {exit_behavior!r}")
+            raise ValueError(
+                f"exit_behavior must be 'end', 'error' or 'warn', not {exit_behavior!r}"
+            )
         if total_tokens is not None and total_tokens < 1:
             raise ValueError("total_tokens must be positive")
         if total_usd is not None and total_usd <= 0:
@@ -163,14 +165,14 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
 
     # -- the per-step budget -----------------------------------------------------------------
     @staticmethod
-    def _task(messages: list[BaseMessage]) -> str:
+    def _task(messages: Sequence[BaseMessage]) -> str:
         humans = [m for m in messages if m.type == "human" and m.text.strip()]
         return humans[0].text if humans else "continue the task"
 
     def _left(self, state: dict[str, Any]) -> int | None:
         if self.total_tokens is None:
             return None
-        return max(1, self.total_tokens - state.get("tale_run_tokens", 0))
+        return max(1, self.total_tokens - int(state.get("tale_run_tokens", 0)))
 
     def _budgeted(self, request: ModelRequest[Any], budget: TokenBudget) -> ModelRequest[Any]:
         tokens = budget.tokens

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import concurrent.futures
+import copy
 import re
 from dataclasses import dataclass
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tale_shared.local.registry import (
     DEFAULT_LOCAL_MODEL,
@@ -51,8 +51,9 @@ class LocalChatModel:
     are not thread-safe); ``acomplete`` runs in a worker thread so the event loop is free.
 
     Example:
-        >>> model = LocalChatModel("smollm2-135m")             # doctest: +SKIP
-        >>> model.complete([Message("user", "Hi")], max_tokens=8).usage.output_tokens  # doctest: +SKIP
+        >>> model = LocalChatModel("smollm2-135m")  # doctest: +SKIP
+        >>> reply = model.complete([Message("user", "Hi")], max_tokens=8)  # doctest: +SKIP
+        >>> reply.usage.output_tokens  # doctest: +SKIP
         8
     """
 
@@ -213,7 +214,7 @@ class LocalChatModel:
                         "utf-8", "ignore"
                     ),
                 )
-                prompt = formatter(messages=messages).prompt
+                prompt = formatter(messages=cast(Any, messages)).prompt
                 return len(self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
         except Exception:
             pass

@@ -1,0 +1,360 @@
+"""``TaleLLM``: per-step budgets and a total budget for LlamaIndex agents.
+
+LlamaIndex agents (``FunctionAgent``, ``ReActAgent``, ``AgentWorkflow``) forward no per-call
+options to their LLM, so the budget travels inside the LLM: wrap any LLM in ``TaleLLM`` and
+hand that to the agent.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.llms import LLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from pydantic import ConfigDict, Field, PrivateAttr, SerializeAsAny
+
+from llama_index_tale.llm_adapter import model_name_of, usage_from_response
+from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, make_estimator
+from tale_shared.pricing import PriceTable, default_price_table
+from tale_shared.prompts import PromptStyle, get_style, join_instruction
+
+if TYPE_CHECKING:
+    from llama_index.core.tools import BaseTool
+
+ExitBehavior = Literal["end", "error", "warn"]
+
+
+T = TypeVar("T")
+
+
+def _single(item: T) -> Generator[T, None, None]:
+    yield item
+
+
+class TaleBudgetExceededError(RuntimeError):
+    """The run spent its total token or USD budget (``exit_behavior="error"``)."""
+
+    def __init__(self, message: str, tokens: int, cost_usd: float | None) -> None:
+        super().__init__(message)
+        self.tokens = tokens
+        self.cost_usd = cost_usd
+
+
+class TaleLLM(FunctionCallingLLM):
+    """Wraps any LLM: each call gets a step budget in its system message, and the run a total.
+
+    Before each call the estimator budgets the step from the task (the first user message),
+    capped by the tokens left; the budget sentence (``style``, the system message by default)
+    is added to the system message. After each call the provider-reported usage is added to
+    the run's totals. When ``total_tokens`` or ``total_usd`` is spent, ``exit_behavior``
+    decides: ``"end"`` answers with a message saying so instead of calling the model (the
+    agent then finishes, since that answer calls no tool), ``"error"`` raises
+    :class:`TaleBudgetExceededError`, ``"warn"`` warns and calls the model anyway.
+    Tool calling is delegated to the wrapped LLM. Call :meth:`reset` between runs.
+
+    Example:
+        .. code-block:: python
+
+            from llama_index.core.agent.workflow import FunctionAgent
+            from llama_index_tale import TaleLLM
+
+            llm = TaleLLM(llm=OpenAI(model="gpt-4o-mini"), total_tokens=5000)
+            agent = FunctionAgent(tools=[multiply], llm=llm)
+            await agent.run("What is 12.3 * 4.56?")
+            llm.spent_tokens
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    llm: SerializeAsAny[LLM]
+    estimator: Any = Field(default=None, description="a core BudgetEstimator or a spec string")
+    total_tokens: int | None = Field(default=None, ge=1)
+    total_usd: float | None = Field(default=None, gt=0)
+    exit_behavior: ExitBehavior = "end"
+    style: str = "system"
+    price_table: Any = Field(default=None, exclude=True)
+
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _spent_tokens: int = PrivateAttr(default=0)
+    _spent_usd: float | None = PrivateAttr(default=0.0)
+    _steps: int = PrivateAttr(default=0)
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        if isinstance(self.estimator, str):
+            self.estimator = make_estimator(self.estimator)
+        if self.estimator is None:
+            self.estimator = HeuristicEstimator()
+        if not isinstance(self.estimator, BudgetEstimator):
+            raise TypeError("estimator must be a tale estimator or a spec string")
+        get_style(self.style)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TaleLLM"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return self.llm.metadata
+
+    # -- accounting --------------------------------------------------------------------------
+    @property
+    def spent_tokens(self) -> int:
+        return self._spent_tokens
+
+    @property
+    def spent_usd(self) -> float | None:
+        """USD spent so far, or ``None`` once any call's price was unknown."""
+        return self._spent_usd
+
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    def reset(self) -> None:
+        """Start a new run: forget what was spent."""
+        with self._lock:
+            self._spent_tokens, self._spent_usd, self._steps = 0, 0.0, 0
+
+    def _prices(self) -> PriceTable:
+        return (
+            self.price_table if isinstance(self.price_table, PriceTable) else default_price_table()
+        )
+
+    def _count(self, response: Any, messages: Sequence[ChatMessage] | str) -> None:
+        usage = usage_from_response(response, messages)
+        cost = self._prices().cost(model_name_of(self.llm, response), usage)
+        with self._lock:
+            self._spent_tokens += usage.total_tokens
+            self._steps += 1
+            if cost is None or self._spent_usd is None:
+                self._spent_usd = None
+            else:
+                self._spent_usd += cost
+
+    def _exhausted(self) -> str | None:
+        if self.total_tokens is not None and self._spent_tokens >= self.total_tokens:
+            return f"token budget spent ({self._spent_tokens}/{self.total_tokens} tokens)"
+        if (
+            self.total_usd is not None
+            and self._spent_usd is not None
+            and (self._spent_usd >= self.total_usd)
+        ):
+            return f"USD budget spent (${self._spent_usd:.6f}/${self.total_usd:.6f})"
+        return None
+
+    def _stop_message(self) -> str | None:
+        """``None`` to go on; else the message to answer with instead of calling the model."""
+        reason = self._exhausted()
+        if reason is None:
+            return None
+        message = f"Stopped: the agent's {reason}."
+        if self.exit_behavior == "error":
+            raise TaleBudgetExceededError(message, self._spent_tokens, self._spent_usd)
+        if self.exit_behavior == "warn":
+            warnings.warn(message, stacklevel=3)
+            return None
+        return message
+
+    # -- the step budget ---------------------------------------------------------------------
+    @property
+    def prompt_style(self) -> PromptStyle:
+        return get_style(self.style)
+
+    def _step_budget(self, task: str) -> int:
+        tokens: int = self.estimator.estimate(task).tokens
+        if self.total_tokens is not None:
+            tokens = min(tokens, max(1, self.total_tokens - self._spent_tokens))
+        return tokens
+
+    @staticmethod
+    def _task(messages: Sequence[ChatMessage]) -> str:
+        users = [m.content for m in messages if m.role == MessageRole.USER and m.content]
+        return users[0] if users else "continue the task"
+
+    def _budgeted(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        style = self.prompt_style
+        sentence = style.instruction(self._step_budget(self._task(messages)))
+        out = list(messages)
+        if style.placement == "system":
+            if out and out[0].role == MessageRole.SYSTEM:
+                out[0] = ChatMessage(
+                    role=MessageRole.SYSTEM,
+                    content=join_instruction(out[0].content or "", sentence),
+                )
+            else:
+                out.insert(0, ChatMessage(role=MessageRole.SYSTEM, content=sentence))
+            return out
+        for i in range(len(out) - 1, -1, -1):
+            if out[i].role == MessageRole.USER:
+                out[i] = ChatMessage(
+                    role=MessageRole.USER, content=join_instruction(out[i].content or "", sentence)
+                )
+                return out
+        return [*out, ChatMessage(role=MessageRole.USER, content=sentence)]
+
+    @staticmethod
+    def _stopped(message: str) -> ChatResponse:
+        return ChatResponse(
+            message=ChatMessage(role=MessageRole.ASSISTANT, content=message), delta=message
+        )
+
+    # -- chat --------------------------------------------------------------------------------
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if (stop := self._stop_message()) is not None:
+            return self._stopped(stop)
+        prompt = self._budgeted(messages)
+        response = self.llm.chat(prompt, **kwargs)
+        self._count(response, prompt)
+        return response
+
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if (stop := self._stop_message()) is not None:
+            return self._stopped(stop)
+        prompt = self._budgeted(messages)
+        response = await self.llm.achat(prompt, **kwargs)
+        self._count(response, prompt)
+        return response
+
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        if (stop := self._stop_message()) is not None:
+            return _single(self._stopped(stop))
+        prompt = self._budgeted(messages)
+        inner = self.llm.stream_chat(prompt, **kwargs)
+
+        def gen() -> Generator[ChatResponse, None, None]:
+            last = None
+            for last in inner:
+                yield last
+            if last is not None:
+                self._count(last, prompt)
+
+        return gen()
+
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        stop = self._stop_message()
+        prompt = [] if stop is not None else self._budgeted(messages)
+        inner = None if stop is not None else await self.llm.astream_chat(prompt, **kwargs)
+
+        async def gen() -> AsyncGenerator[ChatResponse, None]:
+            if inner is None:
+                yield self._stopped(stop or "")
+                return
+            last = None
+            async for last in inner:
+                yield last
+            if last is not None:
+                self._count(last, prompt)
+
+        return gen()
+
+    # -- completion: the budget goes after the prompt ----------------------------------------
+    def _budgeted_prompt(self, prompt: str) -> str:
+        return join_instruction(prompt, self.prompt_style.instruction(self._step_budget(prompt)))
+
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        if (stop := self._stop_message()) is not None:
+            return CompletionResponse(text=stop)
+        text = self._budgeted_prompt(prompt)
+        response = self.llm.complete(text, formatted=formatted, **kwargs)
+        self._count(response, text)
+        return response
+
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        if (stop := self._stop_message()) is not None:
+            return CompletionResponse(text=stop)
+        text = self._budgeted_prompt(prompt)
+        response = await self.llm.acomplete(text, formatted=formatted, **kwargs)
+        self._count(response, text)
+        return response
+
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        if (stop := self._stop_message()) is not None:
+            return _single(CompletionResponse(text=stop, delta=stop))
+        text = self._budgeted_prompt(prompt)
+        inner = self.llm.stream_complete(text, formatted=formatted, **kwargs)
+
+        def gen() -> Generator[CompletionResponse, None, None]:
+            last = None
+            for last in inner:
+                yield last
+            if last is not None:
+                self._count(last, text)
+
+        return gen()
+
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        stop = self._stop_message()
+        text = "" if stop is not None else self._budgeted_prompt(prompt)
+        inner = (
+            None
+            if stop is not None
+            else await self.llm.astream_complete(text, formatted=formatted, **kwargs)
+        )
+
+        async def gen() -> AsyncGenerator[CompletionResponse, None]:
+            if inner is None:
+                yield CompletionResponse(text=stop or "", delta=stop)
+                return
+            last = None
+            async for last in inner:
+                yield last
+            if last is not None:
+                self._count(last, text)
+
+        return gen()
+
+    # -- tool calling: delegated to the wrapped LLM ------------------------------------------
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        if not isinstance(self.llm, FunctionCallingLLM):
+            raise TypeError(f"{type(self.llm).__name__} does not support tool calling")
+        return self.llm._prepare_chat_with_tools(
+            tools,
+            user_msg=user_msg,
+            chat_history=chat_history,
+            verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls,
+            tool_required=tool_required,
+            **kwargs,
+        )
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        if not isinstance(self.llm, FunctionCallingLLM):
+            raise TypeError(f"{type(self.llm).__name__} does not support tool calling")
+        return self.llm.get_tool_calls_from_response(
+            response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
+        )

@@ -1,0 +1,147 @@
+"""Any LlamaIndex LLM seen through the core's ``ChatModel`` protocol, and usage extraction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+from llama_index.core.llms import LLM
+
+from tale_shared.models import Completion
+from tale_shared.prompts import Message
+from tale_shared.tokens import count_tokens
+from tale_shared.usage import CallRole, TokenUsage
+
+_ROLES = {
+    "system": MessageRole.SYSTEM,
+    "user": MessageRole.USER,
+    "assistant": MessageRole.ASSISTANT,
+}
+_call_role: ContextVar[CallRole] = ContextVar("tale_call_role", default="answer")
+
+
+def current_call_role() -> CallRole:
+    """Which part of TALE the model call in progress belongs to (read by the tracer)."""
+    return _call_role.get()
+
+
+@contextmanager
+def call_role(role: CallRole) -> Iterator[None]:
+    token = _call_role.set(role)
+    try:
+        yield
+    finally:
+        _call_role.reset(token)
+
+
+def to_llama_index(messages: Sequence[Message]) -> list[ChatMessage]:
+    return [ChatMessage(role=_ROLES[m.role], content=m.content) for m in messages]
+
+
+def _get(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def _first_int(obj: Any, *keys: str) -> int | None:
+    for key in keys:
+        value = _get(obj, key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ()) -> TokenUsage:
+    """Provider-reported usage of a LlamaIndex chat/completion response.
+
+    Reads ``response.raw.usage`` (OpenAI: ``prompt_tokens``/``completion_tokens`` and
+    ``completion_tokens_details.reasoning_tokens``; Anthropic: ``input_tokens``/
+    ``output_tokens``), then ``additional_kwargs``. When the provider reported nothing the
+    text is counted with tiktoken and the usage says ``source="counted"``.
+    """
+    raw = _get(response, "raw")
+    for holder in (_get(raw, "usage"), raw, _get(response, "additional_kwargs")):
+        n_in = _first_int(holder, "prompt_tokens", "input_tokens")
+        n_out = _first_int(holder, "completion_tokens", "output_tokens")
+        if n_in is not None or n_out is not None:
+            details = _get(holder, "completion_tokens_details") or _get(
+                holder, "output_tokens_details"
+            )
+            return TokenUsage(
+                input_tokens=n_in or 0,
+                output_tokens=n_out or 0,
+                reasoning_tokens=_first_int(details, "reasoning_tokens") or 0,
+                source="provider",
+            )
+    if isinstance(prompt, str):
+        n_prompt = count_tokens(prompt)
+    else:
+        n_prompt = sum(count_tokens(m.content or "") for m in prompt)
+    message = _get(response, "message")
+    text = (message.content if message is not None else _get(response, "text")) or ""
+    return TokenUsage(input_tokens=n_prompt, output_tokens=count_tokens(text), source="counted")
+
+
+def model_name_of(llm: Any, response: Any = None) -> str:
+    raw = _get(response, "raw")
+    for value in (_get(raw, "model"), _get(llm, "model"), _get(llm, "model_name")):
+        if isinstance(value, str) and value:
+            return value
+    try:
+        return str(llm.metadata.model_name)
+    except Exception:
+        return type(llm).__name__
+
+
+class LlamaIndexModel:
+    """Wraps a LlamaIndex ``LLM`` for the core (zero-shot estimator, search, CLI).
+
+    Calls made through it are marked with ``role`` (``"estimator"`` for the estimator) so the
+    :class:`~llama_index_tale.TaleTracer` can tell estimator tokens from answer tokens.
+
+    Example:
+        >>> from llama_index.core.llms import MockLLM
+        >>> LlamaIndexModel(MockLLM()).complete([Message("user", "hi")]).text
+        'hi'
+    """
+
+    def __init__(self, llm: LLM, role: CallRole = "answer") -> None:
+        self.llm = llm
+        self.role = role
+
+    @property
+    def model_name(self) -> str:
+        return model_name_of(self.llm)
+
+    def _completion(
+        self, response: ChatResponse, prompt: list[ChatMessage], start: float
+    ) -> Completion:
+        return Completion(
+            text=response.message.content or "",
+            usage=usage_from_response(response, prompt),
+            model=model_name_of(self.llm, response),
+            latency_s=time.perf_counter() - start,
+        )
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
+        prompt = to_llama_index(messages)
+        start = time.perf_counter()
+        with call_role(self.role):
+            response = self.llm.chat(prompt)
+        return self._completion(response, prompt, start)
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None
+    ) -> Completion:
+        prompt = to_llama_index(messages)
+        start = time.perf_counter()
+        with call_role(self.role):
+            response = await self.llm.achat(prompt)
+        return self._completion(response, prompt, start)

@@ -1,0 +1,166 @@
+"""``TaleQueryTransform``: budget the query for the answer, keep the original for retrieval."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from llama_index.core.indices.query.query_transform.base import BaseQueryTransform
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events import BaseEvent
+from llama_index.core.llms import LLM
+from llama_index.core.prompts import PromptTemplate
+from llama_index.core.prompts.mixin import PromptDictType
+from llama_index.core.schema import QueryBundle, QueryType
+from llama_index.core.settings import Settings
+
+from llama_index_tale.llm_adapter import LlamaIndexModel, model_name_of
+from tale_shared._validation import require_question
+from tale_shared.budget import TokenBudget
+from tale_shared.estimators import BudgetEstimator, ZeroShotEstimator, make_estimator
+from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
+from tale_shared.profiles import profile_for
+from tale_shared.prompts import PromptStyle, get_style, join_instruction
+
+dispatcher = get_dispatcher(__name__)
+
+
+class TaleBudgetEvent(BaseEvent):
+    """Dispatched when a query's budget is known (the tracer attaches it to the query)."""
+
+    question: str
+    budget: int
+    estimator: str
+    style: str
+    fallback_reason: str | None = None
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TaleBudgetEvent"
+
+
+class TaleQueryTransform(BaseQueryTransform):
+    """Estimates a token budget for the query and puts the budget instruction in ``query_str``.
+
+    Retrieval keeps the original text: the result's ``embedding_strs`` equal the original
+    query's (the inverse of HyDE, which changes what is embedded and keeps the query). The
+    budget, estimator and style are written into the transform's ``metadata`` and kept on
+    ``last_budget``. The estimator defaults to the paper's zero-shot estimator on ``llm``
+    (``Settings.llm`` when none is given); its prompt is exposed through the prompt mixin as
+    ``"estimator_prompt"``. ``arun`` awaits the estimator instead of blocking the loop — use
+    :class:`~llama_index_tale.TaleQueryEngine` for async queries.
+
+    Example:
+        .. code-block:: python
+
+            from llama_index.core.query_engine import TransformQueryEngine
+            from llama_index_tale import TaleQueryTransform
+
+            transform = TaleQueryTransform(llm=llm, style="words")
+            engine = TransformQueryEngine(index.as_query_engine(llm=llm), transform)
+            engine.query("How many clips did Natalia sell in April and May?")
+    """
+
+    def __init__(
+        self,
+        llm: LLM | None = None,
+        estimator: BudgetEstimator | str | None = None,
+        style: str | PromptStyle | None = None,
+    ) -> None:
+        super().__init__()
+        self._llm = llm
+        self._estimator_prompt = PromptTemplate(ESTIMATOR_PROMPT)
+        if isinstance(estimator, str) and estimator not in ("zero-shot", "zeroshot"):
+            estimator = make_estimator(estimator)
+        self._estimator = estimator if isinstance(estimator, BudgetEstimator) else None
+        self._style = get_style(style) if style is not None else None
+        self.last_budget: TokenBudget | None = None
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TaleQueryTransform"
+
+    # -- prompt mixin ------------------------------------------------------------------------
+    def _get_prompts(self) -> PromptDictType:
+        return {"estimator_prompt": self._estimator_prompt}
+
+    def _update_prompts(self, prompts: PromptDictType) -> None:
+        if "estimator_prompt" in prompts:
+            self._estimator_prompt = prompts["estimator_prompt"]  # type: ignore[assignment]
+
+    # -- parts -------------------------------------------------------------------------------
+    @property
+    def llm(self) -> LLM:
+        return self._llm or Settings.llm
+
+    @property
+    def estimator(self) -> BudgetEstimator:
+        if self._estimator is not None:
+            return self._estimator
+        return ZeroShotEstimator(
+            LlamaIndexModel(self.llm, role="estimator"),
+            prompt=self._estimator_prompt.get_template(),
+        )
+
+    @property
+    def style(self) -> PromptStyle:
+        if self._style is not None:
+            return self._style
+        profile = profile_for(model_name_of(self.llm))
+        style = get_style(profile.style)
+        if profile.words_per_token:
+            style = style.with_options(words_per_token=profile.words_per_token)
+        return style
+
+    def _apply(
+        self, query_bundle: QueryBundle, budget: TokenBudget, metadata: dict[str, Any]
+    ) -> QueryBundle:
+        style = self.style
+        self.last_budget = budget
+        metadata.update(
+            tale_budget=budget.tokens,
+            tale_estimator=budget.estimator,
+            tale_style=style.name,
+            tale_estimator_usage=budget.usage.model_dump(),
+            tale_fallback_reason=budget.fallback_reason,
+        )
+        dispatcher.event(
+            TaleBudgetEvent(
+                question=query_bundle.query_str,
+                budget=budget.tokens,
+                estimator=budget.estimator,
+                style=style.name,
+                fallback_reason=budget.fallback_reason,
+            )
+        )
+        sentence = style.instruction(budget.tokens if style.uses_budget else None)
+        return dataclasses.replace(
+            query_bundle,
+            query_str=join_instruction(query_bundle.query_str, sentence),
+            custom_embedding_strs=list(query_bundle.embedding_strs),
+        )
+
+    @staticmethod
+    def _bundle(query: QueryType) -> QueryBundle:
+        bundle = QueryBundle(query_str=query) if isinstance(query, str) else query
+        require_question(bundle.query_str)
+        return bundle
+
+    def run(
+        self, query_bundle_or_str: QueryType, metadata: dict[str, Any] | None = None
+    ) -> QueryBundle:
+        """Budget the query; ``metadata`` (when given) receives the budget fields."""
+        return self._run(
+            self._bundle(query_bundle_or_str), metadata if metadata is not None else {}
+        )
+
+    def _run(self, query_bundle: QueryBundle, metadata: dict[str, Any]) -> QueryBundle:
+        query_bundle = self._bundle(query_bundle)
+        budget = self.estimator.estimate(query_bundle.query_str)
+        return self._apply(query_bundle, budget, metadata)
+
+    async def arun(self, query: QueryType, metadata: dict[str, Any] | None = None) -> QueryBundle:
+        """Async :meth:`run`: the estimator's model call is awaited, not blocking the loop."""
+        query_bundle = self._bundle(query)
+        budget = await self.estimator.aestimate(query_bundle.query_str)
+        return self._apply(query_bundle, budget, metadata if metadata is not None else {})

@@ -1,0 +1,296 @@
+"""Per-query cost tracing through LlamaIndex's instrumentation module."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.dispatcher import Dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events import BaseEvent
+from llama_index.core.instrumentation.events.llm import (
+    LLMChatEndEvent,
+    LLMChatStartEvent,
+    LLMCompletionEndEvent,
+    LLMCompletionStartEvent,
+)
+from llama_index.core.instrumentation.events.query import QueryStartEvent
+from llama_index.core.instrumentation.span.simple import SimpleSpan
+from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
+from llama_index.core.schema import QueryBundle
+from pydantic import ConfigDict, PrivateAttr
+
+from llama_index_tale.llm_adapter import current_call_role, usage_from_response
+from llama_index_tale.query_transform import TaleBudgetEvent
+from tale_shared.pricing import PriceTable, default_price_table
+from tale_shared.usage import CallRecord, CallRole, QueryRecord, UsageLedger, UsageSummary
+
+
+@dataclass
+class _PendingCall:
+    role: CallRole
+    model: str | None
+    started: float
+    prompt: Any
+
+
+@dataclass
+class _PendingQuery:
+    started: float
+    question: str | None = None
+    calls: list[CallRecord] = field(default_factory=list)
+    budget: int | None = None
+    estimator: str | None = None
+    style: str | None = None
+    answer: str | None = None
+
+
+class _EventHandler(BaseEventHandler):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    _tracer: TaleTracer = PrivateAttr()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TaleEventHandler"
+
+    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        self._tracer._on_event(event)
+
+
+class _SpanHandler(BaseSpanHandler[SimpleSpan]):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    _tracer: TaleTracer = PrivateAttr()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TaleSpanHandler"
+
+    def new_span(
+        self,
+        id_: str,
+        bound_args: inspect.BoundArguments,
+        instance: Any = None,
+        parent_span_id: str | None = None,
+        tags: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> SimpleSpan:
+        self._tracer._span_started(id_, parent_span_id)
+        return SimpleSpan(id_=id_, parent_id=parent_span_id)
+
+    def prepare_to_exit_span(
+        self,
+        id_: str,
+        bound_args: inspect.BoundArguments,
+        instance: Any = None,
+        result: Any = None,
+        **kwargs: Any,
+    ) -> SimpleSpan | None:
+        self._tracer._span_ended(id_, result=result)
+        return self.open_spans.get(id_)
+
+    def prepare_to_drop_span(
+        self,
+        id_: str,
+        bound_args: inspect.BoundArguments,
+        instance: Any = None,
+        err: BaseException | None = None,
+        **kwargs: Any,
+    ) -> SimpleSpan | None:
+        self._tracer._span_ended(id_, error=err)
+        return self.open_spans.get(id_)
+
+
+def _answer_text(result: Any) -> str | None:
+    for attr in ("response", "text"):
+        value = getattr(result, attr, None)
+        if isinstance(value, str):
+            return value
+    message = getattr(result, "message", None)
+    content = getattr(message, "content", None)
+    return content if isinstance(content, str) else None
+
+
+class TaleTracer:
+    """Records what every query cost, from LlamaIndex's instrumentation events and spans.
+
+    One :class:`~tale_shared.usage.QueryRecord` per root span (a query engine's ``query``,
+    an agent run, or a bare LLM call): the question, the budget a
+    :class:`~llama_index_tale.TaleQueryTransform` gave it, and each model call — estimator or
+    answer — with input, output and reasoning tokens from the provider's raw usage (counted
+    with tiktoken where a provider reports none; the record's ``usage.source`` then says
+    ``"counted"``), latency, model and USD cost. Same records, ``summary()`` and exports as
+    the LangChain side. Correct under concurrent ``aquery`` calls.
+
+    Example:
+        .. code-block:: python
+
+            with TaleTracer() as tracer:
+                engine.query("...")
+            print(tracer.summary())
+            tracer.to_jsonl("costs.jsonl")
+    """
+
+    def __init__(
+        self, price_table: PriceTable | None = None, dispatcher: Dispatcher | None = None
+    ) -> None:
+        self.prices = price_table or default_price_table()
+        self.dispatcher = dispatcher or get_dispatcher()
+        self.ledger = UsageLedger()
+        self._lock = threading.Lock()
+        self._parent: dict[str, str | None] = {}
+        self._queries: dict[str, _PendingQuery] = {}
+        self._calls: dict[str, _PendingCall] = {}
+        self._event_handler = _EventHandler()
+        self._event_handler._tracer = self
+        self._span_handler = _SpanHandler()
+        self._span_handler._tracer = self
+
+    # -- attach / detach ---------------------------------------------------------------------
+    def attach(self) -> TaleTracer:
+        """Start listening on the dispatcher (the root one by default)."""
+        if self._event_handler not in self.dispatcher.event_handlers:
+            self.dispatcher.add_event_handler(self._event_handler)
+            self.dispatcher.add_span_handler(self._span_handler)
+        return self
+
+    def detach(self) -> None:
+        for handlers, handler in (
+            (self.dispatcher.event_handlers, self._event_handler),
+            (self.dispatcher.span_handlers, self._span_handler),
+        ):
+            if handler in handlers:
+                handlers.remove(handler)  # type: ignore[arg-type]
+
+    def __enter__(self) -> TaleTracer:
+        return self.attach()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.detach()
+
+    # -- results -----------------------------------------------------------------------------
+    @property
+    def records(self) -> list[QueryRecord]:
+        return self.ledger.records
+
+    def summary(self) -> UsageSummary:
+        return self.ledger.summary()
+
+    def to_jsonl(self, path: str | Path) -> Path:
+        return self.ledger.to_jsonl(path)
+
+    def to_csv(self, path: str | Path) -> Path:
+        return self.ledger.to_csv(path)
+
+    # -- span tree ---------------------------------------------------------------------------
+    def _root(self, span_id: str | None) -> str | None:
+        seen = 0
+        while span_id is not None and (parent := self._parent.get(span_id)) is not None:
+            span_id, seen = parent, seen + 1
+            if seen > 1000:
+                break
+        return span_id
+
+    def _span_started(self, span_id: str, parent: str | None) -> None:
+        with self._lock:
+            self._parent[span_id] = parent
+            if parent is None:
+                self._queries[span_id] = _PendingQuery(started=time.perf_counter())
+
+    def _span_ended(
+        self, span_id: str, result: Any = None, error: BaseException | None = None
+    ) -> None:
+        with self._lock:
+            self._parent.pop(span_id, None)
+            pending = self._queries.pop(span_id, None)
+        # spans with no model call and no query (index building, embedding) are not queries
+        if pending is None or (not pending.calls and pending.question is None):
+            return
+        self._finish(span_id, pending, answer=_answer_text(result), error=error)
+
+    def _finish(
+        self,
+        query_id: str,
+        pending: _PendingQuery,
+        answer: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self.ledger.add(
+            QueryRecord(
+                query_id=query_id,
+                question=pending.question,
+                budget=pending.budget,
+                estimator=pending.estimator,
+                style=pending.style,
+                answer=answer or pending.answer,
+                calls=pending.calls,
+                latency_s=time.perf_counter() - pending.started,
+                error=repr(error) if error else None,
+            )
+        )
+
+    # -- events ------------------------------------------------------------------------------
+    def _query_of(self, event: BaseEvent) -> _PendingQuery | None:
+        root = self._root(event.span_id)
+        return self._queries.get(root) if root is not None else None
+
+    def _on_event(self, event: BaseEvent) -> None:
+        if isinstance(event, QueryStartEvent):
+            q = event.query
+            text = q.query_str if isinstance(q, QueryBundle) else str(q)
+            with self._lock:
+                pending = self._query_of(event)
+                if pending is not None and pending.question is None:
+                    pending.question = text
+        elif isinstance(event, TaleBudgetEvent):
+            with self._lock:
+                pending = self._query_of(event)
+                if pending is not None:
+                    pending.question = event.question
+                    pending.budget = event.budget
+                    pending.estimator = event.estimator
+                    pending.style = event.style
+        elif isinstance(event, (LLMChatStartEvent, LLMCompletionStartEvent)):
+            model = event.model_dict.get("model") or event.model_dict.get("model_name")
+            prompt = event.messages if isinstance(event, LLMChatStartEvent) else event.prompt
+            with self._lock:
+                self._calls[event.span_id or event.id_] = _PendingCall(
+                    current_call_role(), model, time.perf_counter(), prompt
+                )
+        elif isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent)):
+            self._on_llm_end(event)
+
+    def _on_llm_end(self, event: LLMChatEndEvent | LLMCompletionEndEvent) -> None:
+        with self._lock:
+            call = self._calls.pop(event.span_id or "", None)
+        if call is None:
+            return
+        response = event.response
+        usage = usage_from_response(response, call.prompt)
+        raw = getattr(response, "raw", None)
+        raw_model = raw.get("model") if isinstance(raw, dict) else getattr(raw, "model", None)
+        model = raw_model if isinstance(raw_model, str) else call.model
+        record = CallRecord(
+            role=call.role,
+            model=model,
+            usage=usage,
+            latency_s=time.perf_counter() - call.started,
+            cost_usd=self.prices.cost(model, usage),
+        )
+        with self._lock:
+            pending = self._query_of(event)
+            if pending is not None:
+                pending.calls.append(record)
+                return
+        # an LLM call outside any span is a query of its own
+        self._finish(event.id_, _PendingQuery(started=call.started, calls=[record]))

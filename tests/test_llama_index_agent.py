@@ -1,0 +1,118 @@
+import warnings
+
+import pytest
+from li_fakes import UsageMockLLM
+from llama_index.core.agent.workflow import AgentStream, FunctionAgent, ReActAgent, ToolCallResult
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
+from llama_index.core.llms import MockFunctionCallingLLM
+from llama_index.core.tools import FunctionTool
+
+from llama_index_tale import TaleBudgetExceededError, TaleLLM, TaleTracer
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+TOOLS = [FunctionTool.from_defaults(add)]
+
+
+class Script:
+    """Calls `add` n times, then answers; records every prompt it was sent."""
+
+    def __init__(self, n_calls: int = 1) -> None:
+        self.n_calls, self.prompts = n_calls, []
+
+    def __call__(self, messages, **kwargs):
+        self.prompts.append(list(messages))
+        done = sum(1 for m in messages if m.role == MessageRole.TOOL)
+        if done >= self.n_calls:
+            return ChatMessage(role=MessageRole.ASSISTANT, content="The answer is [[3]].")
+        return ChatMessage(
+            role=MessageRole.ASSISTANT,
+            blocks=[
+                ToolCallBlock(
+                    tool_call_id=f"c{done}", tool_name="add", tool_kwargs={"a": 2, "b": 1}
+                )
+            ],
+        )
+
+
+def _agent(script, **tale):
+    inner = MockFunctionCallingLLM(response_generator=script)
+    llm = TaleLLM(llm=inner, **tale)
+    return llm, FunctionAgent(tools=TOOLS, llm=llm, system_prompt="You are a calculator.")
+
+
+async def test_function_agent_steps_get_budgets_and_totals_are_counted():
+    script = Script(n_calls=1)
+    llm, agent = _agent(script, estimator="fixed:80")
+    result = await agent.run("What is 2 + 1? Use the tool.")
+    assert "[[3]]" in str(result)
+    assert len(script.prompts) == 2 and llm.steps == 2 and llm.spent_tokens > 0
+    for prompt in script.prompts:
+        assert prompt[0].role == MessageRole.SYSTEM
+        assert prompt[0].content.startswith("You are a calculator.")
+        assert "shorter than 80 tokens" in prompt[0].content
+
+
+async def test_total_budget_end_finishes_the_run_with_a_message():
+    script = Script(n_calls=10)
+    _, agent = _agent(script, total_tokens=30, exit_behavior="end")
+    result = await agent.run("What is 2 + 1? Use the tool.")
+    assert "token budget spent" in str(result)
+    assert len(script.prompts) < 10
+
+
+async def test_total_budget_error_raises():
+    _, agent = _agent(Script(n_calls=10), total_tokens=30, exit_behavior="error")
+    with pytest.raises(Exception) as info:
+        await agent.run("What is 2 + 1? Use the tool.")
+    chain = [info.value, info.value.__cause__, info.value.__context__]
+    assert any(isinstance(e, TaleBudgetExceededError) for e in chain)
+
+
+async def test_total_budget_warn_goes_on():
+    _, agent = _agent(Script(n_calls=3), total_tokens=30, exit_behavior="warn")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = await agent.run("What is 2 + 1? Use the tool.")
+    assert "[[3]]" in str(result) and any("budget spent" in str(w.message) for w in caught)
+
+
+async def test_stream_events_still_work_and_reset_starts_a_new_run():
+    llm, agent = _agent(Script(n_calls=1), estimator="fixed:60")
+    handler = agent.run("What is 2 + 1? Use the tool.")
+    kinds = {type(ev) async for ev in handler.stream_events()}
+    await handler
+    assert AgentStream in kinds and ToolCallResult in kinds
+    assert llm.spent_tokens > 0
+    llm.reset()
+    assert (llm.spent_tokens, llm.steps, llm.spent_usd) == (0, 0, 0.0)
+
+
+async def test_react_agent_with_a_plain_llm_and_usage_from_the_provider():
+    inner = UsageMockLLM(answer="Thought: I can answer.\nAnswer: [[3]]")
+    llm = TaleLLM(llm=inner, estimator="fixed:70", total_tokens=10_000)
+    agent = ReActAgent(tools=TOOLS, llm=llm)
+    with TaleTracer() as tracer:
+        result = await agent.run("What is 2 + 1?")
+    assert "[[3]]" in str(result)
+    assert any("shorter than 70 tokens" in m.content for m in inner.seen[0] if m.content)
+    assert llm.spent_tokens == sum(r.usage.total_tokens for r in tracer.records)
+    assert llm.spent_usd is not None and llm.spent_usd > 0
+
+
+def test_usable_anywhere_an_llm_is_and_bad_settings_refused():
+    inner = UsageMockLLM()
+    llm = TaleLLM(llm=inner, estimator="fixed:30", style="words")
+    assert llm.complete("What is 3 + 5?").text == "3 + 5 = 8. [[8]]"
+    assert "at most 23 words" in inner.seen[-1][-1].content
+    assert llm.metadata == inner.metadata
+    with pytest.raises(ValueError):
+        TaleLLM(llm=inner, style="nope")
+    with pytest.raises(ValueError):
+        TaleLLM(llm=inner, total_tokens=0)
+    with pytest.raises(TypeError, match="tool calling"):
+        llm.get_tool_calls_from_response(None)

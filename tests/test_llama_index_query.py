@@ -1,0 +1,113 @@
+import asyncio
+
+import pytest
+from li_fakes import ESTIMATOR_MARK, SpyEmbedding, UsageMockLLM
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.prompts import PromptTemplate
+from llama_index.core.query_engine import TransformQueryEngine
+from llama_index.core.schema import QueryBundle
+
+from llama_index_tale import TaleQueryEngine, TaleQueryTransform
+from tale_shared.estimators import FixedBudgetEstimator
+
+Q = "How many clips did Natalia sell in April and May?"
+DOCS = [
+    Document(text="Natalia sold 48 clips in April."),
+    Document(text="In May she sold half as many clips as in April."),
+]
+
+
+@pytest.fixture
+def setup():
+    llm, embed = UsageMockLLM(), SpyEmbedding(embed_dim=8)
+    index = VectorStoreIndex.from_documents(DOCS, embed_model=embed)
+    return llm, embed, index
+
+
+def test_query_str_carries_the_budget_embedding_strs_the_original():
+    transform = TaleQueryTransform(llm=UsageMockLLM(), style="words")
+    metadata = {}
+    bundle = transform.run(Q, metadata=metadata)
+    assert bundle.query_str.startswith(Q) and "at most 90 words" in bundle.query_str
+    assert bundle.embedding_strs == [Q]
+    assert metadata["tale_budget"] == 120 and metadata["tale_estimator"] == "zero-shot"
+    assert metadata["tale_style"] == "words" and transform.last_budget.tokens == 120
+
+
+def test_custom_embedding_strs_are_kept():
+    original = QueryBundle(query_str=Q, custom_embedding_strs=["clips April May"])
+    bundle = TaleQueryTransform(llm=UsageMockLLM(), estimator="fixed:50").run(original)
+    assert bundle.embedding_strs == ["clips April May"] and "50 tokens" in bundle.query_str
+
+
+def test_transform_query_engine_budgets_the_answer_not_the_retrieval(setup):
+    llm, embed, index = setup
+    engine = TransformQueryEngine(
+        index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm, style="tokens")
+    )
+    response = engine.query(Q)
+    assert str(response) == "3 + 5 = 8. [[8]]"
+    assert embed.queries == [Q]
+    answer_prompt = llm.seen[-1][-1].content
+    assert "use less than 120 tokens" in answer_prompt and "48 clips" in answer_prompt
+
+
+def test_plain_retriever_query_engine_with_a_transformed_bundle(setup):
+    llm, embed, index = setup
+    bundle = TaleQueryTransform(llm=llm, estimator=FixedBudgetEstimator(64)).run(Q)
+    index.as_query_engine(llm=llm).query(bundle)
+    assert embed.queries == [Q] and "use less than 64 tokens" in llm.seen[-1][-1].content
+
+
+async def test_tale_query_engine_aquery_awaits_the_estimator(setup):
+    llm, embed, index = setup
+    llm.async_delay_s = 0.05
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(ticker())
+    engine = TaleQueryEngine(index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm))
+    before = ticks
+    response = await engine.aquery(Q)
+    task.cancel()
+    assert ticks - before >= 2  # the loop kept running while the estimator was awaited
+    assert response.metadata["tale_budget"] == 120 and embed.queries == [Q]
+
+
+def test_tale_query_engine_sync_and_metadata(setup):
+    llm, _, index = setup
+    response = TaleQueryEngine(
+        index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm, estimator="heuristic")
+    ).query(Q)
+    assert response.metadata["tale_estimator"] == "heuristic"
+    assert not any(ESTIMATOR_MARK in m[-1].content for m in llm.seen)
+
+
+def test_estimator_prompt_through_the_prompt_mixin():
+    llm = UsageMockLLM()
+    transform = TaleQueryTransform(llm=llm)
+    assert "estimator_prompt" in transform.get_prompts()
+    transform.update_prompts(
+        {
+            "estimator_prompt": PromptTemplate(
+                "Count the tokens needed; estimate the minimum number of tokens as [[N]]."
+            )
+        }
+    )
+    transform.run(Q)
+    assert llm.seen[0][-1].content.startswith("Count the tokens needed")
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="empty"):
+        TaleQueryTransform(llm=UsageMockLLM()).run("  ")
+    with pytest.raises(ValueError):
+        TaleQueryTransform(llm=UsageMockLLM(), style="nope").run(Q)
+    fallback = TaleQueryTransform(llm=UsageMockLLM(estimate_reply="no idea"))
+    fallback.run(Q)
+    assert fallback.last_budget.tokens == 256 and fallback.last_budget.fell_back

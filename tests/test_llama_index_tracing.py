@@ -1,0 +1,72 @@
+import asyncio
+import csv
+
+import pytest
+from li_fakes import SpyEmbedding, UsageMockLLM
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.llms import MockLLM
+
+from llama_index_tale import TaleQueryEngine, TaleQueryTransform, TaleTracer
+
+Q = "How many clips did Natalia sell in April and May?"
+
+
+def _engine(llm, estimator=None):
+    index = VectorStoreIndex.from_documents(
+        [Document(text="Natalia sold 48 clips in April."), Document(text="May: half as many.")],
+        embed_model=SpyEmbedding(embed_dim=8),
+    )
+    return TaleQueryEngine(
+        index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm, estimator=estimator)
+    )
+
+
+def test_one_record_per_query_with_estimator_and_answer_calls():
+    with TaleTracer() as tracer:
+        _engine(UsageMockLLM()).query(Q)
+    (r,) = tracer.records
+    assert r.question == Q and r.budget == 120 and r.estimator == "zero-shot"
+    assert [c.role for c in r.calls] == ["estimator", "answer"]
+    assert r.estimator_usage.output_tokens == 2 and r.answer_usage.output_tokens == 6
+    assert r.usage.reasoning_tokens == 2 and r.usage.source == "provider"
+    assert r.models == ["gpt-4o-mini"] and r.cost_usd > 0
+    assert r.answer == "3 + 5 = 8. [[8]]" and r.budget_adherence == pytest.approx(6 / 120)
+
+
+def test_a_provider_without_usage_is_counted_and_says_so():
+    with TaleTracer() as tracer:
+        _engine(UsageMockLLM(report_usage=False), estimator="fixed:40").query(Q)
+    (r,) = tracer.records
+    assert r.usage.source == "counted" and r.answer_usage.output_tokens > 0
+
+
+def test_detached_tracer_records_nothing_more():
+    tracer = TaleTracer().attach()
+    _engine(UsageMockLLM(), "fixed:40").query(Q)
+    tracer.detach()
+    _engine(UsageMockLLM(), "fixed:40").query(Q)
+    assert len(tracer.records) == 1
+
+
+async def test_concurrent_aqueries_are_kept_apart(tmp_path):
+    llm = UsageMockLLM(async_delay_s=0.01)
+    engine = _engine(llm)
+    questions = [f"{Q} (case {i})" for i in range(20)]
+    with TaleTracer() as tracer:
+        await asyncio.gather(*(engine.aquery(q) for q in questions))
+    records = tracer.records
+    assert sorted(r.question for r in records) == sorted(questions)
+    assert all(r.n_calls == 2 and r.budget == 120 for r in records)
+    s = tracer.summary()
+    assert s.queries == 20 and s.calls == 40
+    assert s.output_tokens == sum(r.usage.output_tokens for r in records)
+    rows = list(csv.DictReader(tracer.to_csv(tmp_path / "t.csv").open()))
+    assert len(rows) == 20 and {row["budget"] for row in rows} == {"120"}
+
+
+def test_a_bare_llm_call_is_a_query_of_its_own():
+    with TaleTracer() as tracer:
+        MockLLM().complete("hello there")
+    (r,) = tracer.records
+    assert r.n_calls == 1 and r.budget is None and r.usage.source == "counted"
+    assert r.cost_usd is None  # unknown model: unknown cost
