@@ -83,7 +83,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     llm: BaseChatModel
     estimator: BudgetEstimator | str | None = Field(default=None)
     style: str | None = None
-    prompt: BasePromptTemplate[Any] | None = None
+    prompt: BasePromptTemplate | None = None  # type: ignore[type-arg]
     question_key: str = "question"
     cap_headroom: float | None = Field(default=None, ge=1.0)
 
