@@ -49,6 +49,15 @@ class _PendingQuery:
     estimator: str | None = None
     style: str | None = None
     answer: str | None = None
+    error: BaseException | None = None
+    ended: bool = False
+    open_spans: int = 0
+    calls_in_flight: int = 0
+    members: list[str] = field(default_factory=list)
+
+    @property
+    def quiet(self) -> bool:
+        return self.open_spans <= 0 and self.calls_in_flight <= 0
 
 
 class _EventHandler(BaseEventHandler):
@@ -160,6 +169,8 @@ class TaleTracer:
         return self
 
     def detach(self) -> None:
+        """Stop listening; queries that have gone quiet are recorded."""
+        self._settle()
         for handlers, handler in (
             (self.dispatcher.event_handlers, self._event_handler),
             (self.dispatcher.span_handlers, self._span_handler),
@@ -181,23 +192,33 @@ class TaleTracer:
     # -- results -----------------------------------------------------------------------------
     @property
     def records(self) -> list[QueryRecord]:
+        """Records of the finished queries (settling any that have gone quiet)."""
+        self._settle()
         return self.ledger.records
 
     def summary(self) -> UsageSummary:
+        self._settle()
         return self.ledger.summary()
 
     def to_jsonl(self, path: str | Path) -> Path:
+        self._settle()
         return self.ledger.to_jsonl(path)
 
     def to_csv(self, path: str | Path) -> Path:
+        self._settle()
         return self.ledger.to_csv(path)
 
     # -- span tree ---------------------------------------------------------------------------
+    # A query is a root span. A query engine's root span ends after its model calls: it is
+    # recorded then. A workflow agent's root span ends at once, before its steps run: it is
+    # recorded when it has gone quiet (no open span, no model call in flight) and the records
+    # are read, or when the tracer is detached. Spans with no model call and no query
+    # (index building, embedding) are not queries.
     def _root(self, span_id: str | None) -> str | None:
         seen = 0
         while span_id is not None and (parent := self._parent.get(span_id)) is not None:
             span_id, seen = parent, seen + 1
-            if seen > 1000:
+            if seen > 10_000:
                 break
         return span_id
 
@@ -206,25 +227,47 @@ class TaleTracer:
             self._parent[span_id] = parent
             if parent is None:
                 self._queries[span_id] = _PendingQuery(started=time.perf_counter())
+            root = self._root(span_id)
+            pending = self._queries.get(root) if root is not None else None
+            if pending is not None:
+                pending.open_spans += 1
+                pending.members.append(span_id)
 
     def _span_ended(
         self, span_id: str, result: Any = None, error: BaseException | None = None
     ) -> None:
         with self._lock:
-            self._parent.pop(span_id, None)
-            pending = self._queries.pop(span_id, None)
-        # spans with no model call and no query (index building, embedding) are not queries
-        if pending is None or (not pending.calls and pending.question is None):
-            return
-        self._finish(span_id, pending, answer=_answer_text(result), error=error)
+            root = self._root(span_id)
+            pending = self._queries.get(root) if root is not None else None
+            if pending is None or root is None:
+                return
+            pending.open_spans -= 1
+            if span_id != root:
+                return
+            pending.ended = True
+            pending.answer = pending.answer or _answer_text(result)
+            pending.error = pending.error or error
+            done = pending.quiet and (pending.calls or pending.question is not None)
+            if done:
+                self._forget(root, pending)
+        if done:
+            self._finish(root, pending)
 
-    def _finish(
-        self,
-        query_id: str,
-        pending: _PendingQuery,
-        answer: str | None = None,
-        error: BaseException | None = None,
-    ) -> None:
+    def _forget(self, root: str, pending: _PendingQuery) -> None:
+        del self._queries[root]
+        for member in pending.members:
+            self._parent.pop(member, None)
+
+    def _settle(self) -> None:
+        with self._lock:
+            quiet = [(root, q) for root, q in self._queries.items() if q.ended and q.quiet]
+            for root, pending in quiet:
+                self._forget(root, pending)
+        for root, pending in quiet:
+            if pending.calls or pending.question is not None:
+                self._finish(root, pending)
+
+    def _finish(self, query_id: str, pending: _PendingQuery) -> None:
         self.ledger.add(
             QueryRecord(
                 query_id=query_id,
@@ -232,10 +275,10 @@ class TaleTracer:
                 budget=pending.budget,
                 estimator=pending.estimator,
                 style=pending.style,
-                answer=answer or pending.answer,
+                answer=pending.answer,
                 calls=pending.calls,
                 latency_s=time.perf_counter() - pending.started,
-                error=repr(error) if error else None,
+                error=repr(pending.error) if pending.error else None,
             )
         )
 
@@ -267,6 +310,9 @@ class TaleTracer:
                 self._calls[event.span_id or event.id_] = _PendingCall(
                     current_call_role(), model, time.perf_counter(), prompt
                 )
+                pending = self._query_of(event)
+                if pending is not None:
+                    pending.calls_in_flight += 1
         elif isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent)):
             self._on_llm_end(event)
 
@@ -291,6 +337,7 @@ class TaleTracer:
             pending = self._query_of(event)
             if pending is not None:
                 pending.calls.append(record)
+                pending.calls_in_flight -= 1
                 return
         # an LLM call outside any span is a query of its own
         self._finish(event.id_, _PendingQuery(started=call.started, calls=[record]))

@@ -116,3 +116,13 @@ def test_usable_anywhere_an_llm_is_and_bad_settings_refused():
         TaleLLM(llm=inner, total_tokens=0)
     with pytest.raises(TypeError, match="tool calling"):
         llm.get_tool_calls_from_response(None)
+
+
+async def test_an_agent_run_is_one_traced_query():
+    llm, agent = _agent(Script(n_calls=2), estimator="fixed:60")
+    with TaleTracer() as tracer:
+        await agent.run("What is 2 + 1? Use the tool.")
+        await agent.run("And 5 + 1? Use the tool.")
+    first, second = tracer.records
+    assert first.n_calls == 3 and second.n_calls == 3
+    assert first.usage.total_tokens + second.usage.total_tokens == llm.spent_tokens
