@@ -1,9 +1,184 @@
-"""CLI commands for research workflows (search, training, calibration, export, plots)."""
+"""CLI commands for research workflows: search, train-estimator, calibrate, export, elasticity."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
+
+GSM8K_TRAIN = Path("../shared/data/gsm8k/train.norm.jsonl")
+
+
+def load_model(spec: str, threads: int | None = None):  # type: ignore[no-untyped-def]
+    """A core ChatModel: a local model name or GGUF path, or ``provider:model`` through
+    LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``, needs ``tale[agents]``)."""
+    from tale_shared._status import status
+    from tale_shared.local.registry import MODELS
+
+    if ":" in spec and spec not in MODELS and not spec.endswith(".gguf"):
+        try:
+            from langchain.chat_models import init_chat_model
+
+            from langchain_tale import LangChainModel
+        except ImportError as exc:
+            raise ImportError(f"{spec} is an API model: pip install 'tale[agents]'") from exc
+        return LangChainModel(init_chat_model(spec, temperature=0))
+    from tale_shared.local import LocalChatModel
+
+    model = LocalChatModel(spec, n_threads=threads)
+    with status(f"loading {spec}"):
+        model.load()
+    return model
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from tale_shared.datasets import load_items
+    from tale_shared.search import BudgetSearch, load_results, search_dataset, summarize_search
+
+    items = load_items(args.data, limit=args.limit)
+    model = load_model(args.model, args.threads)
+    searcher = BudgetSearch(model, style=args.style, max_tokens=args.max_tokens)
+    print(
+        f"searching {len(items)} items with {model.model_name} ({searcher.style.name} style) "
+        f"-> {args.out}",
+        file=sys.stderr,
+    )
+    asyncio.run(search_dataset(searcher, items, args.out, concurrency=args.concurrency))
+    ids = {item.id for item in items}
+    results = [r for r in load_results(args.out) if r.id in ids]
+    print(json.dumps(summarize_search(results), indent=2))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tale_shared.training import compare_estimators, train_from_search
+
+    estimator, report = train_from_search(args.runs, folds=args.folds)
+    path = estimator.save(args.out)
+    print(f"saved {path}")
+    print(json.dumps(report, indent=2))
+    if args.compare:
+        model = load_model(args.model, args.threads) if args.model else None
+        table = compare_estimators(args.runs, estimator_report=report, zero_shot_model=model)
+        print(table)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from tale_shared.calibration import calibrate
+    from tale_shared.datasets import load_items
+    from tale_shared.profiles import save_profile
+
+    model = load_model(args.model, args.threads)
+    items = load_items(args.data, limit=args.n)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    profile, table = calibrate(model, items, budgets=budgets, max_tokens=args.max_tokens)
+    print(table)
+    if not args.dry_run:
+        print(f"saved profile: {save_profile(profile)} (style {profile.style})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tale_shared.export import export_dpo, export_sft
+
+    exporter = export_sft if args.kind == "sft" else export_dpo
+    out = args.out or Path(args.runs).with_suffix(f".{args.kind}.{args.format}.jsonl")
+    n = exporter(args.runs, out, layout=args.format)
+    print(f"wrote {n} {args.kind.upper()} examples to {out}")
+    return 0
+
+
+def cmd_elasticity(args: argparse.Namespace) -> int:
+    from tale_shared.plots import elasticity_curve, plot_elasticity
+
+    model = load_model(args.model, args.threads)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    points = elasticity_curve(
+        model,
+        args.question,
+        budgets,
+        gold=args.answer,
+        style=args.style,
+        max_tokens=args.max_tokens,
+    )
+    for p in points:
+        print(f"budget {p.budget!s:>6}: {p.output_tokens:4d} tokens, correct={p.correct}")
+    print(f"plot: {plot_elasticity(points, args.out, title=args.question[:80])}")
+    return 0
+
+
+def cmd_plot_search(args: argparse.Namespace) -> int:
+    from tale_shared.plots import plot_search_trajectory
+    from tale_shared.search import load_results
+
+    results = {r.id: r for r in load_results(args.runs)}
+    if args.id not in results:
+        raise ValueError(f"no item {args.id!r} in {args.runs}")
+    print(f"plot: {plot_search_trajectory(results[args.id], args.out)}")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the research commands to the ``tale`` parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--model",
+        default=DEFAULT_LOCAL_MODEL,
+        help="local model name, .gguf path, or provider:model (API)",
+    )
+    common.add_argument("--threads", type=int, default=None)
+    common.add_argument("--max-tokens", type=int, default=512)
+
+    p = sub.add_parser("search", parents=[common], help="optimal budget search over a data set")
+    p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
+    p.add_argument("--out", required=True, help="results JSONL (appended; reruns resume)")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--style", default=None)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("train-estimator", help="fit the regression estimator on search results")
+    p.add_argument("runs")
+    p.add_argument("--out", required=True, help="where to save it (JSON, safe to load)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare with the heuristic (and zero-shot with --model) estimators",
+    )
+    p.add_argument("--model", default=None, help="model for the zero-shot comparison")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("calibrate", parents=[common], help="pick the prompt style a model follows")
+    p.add_argument("--data", default=str(GSM8K_TRAIN), help="training questions (JSONL)")
+    p.add_argument("--n", type=int, default=6, help="questions per style and budget")
+    p.add_argument("--budgets", default="50,100,200")
+    p.add_argument("--dry-run", action="store_true", help="measure, do not save the profile")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("export", help="TALE-PT data: SFT pairs or DPO triples from a search")
+    p.add_argument("kind", choices=["sft", "dpo"])
+    p.add_argument("runs")
+    p.add_argument("--format", choices=["messages", "trl"], default="messages")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("elasticity", parents=[common], help="plot output tokens against budget")
+    p.add_argument("question")
+    p.add_argument("--answer", default=None, help="gold answer, to mark correctness")
+    p.add_argument("--budgets", default="10,20,50,100,200,400")
+    p.add_argument("--style", default=None)
+    p.add_argument("--out", default="elasticity.png")
+    p.set_defaults(func=cmd_elasticity)
+
+    p = sub.add_parser("plot-search", help="plot one item's search trajectory")
+    p.add_argument("runs")
+    p.add_argument("--id", required=True)
+    p.add_argument("--out", default="search.png")
+    p.set_defaults(func=cmd_plot_search)

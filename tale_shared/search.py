@@ -1,0 +1,337 @@
+"""The optimal token budget search of TALE, with the token-elasticity guard.
+
+For a question with a known answer: run vanilla CoT; its output token count is the upper
+bound. Binary-search between a lower bound and that bound; a budget is *feasible* when the
+answer is correct **and** the output is shorter than at the last feasible budget (below some
+budget models stop complying and write more: token elasticity). Finish with a greedy
+refinement: try the budget equal to the tokens the best answer actually used. Items whose
+vanilla answer is wrong are skipped, with the reason recorded.
+
+Example:
+    >>> searcher = BudgetSearch(model)                              # doctest: +SKIP
+    >>> result = searcher.search(Item(id="1", question="...", answer="72"))  # doctest: +SKIP
+    >>> result.optimal_budget, result.vanilla_tokens, result.calls  # doctest: +SKIP
+    (48, 212, 7)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from tale_shared.answers import extract_answer, is_correct
+from tale_shared.datasets import Item
+from tale_shared.models import ChatModel, Completion
+from tale_shared.profiles import profile_for
+from tale_shared.prompts import Message, PromptStyle, get_style
+from tale_shared.usage import TokenUsage, sum_usage
+
+
+class SearchStep(BaseModel):
+    """One budget tried: what the model wrote under it."""
+
+    budget: int | None
+    output_tokens: int
+    correct: bool
+    feasible: bool
+    answer: str | None
+    stage: str = "binary"
+
+
+class SearchResult(BaseModel):
+    """The search for one item: its optimal budget and the whole trajectory."""
+
+    id: str
+    question: str
+    gold: str
+    model: str
+    style: str
+    vanilla_tokens: int | None = None
+    vanilla_correct: bool | None = None
+    vanilla_text: str | None = None
+    optimal_budget: int | None = None
+    optimal_tokens: int | None = None
+    optimal_text: str | None = None
+    trajectory: list[SearchStep] = Field(default_factory=list)
+    calls: int = 0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    skipped_reason: str | None = None
+    error: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.optimal_budget is not None
+
+    @property
+    def below_vanilla(self) -> bool:
+        return (
+            self.optimal_tokens is not None
+            and self.vanilla_tokens is not None
+            and self.optimal_tokens < self.vanilla_tokens
+        )
+
+
+class BudgetSearch:
+    """Searches the smallest feasible budget per item on any core ``ChatModel``.
+
+    ``style`` defaults to the model's profile. ``min_budget`` is the lower bound; the search
+    stops when the interval is narrower than ``tolerance`` (a fraction of the upper bound,
+    at least one token) or after ``max_steps`` budgeted calls.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        style: str | PromptStyle | None = None,
+        min_budget: int = 8,
+        tolerance: float = 0.1,
+        max_steps: int = 8,
+        max_tokens: int = 512,
+    ) -> None:
+        self.model = model
+        self.style = get_style(style if style is not None else profile_for(model.model_name).style)
+        if not self.style.uses_budget:
+            raise ValueError(f"style {self.style.name!r} takes no budget: nothing to search")
+        self.vanilla = get_style("vanilla")
+        self.min_budget = min_budget
+        self.tolerance = tolerance
+        self.max_steps = max_steps
+        self.max_tokens = max_tokens
+
+    # The search is written once, over an "ask" function; sync and async only supply it.
+    def _plan(self, item: Item, ask: Callable[[int | None, int], Completion]) -> SearchResult:
+        result = SearchResult(
+            id=item.id,
+            question=item.question,
+            gold=item.answer,
+            model=self.model.model_name,
+            style=self.style.name,
+        )
+        usages: list[TokenUsage] = []
+
+        def run(budget: int | None, cap: int) -> Completion:
+            completion = ask(budget, cap)
+            usages.append(completion.usage)
+            result.calls += 1
+            return completion
+
+        vanilla = run(None, self.max_tokens)
+        result.vanilla_tokens = vanilla.usage.output_tokens
+        result.vanilla_text = vanilla.text
+        result.vanilla_correct = is_correct(vanilla.text, item.answer)
+        if not result.vanilla_correct:
+            result.skipped_reason = (
+                f"vanilla answer {extract_answer(vanilla.text)!r} is wrong (gold {item.answer!r})"
+            )
+            result.usage = sum_usage(usages)
+            return result
+
+        best_tokens = result.vanilla_tokens
+        lo, hi = self.min_budget - 1, max(self.min_budget, result.vanilla_tokens)
+
+        def attempt(budget: int, stage: str) -> bool:
+            nonlocal best_tokens
+            # a reply as long as the best so far cannot be feasible: cap it there
+            completion = run(budget, max(1, best_tokens))
+            tokens = completion.usage.output_tokens
+            correct = is_correct(completion.text, item.answer)
+            feasible = correct and tokens < best_tokens
+            result.trajectory.append(
+                SearchStep(
+                    budget=budget,
+                    output_tokens=tokens,
+                    correct=correct,
+                    feasible=feasible,
+                    answer=extract_answer(completion.text),
+                    stage=stage,
+                )
+            )
+            if feasible:
+                best_tokens = tokens
+                result.optimal_budget, result.optimal_tokens = budget, tokens
+                result.optimal_text = completion.text
+            return feasible
+
+        width = max(1, int(self.tolerance * hi))
+        steps = 0
+        while hi - lo > width and steps < self.max_steps:
+            mid = (lo + hi) // 2
+            steps += 1
+            if attempt(mid, "binary"):
+                hi = mid
+            else:
+                lo = mid
+        if result.optimal_budget is not None and result.optimal_tokens is not None:
+            refined = result.optimal_tokens
+            if self.min_budget <= refined < result.optimal_budget:
+                attempt(refined, "greedy")
+        if result.optimal_budget is None:
+            result.skipped_reason = "no budget below vanilla gave a correct, shorter answer"
+        result.usage = sum_usage(usages)
+        return result
+
+    def _messages(self, item: Item, budget: int | None) -> list[Message]:
+        style = self.vanilla if budget is None else self.style
+        return style.render(item.question, budget)
+
+    def search(self, item: Item) -> SearchResult:
+        return self._plan(
+            item, lambda b, cap: self.model.complete(self._messages(item, b), max_tokens=cap)
+        )
+
+    async def asearch(self, item: Item) -> SearchResult:
+        # The plan is sequential; run it in a worker thread that drives async calls on the
+        # caller's loop, so many items can be searched concurrently.
+        loop = asyncio.get_running_loop()
+
+        def ask(budget: int | None, cap: int) -> Completion:
+            call = self.model.acomplete(self._messages(item, budget), max_tokens=cap)
+            return asyncio.run_coroutine_threadsafe(call, loop).result()
+
+        return await asyncio.to_thread(self._plan, item, ask)
+
+
+# -- whole data sets: append as each item finishes, resume, retry ----------------------------
+def finished_ids(path: Path) -> set[str]:
+    """Ids already searched in ``path`` (items recorded with an error are searched again)."""
+    done: set[str] = set()
+    if not path.exists():
+        return done
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash: that item is searched again
+            if row.get("error") is None and "id" in row:
+                done.add(str(row["id"]))
+    return done
+
+
+def load_results(path: str | Path) -> list[SearchResult]:
+    """The last result per item id of a search file (skipping truncated lines)."""
+    latest: dict[str, SearchResult] = {}
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                result = SearchResult.model_validate_json(line)
+            except ValueError:
+                continue
+            latest[result.id] = result
+    return list(latest.values())
+
+
+class _Appender:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # a line cut by a crash must not swallow the next record
+        cut = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+        self._fh = path.open("a", encoding="utf-8")
+        if cut:
+            self._fh.write("\n")
+        self._lock = asyncio.Lock()
+
+    async def write(self, result: SearchResult) -> None:
+        async with self._lock:
+            self._fh.write(result.model_dump_json() + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+async def search_dataset(
+    searcher: BudgetSearch,
+    items: Sequence[Item],
+    out: str | Path,
+    *,
+    concurrency: int = 1,
+    retries: int = 2,
+    progress: bool = True,
+    on_result: Callable[[SearchResult], Awaitable[None] | None] | None = None,
+) -> list[SearchResult]:
+    """Search every item not yet in ``out``, appending each result as it finishes.
+
+    A rerun with the same ``out`` resumes: finished items are never redone or lost. A model
+    error on an item is retried ``retries`` times, then recorded with ``error`` set (and
+    searched again on the next run); it never stops the others.
+    """
+    path = Path(out)
+    done = finished_ids(path)
+    todo = [item for item in items if item.id not in done]
+    appender = _Appender(path)
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    results: list[SearchResult] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="search", unit="item")
+
+    async def one(item: Item) -> None:
+        async with semaphore:
+            error: BaseException | None = None
+            for _ in range(retries + 1):
+                try:
+                    result = await searcher.asearch(item)
+                    break
+                except Exception as exc:
+                    error = exc
+            else:
+                result = SearchResult(
+                    id=item.id,
+                    question=item.question,
+                    gold=item.answer,
+                    model=searcher.model.model_name,
+                    style=searcher.style.name,
+                    error=repr(error),
+                )
+            await appender.write(result)
+            results.append(result)
+            if bar is not None:
+                bar.update(1)
+            if on_result is not None:
+                maybe = on_result(result)
+                if maybe is not None:
+                    await maybe
+
+    try:
+        await asyncio.gather(*(one(item) for item in todo))
+    finally:
+        appender.close()
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def summarize_search(results: Iterable[SearchResult]) -> dict[str, float | int | None]:
+    """Figures over a search file: calls per item, share with a feasible budget, medians."""
+    import statistics
+
+    rows = [r for r in results if r.error is None]
+    searched = [r for r in rows if r.vanilla_correct]
+    found = [r for r in searched if r.found]
+    return {
+        "items": len(rows),
+        "vanilla_correct": len(searched),
+        "with_feasible_budget": len(found),
+        "share_feasible_of_correct": len(found) / len(searched) if searched else None,
+        "calls_per_item": statistics.mean(r.calls for r in rows) if rows else None,
+        "median_optimal_budget": statistics.median(r.optimal_budget or 0 for r in found)
+        if found
+        else None,
+        "median_optimal_tokens": statistics.median(r.optimal_tokens or 0 for r in found)
+        if found
+        else None,
+        "median_vanilla_tokens": statistics.median(r.vanilla_tokens or 0 for r in searched)
+        if searched
+        else None,
+        "errors": sum(1 for r in results if r.error is not None),
+    }

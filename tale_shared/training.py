@@ -1,0 +1,112 @@
+"""Training the regression estimator on optimal-budget search results, and comparing
+estimators on the same items."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, RegressionEstimator
+from tale_shared.models import ChatModel
+from tale_shared.search import SearchResult, load_results
+
+
+def training_pairs(results: Sequence[SearchResult]) -> list[SearchResult]:
+    """Items with an optimal budget (vanilla correct and a feasible budget found)."""
+    return [r for r in results if r.error is None and r.optimal_budget is not None]
+
+
+def in_range(prediction: float, result: SearchResult) -> bool:
+    """Whether a budget is inside the item's feasible range: at least the optimal budget and
+    at most the vanilla answer's tokens (the search's upper bound)."""
+    assert result.optimal_budget is not None and result.vanilla_tokens is not None
+    return result.optimal_budget <= prediction <= max(result.vanilla_tokens, result.optimal_budget)
+
+
+def _scores(predictions: Sequence[float], rows: Sequence[SearchResult]) -> dict[str, float]:
+    errors = [abs(p - (r.optimal_budget or 0)) for p, r in zip(predictions, rows, strict=True)]
+    return {
+        "mae": float(statistics.mean(errors)),
+        "median_abs_error": float(statistics.median(errors)),
+        "in_feasible_range": sum(in_range(p, r) for p, r in zip(predictions, rows, strict=True))
+        / len(rows),
+        "mean_prediction": float(statistics.mean(predictions)),
+    }
+
+
+def cross_validate(rows: Sequence[SearchResult], folds: int = 5, seed: int = 0) -> dict[str, float]:
+    """K-fold cross-validated scores of the regression estimator (predictions clamped)."""
+    if len(rows) < folds * 2:
+        raise ValueError(f"{len(rows)} items with an optimal budget: too few for {folds} folds")
+    order = np.random.default_rng(seed).permutation(len(rows))
+    predictions: dict[int, float] = {}
+    for k in range(folds):
+        test = [int(i) for i in order[k::folds]]
+        train = [int(i) for i in order if int(i) not in set(test)]
+        est = RegressionEstimator().fit(
+            [rows[i].question for i in train], [rows[i].optimal_budget or 1 for i in train]
+        )
+        for i in test:
+            predictions[i] = est.estimate(rows[i].question).tokens
+    return _scores([predictions[i] for i in range(len(rows))], rows)
+
+
+def train_from_search(
+    runs: str | Path, *, folds: int = 5, metadata: dict[str, Any] | None = None
+) -> tuple[RegressionEstimator, dict[str, Any]]:
+    """Fit on every item with an optimal budget; report cross-validated scores."""
+    rows = training_pairs(load_results(runs))
+    report: dict[str, Any] = {"items": len(rows), "cv": cross_validate(rows, folds=folds)}
+    models = sorted({r.model for r in rows})
+    estimator = RegressionEstimator().fit(
+        [r.question for r in rows],
+        [r.optimal_budget or 1 for r in rows],
+        metadata={
+            "trained_on": str(runs),
+            "models": models,
+            "cv": report["cv"],
+            **(metadata or {}),
+        },
+    )
+    return estimator, report
+
+
+def evaluate(estimator: BudgetEstimator, rows: Sequence[SearchResult]) -> dict[str, float]:
+    """Scores of any estimator on search results (its model calls included in the tokens)."""
+    budgets = [estimator.estimate(r.question) for r in rows]
+    scores = _scores([b.tokens for b in budgets], rows)
+    scores["estimator_tokens_per_item"] = statistics.mean(b.usage.total_tokens for b in budgets)
+    scores["fallbacks"] = sum(b.fell_back for b in budgets)
+    return scores
+
+
+def compare_estimators(
+    runs: str | Path,
+    *,
+    estimator_report: dict[str, Any] | None = None,
+    zero_shot_model: ChatModel | None = None,
+) -> str:
+    """A Markdown table: regression (cross-validated) vs heuristic vs zero-shot, same items."""
+    from tale_shared.estimators import ZeroShotEstimator
+
+    rows = training_pairs(load_results(runs))
+    table = {"heuristic": evaluate(HeuristicEstimator(), rows)}
+    if estimator_report is not None:
+        table["regression (5-fold CV)"] = {**estimator_report["cv"], "estimator_tokens_per_item": 0}
+    if zero_shot_model is not None:
+        table["zero-shot"] = evaluate(ZeroShotEstimator(zero_shot_model), rows)
+    lines = [
+        f"{len(rows)} items with an optimal budget",
+        "| estimator | MAE | in feasible range | mean budget | estimator tokens/item |",
+        "|---|---|---|---|---|",
+    ]
+    for name, s in table.items():
+        lines.append(
+            f"| {name} | {s['mae']:.1f} | {s['in_feasible_range']:.0%} | "
+            f"{s['mean_prediction']:.0f} | {s.get('estimator_tokens_per_item', 0):.1f} |"
+        )
+    return "\n".join(lines)
