@@ -12,7 +12,7 @@ framework adapters use those two to place the budget inside their own message ty
 Example:
     >>> style = get_style("words")
     >>> style.instruction(100)
-    "Let's think step by step and answer in at most 75 words."
+    'Solve this step by step, showing each calculation briefly, in at most 75 words.'
     >>> [m.role for m in style.render("What is 2+3?", 100)]
     ['user']
 """
@@ -184,8 +184,14 @@ TOKENS = register_style(
 WORDS = register_style(
     PromptStyle(
         name="words",
-        description="the budget converted to words: 'answer in at most N words'",
-        template="Let's think step by step and answer in at most {words} words.",
+        description="the budget converted to words, asking for brief shown calculations",
+        # On GSM8K train (10 items, Qwen2.5-Coder-1.5B) this wording kept more answers right
+        # (5/10, 243 tokens) than "Let's think step by step and answer in at most N words"
+        # with the bracket example (3/10, 201 tokens), which often skipped the reasoning.
+        template=(
+            "Solve this step by step, showing each calculation briefly, in at most {words} words."
+        ),
+        answer_format="Finish with the final answer in double brackets.",
     )
 )
 SYSTEM = register_style(

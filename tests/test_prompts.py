@@ -24,7 +24,7 @@ def test_words_style_converts_tokens_to_words_and_puts_format_last():
     style = get_style("words")
     (msg,) = style.render(Q, 100)
     assert "at most 75 words" in msg.content
-    assert msg.content.rstrip().endswith(ANSWER_FORMAT)
+    assert msg.content.rstrip().endswith(style.answer_format)
     assert style.with_options(words_per_token=0.5).instruction(100).count("50 words") == 1
 
 
