@@ -116,15 +116,21 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         return style
 
     def _estimator_for(self, config: RunnableConfig) -> BudgetEstimator:
-        est_config = patch_config(config, run_name="tale_estimator")
-        est_config["tags"] = [*est_config.get("tags", []), ESTIMATOR_TAG]
         est = self.estimator
+        if isinstance(est, BudgetEstimator) and not isinstance(est, ZeroShotEstimator):
+            return est  # calls no model: no child run to configure
+
+        def est_config() -> RunnableConfig:
+            patched = patch_config(config, run_name="tale_estimator")
+            patched["tags"] = [*patched.get("tags", []), ESTIMATOR_TAG]
+            return patched
+
         if est is None:
-            return ZeroShotEstimator(LangChainModel(self.llm, est_config))
+            return ZeroShotEstimator(LangChainModel(self.llm, est_config()))
         if isinstance(est, str):
-            est = make_estimator(est, LangChainModel(self.llm, est_config))
+            return make_estimator(est, LangChainModel(self.llm, est_config()))
         if isinstance(est, ZeroShotEstimator) and isinstance(est.model, LangChainModel):
-            est = est.with_model(est.model.with_config(est_config))
+            return est.with_model(est.model.with_config(est_config()))
         return est
 
     def _split(self, value: Any, config: RunnableConfig) -> tuple[str, list[BaseMessage]]:

@@ -108,8 +108,8 @@ class LlamaIndexModel:
 
     Example:
         >>> from llama_index.core.llms import MockLLM
-        >>> LlamaIndexModel(MockLLM()).complete([Message("user", "hi")]).text
-        'hi'
+        >>> LlamaIndexModel(MockLLM()).complete([Message("user", "hi")]).usage.source
+        'counted'
     """
 
     def __init__(self, llm: LLM, role: CallRole = "answer") -> None:

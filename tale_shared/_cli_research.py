@@ -84,11 +84,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from tale_shared.compression import tokenskip_dataset
     from tale_shared.export import export_dpo, export_sft
 
-    exporter = export_sft if args.kind == "sft" else export_dpo
     out = args.out or Path(args.runs).with_suffix(f".{args.kind}.{args.format}.jsonl")
-    n = exporter(args.runs, out, layout=args.format)
+    if args.kind == "tokenskip":
+        n = tokenskip_dataset(args.runs, out)
+    else:
+        exporter = export_sft if args.kind == "sft" else export_dpo
+        n = exporter(args.runs, out, layout=args.format)
     print(f"wrote {n} {args.kind.upper()} examples to {out}")
     return 0
 
@@ -162,8 +166,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dry-run", action="store_true", help="measure, do not save the profile")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("export", help="TALE-PT data: SFT pairs or DPO triples from a search")
-    p.add_argument("kind", choices=["sft", "dpo"])
+    p = sub.add_parser(
+        "export", help="TALE-PT data (SFT pairs, DPO triples) or TokenSkip data from a search"
+    )
+    p.add_argument("kind", choices=["sft", "dpo", "tokenskip"])
     p.add_argument("runs")
     p.add_argument("--format", choices=["messages", "trl"], default="messages")
     p.add_argument("--out", default=None)

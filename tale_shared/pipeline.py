@@ -1,11 +1,14 @@
 """One TALE query end to end, framework-free: estimate, prompt, call, extract, record.
 
 Example:
-    >>> from tale_shared.estimators import FixedBudgetEstimator
-    >>> pipeline = TalePipeline(model, FixedBudgetEstimator(100))   # doctest: +SKIP
-    >>> result = pipeline.solve("Tom has 3 apples and buys 5. How many?")  # doctest: +SKIP
-    >>> result.answer, result.record.usage.output_tokens                   # doctest: +SKIP
-    ('8', 41)
+    .. code-block:: python
+
+        from tale_shared.estimators import FixedBudgetEstimator
+        from tale_shared.local import load_local_model
+
+        pipeline = TalePipeline(load_local_model(), FixedBudgetEstimator(100))
+        result = pipeline.solve("Tom has 3 apples and buys 5. How many?")
+        result.answer, result.record.usage.output_tokens  # ('8', 41)
 """
 
 from __future__ import annotations

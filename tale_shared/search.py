@@ -8,10 +8,11 @@ refinement: try the budget equal to the tokens the best answer actually used. It
 vanilla answer is wrong are skipped, with the reason recorded.
 
 Example:
-    >>> searcher = BudgetSearch(model)                              # doctest: +SKIP
-    >>> result = searcher.search(Item(id="1", question="...", answer="72"))  # doctest: +SKIP
-    >>> result.optimal_budget, result.vanilla_tokens, result.calls  # doctest: +SKIP
-    (48, 212, 7)
+    .. code-block:: python
+
+        searcher = BudgetSearch(load_local_model())
+        result = searcher.search(Item(id="1", question="...", answer="72"))
+        result.optimal_budget, result.vanilla_tokens, result.calls  # (48, 212, 7)
 """
 
 from __future__ import annotations

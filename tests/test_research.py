@@ -145,7 +145,9 @@ def test_research_cli_commands(runs, tmp_path, capsys):
     assert cli.main(["train-estimator", str(runs), "--out", str(out), "--compare"]) == 0
     assert RegressionEstimator.load(out).is_fitted
     assert cli.main(["export", "sft", str(runs), "--out", str(tmp_path / "s.jsonl")]) == 0
+    assert cli.main(["export", "tokenskip", str(runs), "--out", str(tmp_path / "t.jsonl")]) == 0
     assert cli.main(["plot-search", str(runs), "--id", "i3", "--out", str(tmp_path / "p.png")]) == 0
     assert cli.main(["plot-search", str(runs), "--id", "nope"]) == 2
     text = capsys.readouterr().out
     assert "| heuristic |" in text and "wrote 40 SFT examples" in text
+    assert "wrote 40 TOKENSKIP examples" in text

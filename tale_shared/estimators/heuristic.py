@@ -51,7 +51,7 @@ class HeuristicEstimator(BudgetEstimator):
 
     Example:
         >>> HeuristicEstimator().estimate("Tom has 3 apples and buys 5 more. How many?").tokens
-        78
+        55
     """
 
     name = "heuristic"

@@ -51,10 +51,11 @@ class LocalChatModel:
     are not thread-safe); ``acomplete`` runs in a worker thread so the event loop is free.
 
     Example:
-        >>> model = LocalChatModel("smollm2-135m")  # doctest: +SKIP
-        >>> reply = model.complete([Message("user", "Hi")], max_tokens=8)  # doctest: +SKIP
-        >>> reply.usage.output_tokens  # doctest: +SKIP
-        8
+        .. code-block:: python
+
+            model = LocalChatModel("smollm2-135m")
+            reply = model.complete([Message("user", "Hi")], max_tokens=8)
+            reply.usage  # TokenUsage(input_tokens=31, output_tokens=8, ...)
     """
 
     def __init__(
