@@ -21,12 +21,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "llama_index_tale needs llama-index-core: pip install 'tale[llama-index]'"
     ) from exc
 
-from llama_index_tale.agents import TaleBudgetExceededError, TaleLLM
+from llama_index_tale.agents import TaleLLM
 from llama_index_tale.llm_adapter import LlamaIndexModel, usage_from_response
 from llama_index_tale.llms import LocalLlamaLLM
 from llama_index_tale.query_engine import TaleQueryEngine
 from llama_index_tale.query_transform import TaleBudgetEvent, TaleQueryTransform
 from llama_index_tale.tracing import TaleTracer
+from tale_shared.run_budget import TaleBudgetExceededError
 
 __all__ = [
     "LlamaIndexModel",

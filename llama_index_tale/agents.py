@@ -8,9 +8,8 @@ hand that to the agent.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -32,11 +31,10 @@ from llama_index_tale.llm_adapter import model_name_of, usage_from_response
 from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, make_estimator
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import PromptStyle, get_style, join_instruction
+from tale_shared.run_budget import ExitBehavior, RunBudget, RunSpending
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
-
-ExitBehavior = Literal["end", "error", "warn"]
 
 
 T = TypeVar("T")
@@ -44,15 +42,6 @@ T = TypeVar("T")
 
 def _single(item: T) -> Generator[T, None, None]:
     yield item
-
-
-class TaleBudgetExceededError(RuntimeError):
-    """The run spent its total token or USD budget (``exit_behavior="error"``)."""
-
-    def __init__(self, message: str, tokens: int, cost_usd: float | None) -> None:
-        super().__init__(message)
-        self.tokens = tokens
-        self.cost_usd = cost_usd
 
 
 class TaleLLM(FunctionCallingLLM):
@@ -90,9 +79,8 @@ class TaleLLM(FunctionCallingLLM):
     price_table: Any = Field(default=None, exclude=True)
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _spent_tokens: int = PrivateAttr(default=0)
-    _spent_usd: float | None = PrivateAttr(default=0.0)
-    _steps: int = PrivateAttr(default=0)
+    _spent: RunSpending = PrivateAttr(default_factory=RunSpending)
+    _run_budget: RunBudget = PrivateAttr()
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -103,6 +91,7 @@ class TaleLLM(FunctionCallingLLM):
         if not isinstance(self.estimator, BudgetEstimator):
             raise TypeError("estimator must be a tale estimator or a spec string")
         get_style(self.style)
+        self._run_budget = RunBudget(self.total_tokens, self.total_usd, self.exit_behavior)
 
     @classmethod
     def class_name(cls) -> str:
@@ -115,21 +104,21 @@ class TaleLLM(FunctionCallingLLM):
     # -- accounting --------------------------------------------------------------------------
     @property
     def spent_tokens(self) -> int:
-        return self._spent_tokens
+        return self._spent.tokens
 
     @property
     def spent_usd(self) -> float | None:
         """USD spent so far, or ``None`` once any call's price was unknown."""
-        return self._spent_usd
+        return self._spent.cost_usd
 
     @property
     def steps(self) -> int:
-        return self._steps
+        return self._spent.steps
 
     def reset(self) -> None:
         """Start a new run: forget what was spent."""
         with self._lock:
-            self._spent_tokens, self._spent_usd, self._steps = 0, 0.0, 0
+            self._spent = RunSpending()
 
     def _prices(self) -> PriceTable:
         return (
@@ -140,36 +129,11 @@ class TaleLLM(FunctionCallingLLM):
         usage = usage_from_response(response, messages)
         cost = self._prices().cost(model_name_of(self.llm, response), usage)
         with self._lock:
-            self._spent_tokens += usage.total_tokens
-            self._steps += 1
-            if cost is None or self._spent_usd is None:
-                self._spent_usd = None
-            else:
-                self._spent_usd += cost
-
-    def _exhausted(self) -> str | None:
-        if self.total_tokens is not None and self._spent_tokens >= self.total_tokens:
-            return f"token budget spent ({self._spent_tokens}/{self.total_tokens} tokens)"
-        if (
-            self.total_usd is not None
-            and self._spent_usd is not None
-            and (self._spent_usd >= self.total_usd)
-        ):
-            return f"USD budget spent (${self._spent_usd:.6f}/${self.total_usd:.6f})"
-        return None
+            self._spent = self._spent.add(usage.total_tokens, cost)
 
     def _stop_message(self) -> str | None:
         """``None`` to go on; else the message to answer with instead of calling the model."""
-        reason = self._exhausted()
-        if reason is None:
-            return None
-        message = f"Stopped: the agent's {reason}."
-        if self.exit_behavior == "error":
-            raise TaleBudgetExceededError(message, self._spent_tokens, self._spent_usd)
-        if self.exit_behavior == "warn":
-            warnings.warn(message, stacklevel=3)
-            return None
-        return message
+        return self._run_budget.check(self._spent)
 
     # -- the step budget ---------------------------------------------------------------------
     @property
@@ -177,10 +141,7 @@ class TaleLLM(FunctionCallingLLM):
         return get_style(self.style)
 
     def _step_budget(self, task: str) -> int:
-        tokens: int = self.estimator.estimate(task).tokens
-        if self.total_tokens is not None:
-            tokens = min(tokens, max(1, self.total_tokens - self._spent_tokens))
-        return tokens
+        return self._run_budget.step_cap(self.estimator.estimate(task).tokens, self._spent)
 
     @staticmethod
     def _task(messages: Sequence[ChatMessage]) -> str:

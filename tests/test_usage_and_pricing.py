@@ -95,3 +95,29 @@ def test_reasoning_tokens_can_be_billed_at_their_own_rate():
     price = ModelPrice(input_per_mtok=0, output_per_mtok=10, reasoning_per_mtok=20)
     usage = TokenUsage(output_tokens=1_000_000, reasoning_tokens=500_000)
     assert price.cost(usage) == pytest.approx(15.0)
+
+
+def test_run_budget_policy():
+    import warnings
+
+    from tale_shared.run_budget import RunBudget, RunSpending, TaleBudgetExceededError
+
+    spent = RunSpending().add(600, 0.01).add(500, None)
+    assert (spent.tokens, spent.cost_usd, spent.steps) == (1100, None, 2)
+    assert RunBudget(total_tokens=2000).check(spent) is None
+    assert "token budget spent" in RunBudget(total_tokens=1000).check(spent)
+    with pytest.raises(TaleBudgetExceededError) as info:
+        RunBudget(total_tokens=1000, exit_behavior="error").check(spent)
+    assert info.value.tokens == 1100
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert RunBudget(total_tokens=1000, exit_behavior="warn").check(spent) is None
+    assert caught
+    # an unknown price never counts as spending the USD budget
+    assert RunBudget(total_usd=0.001).exhausted(spent) is None
+    assert "USD" in RunBudget(total_usd=0.001).exhausted(RunSpending().add(1, 0.002))
+    assert RunBudget(total_tokens=1000).step_cap(500, spent) == 1
+    assert RunBudget(total_tokens=5000).step_cap(500, spent) == 500
+    for bad in ({"exit_behavior": "boom"}, {"total_tokens": 0}, {"total_usd": -1.0}):
+        with pytest.raises(ValueError):
+            RunBudget(**bad)

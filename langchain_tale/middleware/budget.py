@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -31,8 +30,12 @@ from tale_shared.estimators import (
 from tale_shared.pipeline import hard_cap
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import get_style, join_instruction
-
-ExitBehavior = Literal["end", "error", "warn"]
+from tale_shared.run_budget import (
+    ExitBehavior,
+    RunBudget,
+    RunSpending,
+    TaleBudgetExceededError,
+)
 
 
 class TaleBudgetState(AgentState[Any]):
@@ -41,15 +44,6 @@ class TaleBudgetState(AgentState[Any]):
     tale_run_tokens: NotRequired[Annotated[int, UntrackedValue, PrivateStateAttr]]
     tale_run_cost_usd: NotRequired[Annotated[float | None, UntrackedValue, PrivateStateAttr]]
     tale_run_steps: NotRequired[Annotated[int, UntrackedValue, PrivateStateAttr]]
-
-
-class TaleBudgetExceededError(RuntimeError):
-    """The agent run spent its total token or USD budget (``exit_behavior="error"``)."""
-
-    def __init__(self, message: str, tokens: int, cost_usd: float | None) -> None:
-        super().__init__(message)
-        self.tokens = tokens
-        self.cost_usd = cost_usd
 
 
 class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
@@ -90,14 +84,7 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         price_table: PriceTable | None = None,
     ) -> None:
         super().__init__()
-        if exit_behavior not in ("end", "error", "warn"):
-            raise ValueError(
-                f"exit_behavior must be 'end', 'error' or 'warn', not {exit_behavior!r}"
-            )
-        if total_tokens is not None and total_tokens < 1:
-            raise ValueError("total_tokens must be positive")
-        if total_usd is not None and total_usd <= 0:
-            raise ValueError("total_usd must be positive")
+        self.run_budget = RunBudget(total_tokens, total_usd, exit_behavior)
         # "zero-shot" asks the agent's own model, so it is built per call from the request.
         self._zero_shot = estimator == "zero-shot"
         if isinstance(estimator, str) and not self._zero_shot:
@@ -105,35 +92,23 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         self.estimator = (
             estimator if isinstance(estimator, BudgetEstimator) else HeuristicEstimator()
         )
-        self.total_tokens = total_tokens
-        self.total_usd = total_usd
-        self.exit_behavior = exit_behavior
         self.style = get_style(style)
         self.cap_headroom = cap_headroom
         self.prices = price_table or default_price_table()
 
     # -- accounting --------------------------------------------------------------------------
-    def _exhausted(self, state: dict[str, Any]) -> str | None:
-        tokens = state.get("tale_run_tokens", 0)
-        cost = state.get("tale_run_cost_usd", 0.0)
-        if self.total_tokens is not None and tokens >= self.total_tokens:
-            return f"token budget spent ({tokens}/{self.total_tokens} tokens)"
-        if self.total_usd is not None and cost is not None and cost >= self.total_usd:
-            return f"USD budget spent (${cost:.6f}/${self.total_usd:.6f})"
-        return None
+    @staticmethod
+    def _spent(state: Any) -> RunSpending:
+        return RunSpending(
+            tokens=int(state.get("tale_run_tokens", 0)),
+            cost_usd=state.get("tale_run_cost_usd", 0.0),
+            steps=int(state.get("tale_run_steps", 0)),
+        )
 
     @hook_config(can_jump_to=["end"])
     def before_model(self, state: TaleBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        reason = self._exhausted(dict(state))
-        if reason is None:
-            return None
-        message = f"Stopped: the agent's {reason}."
-        if self.exit_behavior == "error":
-            raise TaleBudgetExceededError(
-                message, state.get("tale_run_tokens", 0), state.get("tale_run_cost_usd")
-            )
-        if self.exit_behavior == "warn":
-            warnings.warn(message, stacklevel=2)
+        message = self.run_budget.check(self._spent(state))
+        if message is None:
             return None
         return {"jump_to": "end", "messages": [AIMessage(content=message)]}
 
@@ -150,12 +125,11 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             return None
         usage = usage_from_message(last)
         model = (last.response_metadata or {}).get("model_name")
-        cost = self.prices.cost(model, usage)
-        spent = state.get("tale_run_cost_usd", 0.0)
+        spent = self._spent(state).add(usage.total_tokens, self.prices.cost(model, usage))
         return {
-            "tale_run_tokens": state.get("tale_run_tokens", 0) + usage.total_tokens,
-            "tale_run_cost_usd": None if cost is None or spent is None else spent + cost,
-            "tale_run_steps": state.get("tale_run_steps", 0) + 1,
+            "tale_run_tokens": spent.tokens,
+            "tale_run_cost_usd": spent.cost_usd,
+            "tale_run_steps": spent.steps,
         }
 
     async def aafter_model(
@@ -169,16 +143,8 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         humans = [m for m in messages if m.type == "human" and m.text.strip()]
         return humans[0].text if humans else "continue the task"
 
-    def _left(self, state: dict[str, Any]) -> int | None:
-        if self.total_tokens is None:
-            return None
-        return max(1, self.total_tokens - int(state.get("tale_run_tokens", 0)))
-
     def _budgeted(self, request: ModelRequest[Any], budget: TokenBudget) -> ModelRequest[Any]:
-        tokens = budget.tokens
-        left = self._left(dict(request.state or {}))
-        if left is not None:
-            tokens = min(tokens, left)
+        tokens = self.run_budget.step_cap(budget.tokens, self._spent(request.state or {}))
         sentence = self.style.instruction(tokens)
         system = request.system_message
         content = join_instruction(system.text if system else "", sentence)

@@ -1,0 +1,94 @@
+"""A total budget for a multi-step run (an agent), and what happens when it is spent.
+
+Both adapters' agent hooks — LangChain's ``TaleBudgetMiddleware`` and LlamaIndex's
+``TaleLLM`` — count real usage into a :class:`RunSpending` and ask a :class:`RunBudget`
+before each model call.
+
+Example:
+    >>> budget = RunBudget(total_tokens=1000, exit_behavior="end")
+    >>> spent = RunSpending().add(tokens=1200, cost_usd=0.001)
+    >>> budget.check(spent)
+    "Stopped: the agent's token budget spent (1200/1000 tokens)."
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+ExitBehavior = Literal["end", "error", "warn"]
+
+
+class TaleBudgetExceededError(RuntimeError):
+    """The run spent its total token or USD budget (``exit_behavior="error"``)."""
+
+    def __init__(self, message: str, tokens: int, cost_usd: float | None) -> None:
+        super().__init__(message)
+        self.tokens = tokens
+        self.cost_usd = cost_usd
+
+
+@dataclass(frozen=True)
+class RunSpending:
+    """Tokens and USD a run has spent; ``cost_usd`` is ``None`` once any price was unknown."""
+
+    tokens: int = 0
+    cost_usd: float | None = 0.0
+    steps: int = 0
+
+    def add(self, tokens: int, cost_usd: float | None) -> RunSpending:
+        cost = None if cost_usd is None or self.cost_usd is None else self.cost_usd + cost_usd
+        return RunSpending(self.tokens + tokens, cost, self.steps + 1)
+
+
+@dataclass(frozen=True)
+class RunBudget:
+    """A total in tokens and/or USD, and the policy when it is spent."""
+
+    total_tokens: int | None = None
+    total_usd: float | None = None
+    exit_behavior: ExitBehavior = "end"
+
+    def __post_init__(self) -> None:
+        if self.exit_behavior not in ("end", "error", "warn"):
+            raise ValueError(
+                f"exit_behavior must be 'end', 'error' or 'warn', not {self.exit_behavior!r}"
+            )
+        if self.total_tokens is not None and self.total_tokens < 1:
+            raise ValueError("total_tokens must be positive")
+        if self.total_usd is not None and self.total_usd <= 0:
+            raise ValueError("total_usd must be positive")
+
+    def exhausted(self, spent: RunSpending) -> str | None:
+        """Why the budget is spent, or ``None`` while it is not."""
+        if self.total_tokens is not None and spent.tokens >= self.total_tokens:
+            return f"token budget spent ({spent.tokens}/{self.total_tokens} tokens)"
+        if (
+            self.total_usd is not None
+            and spent.cost_usd is not None
+            and (spent.cost_usd >= self.total_usd)
+        ):
+            return f"USD budget spent (${spent.cost_usd:.6f}/${self.total_usd:.6f})"
+        return None
+
+    def check(self, spent: RunSpending) -> str | None:
+        """Apply the policy before a model call: ``None`` to go on, else the message to end
+        the run with. Raises :class:`TaleBudgetExceededError` for ``"error"``; warns and
+        returns ``None`` for ``"warn"``."""
+        reason = self.exhausted(spent)
+        if reason is None:
+            return None
+        message = f"Stopped: the agent's {reason}."
+        if self.exit_behavior == "error":
+            raise TaleBudgetExceededError(message, spent.tokens, spent.cost_usd)
+        if self.exit_behavior == "warn":
+            warnings.warn(message, stacklevel=3)
+            return None
+        return message
+
+    def step_cap(self, estimate: int, spent: RunSpending) -> int:
+        """A step's budget: the estimate, but no more than the tokens left (at least 1)."""
+        if self.total_tokens is None:
+            return estimate
+        return max(1, min(estimate, self.total_tokens - spent.tokens))
