@@ -38,15 +38,17 @@ def measure_style(
     budgets: Sequence[int],
     max_tokens: int = 512,
 ) -> dict[str, float]:
+    from tqdm.auto import tqdm
+
     style = get_style(style_name)
     xs, ys, within, correct = [], [], [], []
-    for budget in budgets:
-        for item in items:
-            c = model.complete(style.render(item.question, budget), max_tokens=max_tokens)
-            xs.append(float(budget))
-            ys.append(float(c.usage.output_tokens))
-            within.append(c.usage.output_tokens <= budget)
-            correct.append(is_correct(c.text, item.answer))
+    runs = [(budget, item) for budget in budgets for item in items]
+    for budget, item in tqdm(runs, desc=f"calibrate {style_name}", unit="call", leave=False):
+        c = model.complete(style.render(item.question, budget), max_tokens=max_tokens)
+        xs.append(float(budget))
+        ys.append(float(c.usage.output_tokens))
+        within.append(c.usage.output_tokens <= budget)
+        correct.append(is_correct(c.text, item.answer))
     return {
         "r": _pearson(xs, ys),
         "within_budget": sum(within) / len(within),

@@ -77,7 +77,10 @@ def train_from_search(
 
 def evaluate(estimator: BudgetEstimator, rows: Sequence[SearchResult]) -> dict[str, float]:
     """Scores of any estimator on search results (its model calls included in the tokens)."""
-    budgets = [estimator.estimate(r.question) for r in rows]
+    from tqdm.auto import tqdm
+
+    name = type(estimator).__name__
+    budgets = [estimator.estimate(r.question) for r in tqdm(rows, desc=name, leave=False)]
     scores = _scores([b.tokens for b in budgets], rows)
     scores["estimator_tokens_per_item"] = statistics.mean(b.usage.total_tokens for b in budgets)
     scores["fallbacks"] = sum(b.fell_back for b in budgets)
