@@ -126,3 +126,16 @@ async def test_an_agent_run_is_one_traced_query():
     first, second = tracer.records
     assert first.n_calls == 3 and second.n_calls == 3
     assert first.usage.total_tokens + second.usage.total_tokens == llm.spent_tokens
+
+
+async def test_agent_workflow_takes_tale_llm_too():
+    from llama_index.core.agent.workflow import AgentWorkflow
+
+    script = Script(n_calls=1)
+    llm = TaleLLM(llm=MockFunctionCallingLLM(response_generator=script), estimator="fixed:90")
+    workflow = AgentWorkflow.from_tools_or_functions(
+        [add], llm=llm, system_prompt="You are a calculator."
+    )
+    result = await workflow.run(user_msg="What is 2 + 1? Use the tool.")
+    assert "[[3]]" in str(result) and llm.steps == 2
+    assert all("shorter than 90 tokens" in p[0].content for p in script.prompts)
