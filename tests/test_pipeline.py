@@ -68,3 +68,15 @@ def test_unknown_model_cost_stays_unknown(scripted):
 def test_empty_question(scripted):
     with pytest.raises(ValueError, match="empty"):
         TalePipeline(scripted("x"), FixedBudgetEstimator(5)).solve(" ")
+
+
+def test_the_core_imports_neither_framework_nor_llama_cpp():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tale_shared, tale_shared.cli, tale_shared.search, tale_shared.local; "
+        "print(sorted(m for m in ('langchain_core', 'llama_index', 'llama_cpp') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
