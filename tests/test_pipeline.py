@@ -76,7 +76,8 @@ def test_the_core_imports_neither_framework_nor_llama_cpp():
 
     code = (
         "import sys, tale_shared, tale_shared.cli, tale_shared.search, tale_shared.local; "
-        "print(sorted(m for m in ('langchain_core', 'llama_index', 'llama_cpp') if m in sys.modules))"
+        "mods = ('langchain_core', 'llama_index', 'llama_cpp'); "
+        "print(sorted(m for m in mods if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
