@@ -123,3 +123,19 @@ def test_llama_index_llm_and_query_transform_on_the_real_model(smollm):
     records = tracer.records
     assert [c.role for r in records for c in r.calls] == ["estimator", "answer"]
     assert all(r.usage.source == "provider" for r in records)
+
+
+async def test_async_streaming_through_both_adapters(smollm):
+    from langchain_tale import ChatLocalLlama
+    from llama_index_tale import LocalLlamaLLM
+
+    lc = ChatLocalLlama(model="smollm2-135m", max_tokens=16)
+    chunks = [c async for c in lc.astream("Count to five.")]
+    total = chunks[0]
+    for c in chunks[1:]:
+        total = total + c
+    assert total.text.strip() and 0 < total.usage_metadata["output_tokens"] <= 16
+
+    li = LocalLlamaLLM(model="smollm2-135m", max_tokens=16)
+    responses = [r async for r in await li.astream_complete("Count to five.")]
+    assert responses[-1].text.strip() and responses[-1].raw["usage"]["completion_tokens"] > 0
