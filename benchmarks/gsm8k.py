@@ -122,12 +122,14 @@ def plot(out: Path, methods: list[str], png: str) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
     for m in methods:
         mine = [r for r in rows if r["method"] == m]
-        ax.scatter(
-            statistics.mean(r["output_tokens"] for r in mine),
-            statistics.mean(r["correct"] for r in mine),
-            s=60,
-            label=m,
+        x = statistics.mean(r["output_tokens"] for r in mine)
+        y = statistics.mean(r["correct"] for r in mine)
+        ax.scatter(x, y, s=60, label=f"{m} (n={len(mine)})")
+        ax.annotate(
+            f"{x:.0f} tok, {y:.0%}", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8
         )
+    ax.set_ylim(0, 1)
+    ax.set_xlim(left=0)
     ax.set_xlabel("mean output tokens per question (all calls)")
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=8)
