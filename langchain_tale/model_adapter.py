@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from langchain_tale._caps import cap_kwargs
-from langchain_tale._messages import to_core, to_langchain
+from langchain_tale._messages import to_langchain
 from tale_shared.models import Completion
 from tale_shared.prompts import Message
 from tale_shared.tokens import count_tokens
@@ -99,4 +99,4 @@ class LangChainModel:
         return self._completion(reply, prompt, start)
 
 
-__all__ = ["AIMessage", "LangChainModel", "model_name_of", "to_core", "usage_from_message"]
+__all__ = ["LangChainModel", "model_name_of", "usage_from_message"]

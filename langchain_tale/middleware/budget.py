@@ -19,7 +19,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
 from langchain_tale._caps import cap_kwargs
-from langchain_tale.model_adapter import LangChainModel, model_name_of, usage_from_message
+from langchain_tale.model_adapter import LangChainModel, usage_from_message
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators import (
     BudgetEstimator,
@@ -178,4 +178,4 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         return await handler(self._budgeted(request, budget))
 
 
-__all__ = ["TaleBudgetExceededError", "TaleBudgetMiddleware", "TaleBudgetState", "model_name_of"]
+__all__ = ["TaleBudgetExceededError", "TaleBudgetMiddleware", "TaleBudgetState"]
