@@ -48,6 +48,19 @@ def _digest(params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _vectorizer(ngram_max: int, vocabulary: dict[str, int] | None = None) -> Any:
+    """The text features: the same TF-IDF settings for fitting and for loading."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        ngram_range=(1, ngram_max),
+        sublinear_tf=True,
+        token_pattern=_TOKEN_PATTERN,
+        vocabulary=vocabulary,
+        dtype=np.float64,
+    )
+
+
 def _numeric_features(questions: Sequence[str]) -> np.ndarray:
     rows = []
     for q in questions:
@@ -91,7 +104,6 @@ class RegressionEstimator(BudgetEstimator):
         metadata: dict[str, Any] | None = None,
     ) -> RegressionEstimator:
         """Fit on (question, optimal budget) pairs; returns ``self``."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import Ridge
 
         if len(questions) != len(budgets):
@@ -102,12 +114,7 @@ class RegressionEstimator(BudgetEstimator):
         y = np.asarray(budgets, dtype=float)
         if not np.all(np.isfinite(y)) or np.any(y <= 0):
             raise ValueError("budgets must be positive, finite numbers of tokens")
-        vectorizer = TfidfVectorizer(
-            ngram_range=(1, self.ngram_max),
-            sublinear_tf=True,
-            token_pattern=_TOKEN_PATTERN,
-            dtype=np.float64,
-        )
+        vectorizer = _vectorizer(self.ngram_max)
         text_x = vectorizer.fit_transform(texts).toarray()
         numeric = _numeric_features(texts)
         mean = numeric.mean(axis=0)
@@ -133,20 +140,12 @@ class RegressionEstimator(BudgetEstimator):
         return self
 
     def _set_params(self, params: _Params) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         n_text = len(params.vocabulary)
         if len(params.idf) != n_text or len(params.coef) != n_text + len(params.numeric_mean):
             raise EstimatorFileError("the saved estimator's parameters have inconsistent sizes")
         if sorted(params.vocabulary.values()) != list(range(n_text)):
             raise EstimatorFileError("the saved estimator's vocabulary indices are corrupt")
-        vectorizer = TfidfVectorizer(
-            ngram_range=(1, params.ngram_max),
-            sublinear_tf=True,
-            token_pattern=_TOKEN_PATTERN,
-            vocabulary=params.vocabulary,
-            dtype=np.float64,
-        )
+        vectorizer = _vectorizer(params.ngram_max, params.vocabulary)
         vectorizer.idf_ = np.asarray(params.idf, dtype=float)
         self._vectorizer = vectorizer
         self._params = params
