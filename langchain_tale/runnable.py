@@ -29,7 +29,7 @@ from langchain_tale.model_adapter import LangChainModel, model_name_of
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators import BudgetEstimator, ZeroShotEstimator, make_estimator
 from tale_shared.pipeline import hard_cap
-from tale_shared.profiles import profile_for
+from tale_shared.profiles import style_for
 from tale_shared.prompts import PromptStyle, get_style
 
 BUDGET_EVENT = "tale_budget"
@@ -107,13 +107,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     # -- the parts of one call ---------------------------------------------------------------
     @property
     def prompt_style(self) -> PromptStyle:
-        if self.style is not None:
-            return get_style(self.style)
-        profile = profile_for(model_name_of(self.llm))
-        style = get_style(profile.style)
-        if profile.words_per_token:
-            style = style.with_options(words_per_token=profile.words_per_token)
-        return style
+        return style_for(model_name_of(self.llm), self.style)
 
     def _estimator_for(self, config: RunnableConfig) -> BudgetEstimator:
         est = self.estimator

@@ -19,7 +19,7 @@ from tale_shared._validation import require_question
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators import BudgetEstimator, ZeroShotEstimator, make_estimator
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
-from tale_shared.profiles import profile_for
+from tale_shared.profiles import style_for
 from tale_shared.prompts import PromptStyle, get_style, join_instruction
 
 dispatcher = get_dispatcher(__name__)
@@ -104,13 +104,7 @@ class TaleQueryTransform(BaseQueryTransform):
 
     @property
     def style(self) -> PromptStyle:
-        if self._style is not None:
-            return self._style
-        profile = profile_for(model_name_of(self.llm))
-        style = get_style(profile.style)
-        if profile.words_per_token:
-            style = style.with_options(words_per_token=profile.words_per_token)
-        return style
+        return style_for(model_name_of(self.llm), self._style)
 
     def _apply(
         self, query_bundle: QueryBundle, budget: TokenBudget, metadata: dict[str, Any]

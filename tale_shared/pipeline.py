@@ -24,8 +24,8 @@ from tale_shared.budget import TokenBudget
 from tale_shared.estimators.base import BudgetEstimator
 from tale_shared.models import ChatModel, Completion
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.profiles import profile_for
-from tale_shared.prompts import Message, PromptStyle, get_style
+from tale_shared.profiles import style_for
+from tale_shared.prompts import Message, PromptStyle
 from tale_shared.usage import CallRecord, QueryRecord
 
 
@@ -55,7 +55,7 @@ class TalePipeline:
 
     With ``estimator=None`` and ``style="vanilla"`` it is the plain chain-of-thought
     baseline, counted the same way. ``style=None`` takes the model's profile
-    (:func:`tale_shared.profiles.profile_for`). ``cap_headroom`` also sets a hard
+    (:func:`tale_shared.profiles.style_for`). ``cap_headroom`` also sets a hard
     ``max_tokens`` cap of ``ceil(budget * cap_headroom)``.
     """
 
@@ -71,13 +71,7 @@ class TalePipeline:
     ) -> None:
         self.model = model
         self.estimator = estimator
-        if style is None:
-            profile = profile_for(model.model_name)
-            resolved = get_style(profile.style)
-            if profile.words_per_token:
-                resolved = resolved.with_options(words_per_token=profile.words_per_token)
-            style = resolved
-        self.style = get_style(style)
+        self.style = style_for(model.model_name, style)
         if self.style.uses_budget and estimator is None:
             raise ValueError(f"style {self.style.name!r} needs an estimator for its budget")
         self.max_tokens = max_tokens

@@ -12,7 +12,7 @@ from typing import Any
 
 from tale_shared.answers import extract_answer, is_correct
 from tale_shared.models import ChatModel
-from tale_shared.profiles import profile_for
+from tale_shared.profiles import style_for
 from tale_shared.prompts import get_style
 from tale_shared.search import SearchResult
 
@@ -35,7 +35,7 @@ def elasticity_curve(
     max_tokens: int = 512,
 ) -> list[ElasticityPoint]:
     """Run ``question`` at each budget (and once without): output tokens per budget."""
-    chosen = get_style(style or profile_for(model.model_name).style)
+    chosen = style_for(model.model_name, style)
     points = []
     for budget in [None, *budgets]:
         messages = (get_style("vanilla") if budget is None else chosen).render(question, budget)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from tale_shared.estimators.regression import RegressionEstimator
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, cache_dir
 from tale_shared.pricing import LOCAL_PREFIX
+from tale_shared.prompts import PromptStyle, get_style
 
 REFERENCE_STYLE = "paper"
 
@@ -84,6 +85,18 @@ def profile_for(model: str | None) -> ModelProfile:
         if model in BUILTIN_PROFILES:
             return BUILTIN_PROFILES[model]
     return ModelProfile(model=model or "unknown")
+
+
+def style_for(model: str | None, style: str | PromptStyle | None = None) -> PromptStyle:
+    """``style`` when given, else the style of ``model``'s profile (with its calibrated
+    words-per-token conversion, when it has one)."""
+    if style is not None:
+        return get_style(style)
+    profile = profile_for(model)
+    chosen = get_style(profile.style)
+    if profile.words_per_token:
+        chosen = chosen.with_options(words_per_token=profile.words_per_token)
+    return chosen
 
 
 def packaged_estimator_path(model: str = DEFAULT_LOCAL_MODEL) -> Path:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from tale_shared.answers import extract_answer, is_correct
 from tale_shared.datasets import Item
 from tale_shared.models import ChatModel, Completion
-from tale_shared.profiles import profile_for
+from tale_shared.profiles import style_for
 from tale_shared.prompts import Message, PromptStyle, get_style
 from tale_shared.usage import TokenUsage, sum_usage
 
@@ -96,7 +96,7 @@ class BudgetSearch:
         max_tokens: int = 512,
     ) -> None:
         self.model = model
-        self.style = get_style(style if style is not None else profile_for(model.model_name).style)
+        self.style = style_for(model.model_name, style)
         if not self.style.uses_budget:
             raise ValueError(f"style {self.style.name!r} takes no budget: nothing to search")
         self.vanilla = get_style("vanilla")
