@@ -163,7 +163,7 @@ class TaleTracer:
     # -- attach / detach ---------------------------------------------------------------------
     def attach(self) -> TaleTracer:
         """Start listening on the dispatcher (the root one by default)."""
-        if self._event_handler not in self.dispatcher.event_handlers:
+        if not any(h is self._event_handler for h in self.dispatcher.event_handlers):
             self.dispatcher.add_event_handler(self._event_handler)
             self.dispatcher.add_span_handler(self._span_handler)
         return self
@@ -171,12 +171,12 @@ class TaleTracer:
     def detach(self) -> None:
         """Stop listening; queries that have gone quiet are recorded."""
         self._settle()
-        for handlers, handler in (
-            (self.dispatcher.event_handlers, self._event_handler),
-            (self.dispatcher.span_handlers, self._span_handler),
-        ):
-            if handler in handlers:
-                handlers.remove(handler)  # type: ignore[arg-type]
+        self.dispatcher.event_handlers = [
+            h for h in self.dispatcher.event_handlers if h is not self._event_handler
+        ]
+        self.dispatcher.span_handlers = [
+            h for h in self.dispatcher.span_handlers if h is not self._span_handler
+        ]
 
     def __enter__(self) -> TaleTracer:
         return self.attach()

@@ -70,3 +70,12 @@ def test_a_bare_llm_call_is_a_query_of_its_own():
     (r,) = tracer.records
     assert r.n_calls == 1 and r.budget is None and r.usage.source == "counted"
     assert r.cost_usd is None  # unknown model: unknown cost
+
+
+def test_two_tracers_at_once_each_see_their_queries():
+    outer = TaleTracer().attach()
+    with TaleTracer() as inner:
+        _engine(UsageMockLLM(), "fixed:40").query(Q)
+    _engine(UsageMockLLM(), "fixed:40").query(Q)
+    outer.detach()
+    assert len(inner.records) == 1 and len(outer.records) == 2
