@@ -221,6 +221,8 @@ class TaleCallbackHandler(BaseCallbackHandler):
             pending = self._calls.pop(run_id, None)
             root = self._root(run_id)
             query = self._queries.get(root)
+            if root != run_id:
+                self._parent.pop(run_id, None)
         if pending is None:
             return
         model = model or pending.model

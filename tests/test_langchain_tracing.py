@@ -42,6 +42,8 @@ def test_batch_of_500_with_concurrency_32_gives_exactly_500_records():
     assert s.input_tokens == sum(r.usage.input_tokens for r in records)
     assert s.estimator_output_tokens == 2 * 500
     assert s.cost_usd == pytest.approx(sum(r.cost_usd for r in records))
+    # nothing of the finished runs is kept beyond their records
+    assert not tracer._parent and not tracer._queries and not tracer._calls
 
 
 async def test_concurrent_async_queries_are_kept_apart():
