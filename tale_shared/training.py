@@ -60,7 +60,14 @@ def train_from_search(
 ) -> tuple[RegressionEstimator, dict[str, Any]]:
     """Fit on every item with an optimal budget; report cross-validated scores."""
     rows = training_pairs(load_results(runs))
-    report: dict[str, Any] = {"items": len(rows), "cv": cross_validate(rows, folds=folds)}
+    folds = min(folds, len(rows) // 2)  # few items: fewer folds, each with two or more
+    if folds < 2:
+        raise ValueError(f"{len(rows)} items with an optimal budget: too few to cross-validate")
+    report: dict[str, Any] = {
+        "items": len(rows),
+        "folds": folds,
+        "cv": cross_validate(rows, folds=folds),
+    }
     models = sorted({r.model for r in rows})
     estimator = RegressionEstimator().fit(
         [r.question for r in rows],
@@ -99,7 +106,8 @@ def compare_estimators(
     rows = training_pairs(load_results(runs))
     table = {"heuristic": evaluate(HeuristicEstimator(), rows)}
     if estimator_report is not None:
-        table["regression (5-fold CV)"] = {**estimator_report["cv"], "estimator_tokens_per_item": 0}
+        label = f"regression ({estimator_report.get('folds', 5)}-fold CV)"
+        table[label] = {**estimator_report["cv"], "estimator_tokens_per_item": 0}
     if zero_shot_model is not None:
         table["zero-shot"] = evaluate(ZeroShotEstimator(zero_shot_model), rows)
     lines = [
