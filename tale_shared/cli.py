@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from tale_shared._status import status
-from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, make_estimator
+from tale_shared.estimators import make_estimator
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
 from tale_shared.models import ChatModel
 from tale_shared.pipeline import TalePipeline, TaleResult
@@ -26,17 +26,6 @@ def _load_model(name: str, n_threads: int | None) -> ChatModel:
     with status(f"loading {name}"):
         model.load()
     return model
-
-
-def _estimator(spec: str, model: ChatModel) -> BudgetEstimator:
-    if spec == "auto":
-        from tale_shared.profiles import default_regression_estimator
-
-        try:
-            return default_regression_estimator(model.model_name)
-        except FileNotFoundError:
-            return HeuristicEstimator()
-    return make_estimator(spec, model)
 
 
 def _row(result: TaleResult) -> dict[str, object]:
@@ -65,7 +54,7 @@ def _print_table(rows: list[dict[str, object]]) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.threads)
-    estimator = _estimator(args.estimator, model)
+    estimator = make_estimator(args.estimator, model)
     tale = TalePipeline(model, estimator, style=args.style, max_tokens=args.max_tokens)
     with status(f"TALE: estimating the budget and answering with {model.model_name}"):
         results = [tale.solve(args.question)]
@@ -125,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument(
         "--estimator",
-        default="auto",
-        help="auto (packaged regression estimator, else heuristic), fixed:N, "
-        "heuristic, zero-shot, regression[:PATH]",
+        default="heuristic",
+        help="heuristic (default, no model call), zero-shot (the paper's), fixed:N, "
+        "regression (the one shipped for the default model) or regression:PATH",
     )
     ask.add_argument(
         "--style",
