@@ -217,7 +217,7 @@ def test_the_packaged_default_estimator_loads_safely_and_predicts_in_bounds():
 
     assert packaged_estimator_path().is_file()
     est = default_regression_estimator()
-    assert est.metadata["models"] == ["local/qwen2.5-coder-1.5b"] and est.metadata["n_train"] >= 10
+    assert est.metadata["models"] == ["local/qwen2.5-coder-1.5b"] and est.metadata["n_train"] >= 9
     budgets = [est.estimate(q).tokens for q in (Q, HARD)]
     assert all(est.min_tokens <= b <= est.max_tokens for b in budgets)
     assert make_estimator("regression").estimate(Q).tokens == budgets[0]
