@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
+from tale_shared.models import ChatModel
 
 GSM8K_TRAIN = Path("../shared/data/gsm8k/train.norm.jsonl")
 
 
-def load_model(spec: str, threads: int | None = None):  # type: ignore[no-untyped-def]
+def load_model(spec: str, threads: int | None = None) -> ChatModel:
     """A core ChatModel: a local model name or GGUF path, or ``provider:model`` through
     LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``, needs ``tale[agents]``)."""
     from tale_shared._status import status

@@ -20,11 +20,9 @@ from tale_shared.prompts import list_styles
 
 
 def _load_model(name: str, n_threads: int | None) -> ChatModel:
-    from tale_shared.local import LocalChatModel
+    from tale_shared._cli_research import load_model
 
-    model = LocalChatModel(name, n_threads=n_threads)
-    with status(f"loading {name}"):
-        model.load()
+    model: ChatModel = load_model(name, n_threads)
     return model
 
 
@@ -110,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--model",
         default=DEFAULT_LOCAL_MODEL,
-        help=f"a local model name ({', '.join(MODELS)}) or a .gguf path",
+        help=f"a local model name ({', '.join(MODELS)}), a .gguf path, or provider:model",
     )
     ask.add_argument(
         "--estimator",
