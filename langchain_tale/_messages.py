@@ -13,7 +13,7 @@ from langchain_core.messages import (
 )
 from langchain_core.prompt_values import PromptValue
 
-from tale_shared.prompts import Message, PromptStyle, join_instruction
+from tale_shared.prompts import Message, PromptStyle, join_instruction, place_sentence
 
 
 def to_core(messages: Sequence[BaseMessage]) -> list[Message]:
@@ -69,22 +69,22 @@ def inject_budget(
     messages: Sequence[BaseMessage], style: PromptStyle, budget: int | None
 ) -> list[BaseMessage]:
     """Put the style's budget sentence in the last human message or the system message."""
-    sentence = style.instruction(budget)
-    out = list(messages)
-    if style.placement == "system":
-        if out and out[0].type == "system":
-            out[0] = SystemMessage(content=join_instruction(out[0].text, sentence))
-        else:
-            out.insert(0, SystemMessage(content=sentence))
-        return out
-    for i in range(len(out) - 1, -1, -1):
-        if out[i].type == "human":
-            original = out[i]
-            if isinstance(original.content, str):
-                content: Any = join_instruction(original.content, sentence)
-            else:  # multimodal content blocks: add a text block
-                content = [*original.content, {"type": "text", "text": sentence}]
-            out[i] = original.model_copy(update={"content": content})
-            return out
-    out.append(HumanMessage(content=sentence))
-    return out
+
+    def merge(message: BaseMessage, sentence: str) -> BaseMessage:
+        if isinstance(message.content, str):
+            content: Any = join_instruction(message.content, sentence)
+        else:  # multimodal content blocks: add a text block
+            content = [*message.content, {"type": "text", "text": sentence}]
+        return message.model_copy(update={"content": content})
+
+    def new(role: str, sentence: str) -> BaseMessage:
+        return SystemMessage(content=sentence) if role == "system" else HumanMessage(sentence)
+
+    return place_sentence(
+        messages,
+        style.placement,
+        style.instruction(budget),
+        role_of=lambda m: {"human": "user"}.get(m.type, m.type),
+        merge=merge,
+        new=new,
+    )

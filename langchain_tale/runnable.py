@@ -39,12 +39,12 @@ ANSWER_TAG = "tale:answer"
 
 @dataclass(frozen=True)
 class _Plan:
-    """What one call sends: the budgeted prompt, its metadata, cap kwargs, the event data."""
+    """What the answer call sends: the budgeted prompt, its config and cap kwargs, the metadata."""
 
     prompt: list[BaseMessage]
-    tale: dict[str, Any]
+    config: RunnableConfig
     kwargs: dict[str, Any]
-    event: dict[str, Any]
+    tale: dict[str, Any]
 
 
 class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
@@ -158,14 +158,36 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         }
         return answer
 
-    def _plan(self, budget: TokenBudget, messages: list[BaseMessage], question: str) -> _Plan:
+    def _plan(
+        self,
+        budget: TokenBudget,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+    ) -> _Plan:
         style = self.prompt_style
         tale = self._metadata(budget, style)
         kwargs: dict[str, Any] = {}
         if self.cap_headroom is not None:
             kwargs = cap_kwargs(self.llm, hard_cap(budget.tokens, self.cap_headroom))
         prompt = inject_budget(messages, style, budget.tokens if style.uses_budget else None)
-        return _Plan(prompt=prompt, tale=tale, kwargs=kwargs, event={**tale, "question": question})
+        return _Plan(prompt, self._answer_config(config, tale), kwargs, tale)
+
+    def _prepare(self, value: Any, child: RunnableConfig) -> _Plan:
+        """Split the input, estimate the budget, announce it, plan the answer call."""
+        question, messages = self._split(value, child)
+        budget = self._estimator_for(child).estimate(question)
+        plan = self._plan(budget, messages, child)
+        dispatch_custom_event(BUDGET_EVENT, {**plan.tale, "question": question}, config=child)
+        return plan
+
+    async def _aprepare(self, value: Any, child: RunnableConfig) -> _Plan:
+        question, messages = self._split(value, child)
+        budget = await self._estimator_for(child).aestimate(question)
+        plan = self._plan(budget, messages, child)
+        await adispatch_custom_event(
+            BUDGET_EVENT, {**plan.tale, "question": question}, config=child
+        )
+        return plan
 
     @staticmethod
     def _tag(message: BaseMessage, tale: dict[str, Any]) -> Any:
@@ -177,24 +199,15 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     def _invoke(
         self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> BaseMessage:
-        child = patch_config(config, callbacks=run_manager.get_child())
-        question, messages = self._split(value, child)
-        budget = self._estimator_for(child).estimate(question)
-        plan = self._plan(budget, messages, question)
-        dispatch_custom_event(BUDGET_EVENT, plan.event, config=child)
-        reply = self.llm.invoke(plan.prompt, self._answer_config(child, plan.tale), **plan.kwargs)
+        plan = self._prepare(value, patch_config(config, callbacks=run_manager.get_child()))
+        reply = self.llm.invoke(plan.prompt, plan.config, **plan.kwargs)
         return self._tag(reply, plan.tale)  # type: ignore[no-any-return]
 
     async def _ainvoke(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> BaseMessage:
-        child = patch_config(config, callbacks=run_manager.get_child())
-        question, messages = self._split(value, child)
-        budget = await self._estimator_for(child).aestimate(question)
-        plan = self._plan(budget, messages, question)
-        await adispatch_custom_event(BUDGET_EVENT, plan.event, config=child)
-        answer_config = self._answer_config(child, plan.tale)
-        reply = await self.llm.ainvoke(plan.prompt, answer_config, **plan.kwargs)
+        plan = await self._aprepare(value, patch_config(config, callbacks=run_manager.get_child()))
+        reply = await self.llm.ainvoke(plan.prompt, plan.config, **plan.kwargs)
         return self._tag(reply, plan.tale)  # type: ignore[no-any-return]
 
     def invoke(
@@ -220,13 +233,8 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         )
         final: Any = None
         try:
-            child = patch_config(config, callbacks=run_manager.get_child())
-            question, messages = self._split(input, child)
-            budget = self._estimator_for(child).estimate(question)
-            plan = self._plan(budget, messages, question)
-            dispatch_custom_event(BUDGET_EVENT, plan.event, config=child)
-            answer_config = self._answer_config(child, plan.tale)
-            for i, chunk in enumerate(self.llm.stream(plan.prompt, answer_config, **plan.kwargs)):
+            plan = self._prepare(input, patch_config(config, callbacks=run_manager.get_child()))
+            for i, chunk in enumerate(self.llm.stream(plan.prompt, plan.config, **plan.kwargs)):
                 if i == 0:
                     chunk = self._tag(chunk, plan.tale)
                 final = chunk if final is None else final + chunk
@@ -248,14 +256,11 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         )
         final: Any = None
         try:
-            child = patch_config(config, callbacks=run_manager.get_child())
-            question, messages = self._split(input, child)
-            budget = await self._estimator_for(child).aestimate(question)
-            plan = self._plan(budget, messages, question)
-            await adispatch_custom_event(BUDGET_EVENT, plan.event, config=child)
-            answer_config = self._answer_config(child, plan.tale)
+            plan = await self._aprepare(
+                input, patch_config(config, callbacks=run_manager.get_child())
+            )
             i = 0
-            async for chunk in self.llm.astream(plan.prompt, answer_config, **plan.kwargs):
+            async for chunk in self.llm.astream(plan.prompt, plan.config, **plan.kwargs):
                 if i == 0:
                     chunk = self._tag(chunk, plan.tale)
                 i += 1

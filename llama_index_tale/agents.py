@@ -21,6 +21,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
+    TextBlock,
 )
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -30,7 +31,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, SerializeAsAny
 from llama_index_tale.llm_adapter import model_name_of, usage_from_response
 from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, make_estimator
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.prompts import PromptStyle, get_style, join_instruction
+from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
 from tale_shared.run_budget import ExitBehavior, RunBudget, RunSpending
 
 if TYPE_CHECKING:
@@ -42,6 +43,15 @@ T = TypeVar("T")
 
 def _single(item: T) -> Generator[T, None, None]:
     yield item
+
+
+def _with_sentence(message: ChatMessage, sentence: str) -> ChatMessage:
+    """The message with the sentence added; its other blocks and kwargs are kept."""
+    if len(message.blocks) <= 1 and all(isinstance(b, TextBlock) for b in message.blocks):
+        blocks: list[Any] = [TextBlock(text=join_instruction(message.content or "", sentence))]
+    else:  # images, documents...: add a text block
+        blocks = [*message.blocks, TextBlock(text=sentence)]
+    return message.model_copy(update={"blocks": blocks})
 
 
 class TaleLLM(FunctionCallingLLM):
@@ -150,24 +160,14 @@ class TaleLLM(FunctionCallingLLM):
 
     def _budgeted(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
         style = self.prompt_style
-        sentence = style.instruction(self._step_budget(self._task(messages)))
-        out = list(messages)
-        if style.placement == "system":
-            if out and out[0].role == MessageRole.SYSTEM:
-                out[0] = ChatMessage(
-                    role=MessageRole.SYSTEM,
-                    content=join_instruction(out[0].content or "", sentence),
-                )
-            else:
-                out.insert(0, ChatMessage(role=MessageRole.SYSTEM, content=sentence))
-            return out
-        for i in range(len(out) - 1, -1, -1):
-            if out[i].role == MessageRole.USER:
-                out[i] = ChatMessage(
-                    role=MessageRole.USER, content=join_instruction(out[i].content or "", sentence)
-                )
-                return out
-        return [*out, ChatMessage(role=MessageRole.USER, content=sentence)]
+        return place_sentence(
+            messages,
+            style.placement,
+            style.instruction(self._step_budget(self._task(messages))),
+            role_of=lambda m: str(m.role.value),
+            merge=_with_sentence,
+            new=lambda role, sentence: ChatMessage(role=MessageRole(role), content=sentence),
+        )
 
     @staticmethod
     def _stopped(message: str) -> ChatResponse:

@@ -20,9 +20,9 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 from tale_shared._validation import require_question
 
@@ -91,20 +91,14 @@ class PromptStyle:
 
     def apply(self, messages: Sequence[Message], budget: int | None) -> list[Message]:
         """Insert the budget sentence into an existing conversation (core messages)."""
-        sentence = self.instruction(budget)
-        out = list(messages)
-        if self.placement == "system":
-            if out and out[0].role == "system":
-                out[0] = Message("system", join_instruction(out[0].content, sentence))
-            else:
-                out.insert(0, Message("system", sentence))
-            return out
-        for i in range(len(out) - 1, -1, -1):
-            if out[i].role == "user":
-                out[i] = Message("user", join_instruction(out[i].content, sentence))
-                return out
-        out.append(Message("user", sentence))
-        return out
+        return place_sentence(
+            messages,
+            self.placement,
+            self.instruction(budget),
+            role_of=lambda m: m.role,
+            merge=lambda m, sentence: Message(m.role, join_instruction(m.content, sentence)),
+            new=Message,
+        )
 
     def render(
         self, question: str, budget: int | None, *, answer_format: bool = True
@@ -122,6 +116,45 @@ class PromptStyle:
     def with_options(self, **changes: object) -> PromptStyle:
         """A copy with some fields changed (e.g. ``words_per_token`` after calibration)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+M = TypeVar("M")
+
+
+def place_sentence(
+    messages: Sequence[M],
+    placement: Placement,
+    sentence: str,
+    *,
+    role_of: Callable[[M], str],
+    merge: Callable[[M, str], M],
+    new: Callable[[Role, str], M],
+) -> list[M]:
+    """Put a budget sentence into a conversation of any message type — the one placement rule.
+
+    ``"system"``: merged into a leading system message, or a new system message first.
+    ``"user"``: merged into the last user message, or a new user message at the end.
+    The adapters pass how to read a message's role (``"system"``/``"user"``/other), merge a
+    sentence into one, and make a new one.
+
+    Example:
+        >>> place_sentence(["u:hi"], "system", "be brief", role_of=lambda m: "user",
+        ...                merge=lambda m, s: m, new=lambda role, s: f"{role[0]}:{s}")
+        ['s:be brief', 'u:hi']
+    """
+    out = list(messages)
+    if placement == "system":
+        if out and role_of(out[0]) == "system":
+            out[0] = merge(out[0], sentence)
+        else:
+            out.insert(0, new("system", sentence))
+        return out
+    for i in range(len(out) - 1, -1, -1):
+        if role_of(out[i]) == "user":
+            out[i] = merge(out[i], sentence)
+            return out
+    out.append(new("user", sentence))
+    return out
 
 
 def join_instruction(text: str, sentence: str) -> str:

@@ -3,7 +3,13 @@ import warnings
 import pytest
 from li_fakes import UsageMockLLM
 from llama_index.core.agent.workflow import AgentStream, FunctionAgent, ReActAgent, ToolCallResult
-from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ImageBlock,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
 from llama_index.core.llms import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
 
@@ -116,6 +122,22 @@ def test_usable_anywhere_an_llm_is_and_bad_settings_refused():
         TaleLLM(llm=inner, total_tokens=0)
     with pytest.raises(TypeError, match="tool calling"):
         llm.get_tool_calls_from_response(None)
+
+
+def test_the_budget_keeps_a_messages_other_blocks_and_kwargs():
+    inner = UsageMockLLM()
+    llm = TaleLLM(llm=inner, estimator="fixed:30", style="words")
+    image = ImageBlock(url="https://example.com/chart.png")
+    asked = ChatMessage(
+        role=MessageRole.USER,
+        blocks=[TextBlock(text="What does the chart add up to?"), image],
+        additional_kwargs={"name": "ann"},
+    )
+    llm.chat([asked])
+    sent = inner.seen[-1][-1]
+    assert sent.blocks[:2] == asked.blocks and sent.additional_kwargs == {"name": "ann"}
+    assert "at most 23 words" in sent.blocks[2].text
+    assert asked.blocks == [TextBlock(text="What does the chart add up to?"), image]  # untouched
 
 
 async def test_an_agent_run_is_one_traced_query():
