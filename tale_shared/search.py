@@ -313,26 +313,33 @@ async def search_dataset(
 
 
 def summarize_search(results: Iterable[SearchResult]) -> dict[str, float | int | None]:
-    """Figures over a search file: calls per item, share with a feasible budget, medians."""
-    import statistics
+    """Figures over a search file: calls per item, share with a feasible budget, medians.
 
-    rows = [r for r in results if r.error is None]
+    ``median_token_ratio`` is the median over found items of optimal tokens / vanilla tokens.
+    """
+    from statistics import mean, median
+
+    every = list(results)
+    rows = [r for r in every if r.error is None]
     searched = [r for r in rows if r.vanilla_correct]
     found = [r for r in searched if r.found]
+
+    def mid(values: list[float]) -> float | None:
+        return median(values) if values else None
+
     return {
         "items": len(rows),
         "vanilla_correct": len(searched),
         "with_feasible_budget": len(found),
         "share_feasible_of_correct": len(found) / len(searched) if searched else None,
-        "calls_per_item": statistics.mean(r.calls for r in rows) if rows else None,
-        "median_optimal_budget": statistics.median(r.optimal_budget or 0 for r in found)
-        if found
-        else None,
-        "median_optimal_tokens": statistics.median(r.optimal_tokens or 0 for r in found)
-        if found
-        else None,
-        "median_vanilla_tokens": statistics.median(r.vanilla_tokens or 0 for r in searched)
-        if searched
-        else None,
-        "errors": sum(1 for r in results if r.error is not None),
+        "calls_per_item": mean(r.calls for r in rows) if rows else None,
+        "calls_per_searched_item": mean(r.calls for r in searched) if searched else None,
+        "median_optimal_budget": mid([r.optimal_budget or 0 for r in found]),
+        "median_optimal_tokens": mid([r.optimal_tokens or 0 for r in found]),
+        "median_vanilla_tokens": mid([r.vanilla_tokens or 0 for r in searched]),
+        "median_vanilla_tokens_of_found": mid([r.vanilla_tokens or 0 for r in found]),
+        "median_token_ratio": mid(
+            [(r.optimal_tokens or 0) / r.vanilla_tokens for r in found if r.vanilla_tokens]
+        ),
+        "errors": len(every) - len(rows),
     }
