@@ -105,15 +105,20 @@ class BudgetSearch:
         self.max_steps = max_steps
         self.max_tokens = max_tokens
 
-    # The search is written once, over an "ask" function; sync and async only supply it.
-    def _plan(self, item: Item, ask: Callable[[int | None, int], Completion]) -> SearchResult:
-        result = SearchResult(
+    def new_result(self, item: Item, error: str | None = None) -> SearchResult:
+        """An empty result for ``item`` from this searcher (with ``error`` when it failed)."""
+        return SearchResult(
             id=item.id,
             question=item.question,
             gold=item.answer,
             model=self.model.model_name,
             style=self.style.name,
+            error=error,
         )
+
+    # The search is written once, over an "ask" function; sync and async only supply it.
+    def _plan(self, item: Item, ask: Callable[[int | None, int], Completion]) -> SearchResult:
+        result = self.new_result(item)
         usages: list[TokenUsage] = []
 
         def run(budget: int | None, cap: int) -> Completion:
@@ -286,14 +291,7 @@ async def search_dataset(
                 except Exception as exc:
                     error = exc
             else:
-                result = SearchResult(
-                    id=item.id,
-                    question=item.question,
-                    gold=item.answer,
-                    model=searcher.model.model_name,
-                    style=searcher.style.name,
-                    error=repr(error),
-                )
+                result = searcher.new_result(item, error=repr(error))
             await appender.write(result)
             results.append(result)
             if bar is not None:
