@@ -38,20 +38,28 @@ def _scores(predictions: Sequence[float], rows: Sequence[SearchResult]) -> dict[
     }
 
 
-def cross_validate(rows: Sequence[SearchResult], folds: int = 5, seed: int = 0) -> dict[str, float]:
-    """K-fold cross-validated scores of the regression estimator (predictions clamped)."""
+def cross_validate(
+    rows: Sequence[SearchResult], folds: int = 5, seed: int = 0, *, constant: bool = False
+) -> dict[str, float]:
+    """K-fold cross-validated scores of the regression estimator (predictions clamped).
+
+    With ``constant=True`` the same folds score the baseline any estimator must beat: the
+    training folds' median optimal budget for every question.
+    """
     if len(rows) < folds * 2:
         raise ValueError(f"{len(rows)} items with an optimal budget: too few for {folds} folds")
-    order = np.random.default_rng(seed).permutation(len(rows))
+    order = [int(i) for i in np.random.default_rng(seed).permutation(len(rows))]
     predictions: dict[int, float] = {}
     for k in range(folds):
-        test = [int(i) for i in order[k::folds]]
-        train = [int(i) for i in order if int(i) not in set(test)]
-        est = RegressionEstimator().fit(
-            [rows[i].question for i in train], [rows[i].optimal_budget or 1 for i in train]
-        )
-        for i in test:
-            predictions[i] = est.estimate(rows[i].question).tokens
+        test = set(order[k::folds])
+        train = [i for i in order if i not in test]
+        budgets = [rows[i].optimal_budget or 1 for i in train]
+        if constant:
+            median = float(statistics.median(budgets))
+            predictions.update((i, median) for i in test)
+            continue
+        est = RegressionEstimator().fit([rows[i].question for i in train], budgets)
+        predictions.update((i, est.estimate(rows[i].question).tokens) for i in test)
     return _scores([predictions[i] for i in range(len(rows))], rows)
 
 
@@ -67,6 +75,7 @@ def train_from_search(
         "items": len(rows),
         "folds": folds,
         "cv": cross_validate(rows, folds=folds),
+        "cv_constant_median": cross_validate(rows, folds=folds, constant=True),
     }
     models = sorted({r.model for r in rows})
     estimator = RegressionEstimator().fit(
@@ -76,6 +85,7 @@ def train_from_search(
             "trained_on": str(runs),
             "models": models,
             "cv": report["cv"],
+            "cv_constant_median": report["cv_constant_median"],
             **(metadata or {}),
         },
     )
@@ -106,8 +116,12 @@ def compare_estimators(
     rows = training_pairs(load_results(runs))
     table = {"heuristic": evaluate(HeuristicEstimator(), rows)}
     if estimator_report is not None:
-        label = f"regression ({estimator_report.get('folds', 5)}-fold CV)"
-        table[label] = {**estimator_report["cv"], "estimator_tokens_per_item": 0}
+        folds = estimator_report.get("folds", 5)
+        table[f"regression ({folds}-fold CV)"] = {**estimator_report["cv"]}
+        if "cv_constant_median" in estimator_report:
+            table[f"constant: training median ({folds}-fold CV)"] = {
+                **estimator_report["cv_constant_median"]
+            }
     if zero_shot_model is not None:
         table["zero-shot"] = evaluate(ZeroShotEstimator(zero_shot_model), rows)
     lines = [
