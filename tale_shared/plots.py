@@ -69,8 +69,11 @@ def _draw(
     vanilla: int | None,
     out: str | Path,
     title: str,
+    labels: Sequence[str] | None = None,
 ) -> Path:
     plt = _pyplot()
+    from matplotlib.ticker import ScalarFormatter
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     ax.plot(budgets, tokens, color="0.6", zorder=1)
     colors = ["tab:green" if c else "tab:red" if c is False else "tab:blue" for c in correct]
@@ -79,7 +82,11 @@ def _draw(
     ax.plot([lo, hi], [lo, hi], ls=":", color="0.3", label="output = budget")
     if vanilla is not None:
         ax.axhline(vanilla, ls="--", color="tab:purple", label=f"vanilla CoT ({vanilla} tokens)")
+    for x, y, label in zip(budgets, tokens, labels or [], strict=False):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(0, 7), fontsize=7)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xlabel("token budget (log scale)")
     ax.set_ylabel("output tokens")
     ax.set_title(title, fontsize=9)
@@ -107,14 +114,17 @@ def plot_elasticity(points: Sequence[ElasticityPoint], out: str | Path, title: s
 
 
 def plot_search_trajectory(result: SearchResult, out: str | Path) -> Path:
-    steps = sorted((s for s in result.trajectory if s.budget), key=lambda s: s.budget or 0)
-    if not steps:
+    """One item's search: each try's output tokens against its budget, labelled in try order."""
+    tries = [(n, s) for n, s in enumerate(result.trajectory, 1) if s.budget]
+    if not tries:
         raise ValueError(f"item {result.id} has no budgeted step to plot")
+    tries.sort(key=lambda t: t[1].budget or 0)
     return _draw(
-        [s.budget or 0 for s in steps],
-        [s.output_tokens for s in steps],
-        [s.correct for s in steps],
+        [s.budget or 0 for _, s in tries],
+        [s.output_tokens for _, s in tries],
+        [s.correct for _, s in tries],
         result.vanilla_tokens,
         out,
-        f"{result.id}: optimal budget {result.optimal_budget}",
+        f"{result.id}: optimal budget {result.optimal_budget} (labels: try order)",
+        labels=[f"#{n}" for n, _ in tries],
     )

@@ -1,6 +1,7 @@
 import asyncio
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -214,10 +215,17 @@ def test_make_estimator_specs(scripted, tmp_path):
 
 def test_the_packaged_default_estimator_loads_safely_and_predicts_in_bounds():
     from tale_shared.profiles import default_regression_estimator, packaged_estimator_path
+    from tale_shared.search import load_results
+    from tale_shared.training import training_pairs
 
     assert packaged_estimator_path().is_file()
     est = default_regression_estimator()
-    assert est.metadata["models"] == ["local/qwen2.5-coder-1.5b"] and est.metadata["n_train"] >= 9
+    assert est.metadata["models"] == ["local/qwen2.5-coder-1.5b"]
+    # fitted on every optimal budget of the committed 100-item search, none left out
+    search = Path(__file__).parents[1] / est.metadata["trained_on"]
+    pairs = training_pairs(load_results(search))
+    assert len({r.id for r in load_results(search)}) >= 100
+    assert est.metadata["n_train"] == len(pairs) >= 40
     budgets = [est.estimate(q).tokens for q in (Q, HARD)]
     assert all(est.min_tokens <= b <= est.max_tokens for b in budgets)
     assert make_estimator("regression").estimate(Q).tokens == budgets[0]
