@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tale_shared._cli_research import load_model
+from tale_shared._tables import markdown_table
 from tale_shared.answers import is_correct
 from tale_shared.datasets import load_items
 from tale_shared.estimators import make_estimator
@@ -64,17 +65,29 @@ def summarize(out: Path, methods: list[str]) -> str:
             "seconds": statistics.mean(r["seconds"] for r in mine),
         }
     base = table[methods[0]]
-    lines = [
-        "| method | n | accuracy | mean output tokens (all calls) | mean total tokens | "
-        "output vs first | time vs first |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for m, t in table.items():
-        lines.append(
-            f"| {m} | {t['n']} | {t['accuracy']:.1%} | {t['output']:.1f} | {t['all']:.1f} | "
-            f"{t['output'] / base['output']:.2f} | {t['seconds'] / base['seconds']:.2f} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "method",
+            "n",
+            "accuracy",
+            "mean output tokens (all calls)",
+            "mean total tokens",
+            "output vs first",
+            "time vs first",
+        ],
+        (
+            [
+                m,
+                t["n"],
+                f"{t['accuracy']:.1%}",
+                f"{t['output']:.1f}",
+                f"{t['all']:.1f}",
+                f"{t['output'] / base['output']:.2f}",
+                f"{t['seconds'] / base['seconds']:.2f}",
+            ]
+            for m, t in table.items()
+        ),
+    )
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
+from tale_shared._tables import markdown_table
 from tale_shared.answers import is_correct
 from tale_shared.datasets import Item
 from tale_shared.models import ChatModel
@@ -80,14 +81,18 @@ def calibrate(
         notes=f"{len(items)} questions x budgets {list(budgets)}",
         measurements=measurements,
     )
-    lines = [
-        "| style | r(budget, tokens) | within budget | accuracy | mean tokens | score |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, m in measurements.items():
-        mark = " (chosen)" if name == best else ""
-        lines.append(
-            f"| {name}{mark} | {m['r']:.2f} | {m['within_budget']:.0%} | "
-            f"{m['accuracy']:.0%} | {m['mean_tokens']:.0f} | {score(m):.2f} |"
-        )
-    return profile, "\n".join(lines)
+    table = markdown_table(
+        ["style", "r(budget, tokens)", "within budget", "accuracy", "mean tokens", "score"],
+        (
+            [
+                f"{name} (chosen)" if name == best else name,
+                f"{m['r']:.2f}",
+                f"{m['within_budget']:.0%}",
+                f"{m['accuracy']:.0%}",
+                f"{m['mean_tokens']:.0f}",
+                f"{score(m):.2f}",
+            ]
+            for name, m in measurements.items()
+        ),
+    )
+    return profile, table

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from tale_shared._tables import markdown_table
 from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, RegressionEstimator
 from tale_shared.models import ChatModel
 from tale_shared.search import SearchResult, load_results
@@ -117,21 +118,24 @@ def compare_estimators(
     table = {"heuristic": evaluate(HeuristicEstimator(), rows)}
     if estimator_report is not None:
         folds = estimator_report.get("folds", 5)
-        table[f"regression ({folds}-fold CV)"] = {**estimator_report["cv"]}
+        table[f"regression ({folds}-fold CV)"] = estimator_report["cv"]
         if "cv_constant_median" in estimator_report:
-            table[f"constant: training median ({folds}-fold CV)"] = {
-                **estimator_report["cv_constant_median"]
-            }
+            table[f"constant: training median ({folds}-fold CV)"] = estimator_report[
+                "cv_constant_median"
+            ]
     if zero_shot_model is not None:
         table["zero-shot"] = evaluate(ZeroShotEstimator(zero_shot_model), rows)
-    lines = [
-        f"{len(rows)} items with an optimal budget",
-        "| estimator | MAE | in feasible range | mean budget | estimator tokens/item |",
-        "|---|---|---|---|---|",
-    ]
-    for name, s in table.items():
-        lines.append(
-            f"| {name} | {s['mae']:.1f} | {s['in_feasible_range']:.0%} | "
-            f"{s['mean_prediction']:.0f} | {s.get('estimator_tokens_per_item', 0):.1f} |"
-        )
-    return "\n".join(lines)
+    body = markdown_table(
+        ["estimator", "MAE", "in feasible range", "mean budget", "estimator tokens/item"],
+        (
+            [
+                name,
+                f"{s['mae']:.1f}",
+                f"{s['in_feasible_range']:.0%}",
+                f"{s['mean_prediction']:.0f}",
+                f"{s.get('estimator_tokens_per_item', 0):.1f}",
+            ]
+            for name, s in table.items()
+        ),
+    )
+    return f"{len(rows)} items with an optimal budget\n{body}"
