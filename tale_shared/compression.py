@@ -168,9 +168,9 @@ def tokenskip_dataset(
 ) -> int:
     """TokenSkip data from a search file: the model's own correct vanilla CoTs, each compressed
     with a ratio drawn from ``ratios``. Returns the number of examples written."""
-    import json
     import random
 
+    from tale_shared.export import write_jsonl
     from tale_shared.search import load_results
 
     rng = random.Random(seed)
@@ -182,9 +182,4 @@ def tokenskip_dataset(
                 cot = r.vanilla_text.replace(f"[[{answer}]]", "").strip()
                 yield training_example(r.question, cot, answer, rng.choice(list(ratios)), scorer)
 
-    n = 0
-    with Path(out).open("w", encoding="utf-8") as fh:
-        for row in rows():
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+    return write_jsonl(rows(), out)

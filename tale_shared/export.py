@@ -9,7 +9,7 @@ without being told.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +29,8 @@ def _prompt(result: SearchResult) -> str:
     return get_style("vanilla").render(result.question, None)[0].content
 
 
-def _write(rows: Iterator[dict[str, Any]], out: str | Path) -> int:
+def write_jsonl(rows: Iterable[dict[str, Any]], out: str | Path) -> int:
+    """Write one JSON object per line to ``out`` (parent folders made); returns the count."""
     n = 0
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,7 @@ def export_sft(runs: str | Path, out: str | Path, *, layout: Layout = "messages"
             else:
                 yield {"prompt": prompt, "completion": answer}
 
-    return _write(rows(), out)
+    return write_jsonl(rows(), out)
 
 
 def export_dpo(runs: str | Path, out: str | Path, *, layout: Layout = "messages") -> int:
@@ -74,4 +75,4 @@ def export_dpo(runs: str | Path, out: str | Path, *, layout: Layout = "messages"
             else:
                 yield {"prompt": prompt, "chosen": r.optimal_text, "rejected": r.vanilla_text}
 
-    return _write(rows(), out)
+    return write_jsonl(rows(), out)
