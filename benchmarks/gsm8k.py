@@ -13,7 +13,6 @@ same run; --plot draws accuracy against mean tokens.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
@@ -90,7 +89,7 @@ def summarize(out: Path, methods: list[str]) -> str:
     )
 
 
-async def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     items = load_items(args.data, limit=args.limit)
@@ -162,7 +161,7 @@ def main() -> None:
     parser.add_argument("--methods", default="vanilla,tale-heuristic")
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--plot", default=None, help="write accuracy vs tokens to this PNG")
-    asyncio.run(run(parser.parse_args()))
+    run(parser.parse_args())
 
 
 if __name__ == "__main__":

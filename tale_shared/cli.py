@@ -11,19 +11,12 @@ import json
 import sys
 from collections.abc import Sequence
 
+from tale_shared._cli_research import load_model
 from tale_shared._status import status
 from tale_shared.estimators import make_estimator
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
-from tale_shared.models import ChatModel
 from tale_shared.pipeline import TalePipeline, TaleResult
 from tale_shared.prompts import list_styles
-
-
-def _load_model(name: str, n_threads: int | None) -> ChatModel:
-    from tale_shared._cli_research import load_model
-
-    model: ChatModel = load_model(name, n_threads)
-    return model
 
 
 def _row(result: TaleResult) -> dict[str, object]:
@@ -51,7 +44,7 @@ def _print_table(rows: list[dict[str, object]]) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    model = _load_model(args.model, args.threads)
+    model = load_model(args.model, args.threads)
     estimator = make_estimator(args.estimator, model)
     tale = TalePipeline(model, estimator, style=args.style, max_tokens=args.max_tokens)
     with status(f"TALE: estimating the budget and answering with {model.model_name}"):

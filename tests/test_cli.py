@@ -15,7 +15,7 @@ def fake_local(monkeypatch, scripted):
         return "3 + 5 = 8 [[8]]"
 
     model = scripted(reply, model_name="local/qwen2.5-coder-1.5b")
-    monkeypatch.setattr(cli, "_load_model", lambda name, threads: model)
+    monkeypatch.setattr(cli, "load_model", lambda name, threads: model)
     return model
 
 
