@@ -68,6 +68,6 @@ def test_training_examples_follow_the_reference_layout(tmp_path):
         for i in range(6)
     ]
     runs.write_text("".join(r.model_dump_json() + "\n" for r in rows))
-    assert tokenskip_dataset(runs, tmp_path / "ts.jsonl") == 3
-    first = json.loads((tmp_path / "ts.jsonl").read_text().splitlines()[0])
+    assert tokenskip_dataset(runs, tmp_path / "new" / "ts.jsonl") == 3  # folder made
+    first = json.loads((tmp_path / "new" / "ts.jsonl").read_text().splitlines()[0])
     assert first["ratio"] in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5) and "[[72]]" in first["completion"]

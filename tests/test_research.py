@@ -143,6 +143,20 @@ def test_elasticity_plot_and_trajectory_plot(scripted, tmp_path):
     assert png2.stat().st_size > 1000
 
 
+def test_trajectory_points_are_sorted_by_budget_and_labelled_in_try_order(monkeypatch, tmp_path):
+    from tale_shared import plots
+
+    drawn = {}
+
+    def draw(budgets, tokens, correct, vanilla, out, title, labels=None):
+        drawn.update(budgets=budgets, labels=labels)
+        return out
+
+    monkeypatch.setattr(plots, "_draw", draw)
+    plot_search_trajectory(_result(1), tmp_path / "t.png")  # tried 150 first, then 80
+    assert drawn == {"budgets": [80, 150], "labels": ["#2", "#1"]}
+
+
 def test_research_cli_commands(runs, tmp_path, capsys):
     out = tmp_path / "est.json"
     assert cli.main(["train-estimator", str(runs), "--out", str(out), "--compare"]) == 0
