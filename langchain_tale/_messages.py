@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,12 @@ def coerce_input(value: Any, question_key: str) -> tuple[str, list[BaseMessage]]
         question = value[question_key]
         if not isinstance(question, str):
             raise TypeError(f"input[{question_key!r}] must be a string")
+        if extra := sorted(k for k in value if k != question_key):
+            warnings.warn(
+                f"TaleRunnable sends the model only input[{question_key!r}]; the keys "
+                f"{extra} are not in the prompt. Pass prompt= (a template over them) to use them.",
+                stacklevel=4,
+            )
         return question, [HumanMessage(content=question)]
     if isinstance(value, PromptValue):
         messages = value.to_messages()

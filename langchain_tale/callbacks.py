@@ -39,6 +39,7 @@ class _PendingQuery:
     budget: int | None = None
     estimator: str | None = None
     style: str | None = None
+    members: list[UUID] = field(default_factory=list)
 
 
 def _question_of(inputs: Any) -> str | None:
@@ -105,24 +106,50 @@ class TaleCallbackHandler(BaseCallbackHandler):
         return self.ledger.to_csv(path)
 
     # -- run tree ----------------------------------------------------------------------------
+    # Every run this handler sees (chain, model, tool, retriever) joins the tree, so a model
+    # call under a tool still finds its query. A run whose parent this handler never saw is a
+    # query of its own: the root of the whole run, or the first run the handler was attached
+    # to (``.with_config(callbacks=[handler])`` on a runnable inside a chain).
     def _root(self, run_id: UUID) -> UUID:
         seen = 0
-        while (parent := self._parent.get(run_id)) is not None and seen < 1000:
+        while (parent := self._parent.get(run_id)) is not None and seen < 10_000:
             run_id, seen = parent, seen + 1
         return run_id
 
+    def _join(self, run_id: UUID, parent_run_id: UUID | None, question: str | None) -> None:
+        """Add a run to the tree (under the lock)."""
+        if parent_run_id is not None and parent_run_id in self._parent:
+            self._parent[run_id] = parent_run_id
+            query = self._queries.get(self._root(parent_run_id))
+            if query is not None:
+                query.members.append(run_id)
+        else:
+            self._parent[run_id] = None
+            self._queries[run_id] = _PendingQuery(question, time.perf_counter())
+
     def _start(self, run_id: UUID, parent_run_id: UUID | None, inputs: Any) -> None:
         with self._lock:
-            self._parent[run_id] = parent_run_id
-            if parent_run_id is None:
-                self._queries[run_id] = _PendingQuery(_question_of(inputs), time.perf_counter())
+            self._join(run_id, parent_run_id, _question_of(inputs))
 
     def _finish(self, run_id: UUID, answer: Any = None, error: BaseException | None = None) -> None:
         with self._lock:
-            self._parent.pop(run_id, None)
             pending = self._queries.pop(run_id, None)
-        if pending is None:
-            return
+            if pending is None:
+                return  # an inner run: it leaves the tree with its query
+            self._parent.pop(run_id, None)
+            for member in pending.members:  # nothing of a finished query stays behind
+                self._parent.pop(member, None)
+                unfinished = self._calls.pop(member, None)
+                if unfinished is not None:  # e.g. cancelled: it ran, it may have cost
+                    pending.calls.append(
+                        CallRecord(
+                            role=unfinished.role,  # type: ignore[arg-type]
+                            model=unfinished.model,
+                            latency_s=time.perf_counter() - unfinished.started,
+                            cost_usd=None,
+                            error="unfinished: its query ended before the call reported usage",
+                        )
+                    )
         text = answer.text if isinstance(answer, BaseMessage) else answer
         self.ledger.add(
             QueryRecord(
@@ -137,6 +164,12 @@ class TaleCallbackHandler(BaseCallbackHandler):
                 error=repr(error) if error else None,
             )
         )
+
+    @property
+    def pending_runs(self) -> int:
+        """Runs still being tracked (0 once every query has finished)."""
+        with self._lock:
+            return len(self._parent) + len(self._calls)
 
     # -- chains ------------------------------------------------------------------------------
     def on_chain_start(
@@ -154,6 +187,42 @@ class TaleCallbackHandler(BaseCallbackHandler):
         self._finish(run_id, outputs)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, error=error)
+
+    # -- tools and retrievers: part of the tree, so model calls under them are found ------
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._start(run_id, parent_run_id, inputs if inputs is not None else input_str)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, output)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, error=error)
+
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any] | None,
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._start(run_id, parent_run_id, query)
+
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._finish(run_id, error=error)
 
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -179,18 +248,16 @@ class TaleCallbackHandler(BaseCallbackHandler):
         tags = kwargs.get("tags") or []
         role = "estimator" if ESTIMATOR_TAG in tags else "answer"
         question = None
-        if parent_run_id is None and prompt:
+        if prompt:
             question = prompt[-1].text if isinstance(prompt[-1], BaseMessage) else str(prompt[-1])
         with self._lock:
-            self._parent[run_id] = parent_run_id
+            self._join(run_id, parent_run_id, question)
             self._calls[run_id] = _PendingCall(
                 _model_of(serialized, kwargs),
                 role,
                 time.perf_counter(),
                 prompt if isinstance(prompt, list) else [],
             )
-            if parent_run_id is None:
-                self._queries[run_id] = _PendingQuery(question, time.perf_counter())
 
     def on_chat_model_start(
         self,
@@ -221,8 +288,6 @@ class TaleCallbackHandler(BaseCallbackHandler):
             pending = self._calls.pop(run_id, None)
             root = self._root(run_id)
             query = self._queries.get(root)
-            if root != run_id:
-                self._parent.pop(run_id, None)
         if pending is None:
             return
         model = model or pending.model

@@ -21,13 +21,18 @@ from langchain_core.runnables.config import (
     get_callback_manager_for_config,
     patch_config,
 )
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from langchain_tale._caps import cap_kwargs
 from langchain_tale._messages import coerce_input, inject_budget
 from langchain_tale.model_adapter import LangChainModel, model_name_of
 from tale_shared.budget import TokenBudget
-from tale_shared.estimators import BudgetEstimator, ZeroShotEstimator, make_estimator
+from tale_shared.estimators import (
+    BudgetEstimator,
+    ZeroShotEstimator,
+    make_estimator,
+    parse_estimator_spec,
+)
 from tale_shared.pipeline import hard_cap
 from tale_shared.profiles import style_for
 from tale_shared.prompts import PromptStyle, get_style
@@ -56,8 +61,11 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
 
     Input: a string, a list of messages, a ``PromptValue``, or a dict with a ``"question"``
     key. The estimator sees the question — the dict's value, the string, or the last human
-    message. With ``prompt=`` the input is the prompt's variables and the estimator sees
-    exactly ``input["question"]`` rather than the filled-in template.
+    message. A plain dict sends the model only its ``"question"``: other keys (``context``,
+    ...) are not part of the prompt, and a warning names them. To use them, pass
+    ``prompt=`` (a template over the dict's keys): the input is then the prompt's variables,
+    the model gets the filled-in template, and the estimator sees exactly
+    ``input["question"]``.
 
     The estimator defaults to the paper's zero-shot estimator on the same model; pass any
     core estimator or a spec string (``"fixed:200"``, ``"heuristic"``, ``"regression"``).
@@ -88,6 +96,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     cap_headroom: float | None = Field(default=None, ge=1.0)
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+    _built_estimator: BudgetEstimator | None = PrivateAttr(default=None)
 
     @field_validator("style")
     @classmethod
@@ -109,7 +118,18 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     def prompt_style(self) -> PromptStyle:
         return style_for(model_name_of(self.llm), self.style)
 
+    def model_post_init(self, context: Any) -> None:
+        super().model_post_init(context)
+        # a spec that needs no model ("regression", "fixed:N", ...) is built once, here: the
+        # regression estimator reads and checks its file, which is not per-call work
+        if isinstance(self.estimator, str):
+            name, _ = parse_estimator_spec(self.estimator)
+            if name != "zero-shot":
+                self._built_estimator = make_estimator(self.estimator)
+
     def _estimator_for(self, config: RunnableConfig) -> BudgetEstimator:
+        if self._built_estimator is not None:
+            return self._built_estimator
         est = self.estimator
         if isinstance(est, BudgetEstimator) and not isinstance(est, ZeroShotEstimator):
             return est  # calls no model: no child run to configure

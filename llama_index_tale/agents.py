@@ -33,6 +33,7 @@ from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, make_est
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
 from tale_shared.run_budget import ExitBehavior, RunBudget, RunSpending
+from tale_shared.usage import TokenUsage
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
@@ -135,11 +136,14 @@ class TaleLLM(FunctionCallingLLM):
             self.price_table if isinstance(self.price_table, PriceTable) else default_price_table()
         )
 
-    def _count(self, response: Any, messages: Sequence[ChatMessage] | str) -> None:
-        usage = usage_from_response(response, messages)
-        cost = self._prices().cost(model_name_of(self.llm, response), usage)
+    def _add(self, model: str | None, usage: TokenUsage, *, step: bool = True) -> None:
+        cost = self._prices().cost(model, usage)
+        self._run_budget.warn_if_unpriced(model, cost)
         with self._lock:
-            self._spent = self._spent.add(usage.total_tokens, cost)
+            self._spent = self._spent.add(usage.total_tokens, cost, step=step)
+
+    def _count(self, response: Any, messages: Sequence[ChatMessage] | str) -> None:
+        self._add(model_name_of(self.llm, response), usage_from_response(response, messages))
 
     def _stop_message(self) -> str | None:
         """``None`` to go on; else the message to answer with instead of calling the model."""
@@ -151,7 +155,10 @@ class TaleLLM(FunctionCallingLLM):
         return get_style(self.style)
 
     def _step_budget(self, task: str) -> int:
-        return self._run_budget.step_cap(self.estimator.estimate(task).tokens, self._spent)
+        budget = self.estimator.estimate(task)
+        if budget.usage.total_tokens:  # an estimator that calls a model: part of the run
+            self._add(budget.model, budget.usage, step=False)
+        return self._run_budget.step_cap(budget.tokens, self._spent)
 
     @staticmethod
     def _task(messages: Sequence[ChatMessage]) -> str:

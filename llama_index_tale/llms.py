@@ -100,27 +100,36 @@ class LocalLlamaLLM(CustomLLM):
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return await asyncio.to_thread(self._chat, messages, **kwargs)
 
+    def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        limit = kwargs.get("max_tokens") or self.max_tokens
+        text = ""
+        for piece in self.local.stream(_to_core(messages), max_tokens=limit):
+            text += piece.text
+            yield ChatResponse(
+                message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
+                delta=piece.text,
+                raw=_raw(piece.usage, self.local.model_name) if piece.usage else None,
+            )
+
+    def _complete(self, prompt: str, **kwargs: Any) -> CompletionResponse:
+        response = self._chat([ChatMessage(role=MessageRole.USER, content=prompt)], **kwargs)
+        return CompletionResponse(text=response.message.content or "", raw=response.raw)
+
+    def _stream_complete(self, prompt: str, **kwargs: Any) -> CompletionResponseGen:
+        for r in self._stream_chat([ChatMessage(role=MessageRole.USER, content=prompt)], **kwargs):
+            yield CompletionResponse(text=r.message.content or "", delta=r.delta, raw=r.raw)
+
+    # The public methods below each call the private helpers above, never one another: a
+    # decorated method calling a decorated one emits two LLM events for one call.
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        limit = kwargs.get("max_tokens") or self.max_tokens
-
-        def gen() -> ChatResponseGen:
-            text = ""
-            for piece in self.local.stream(_to_core(messages), max_tokens=limit):
-                text += piece.text
-                yield ChatResponse(
-                    message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
-                    delta=piece.text,
-                    raw=_raw(piece.usage, self.local.model_name) if piece.usage else None,
-                )
-
-        return gen()
+        return self._stream_chat(messages, **kwargs)
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        responses = await asyncio.to_thread(lambda: list(self.stream_chat(messages, **kwargs)))
+        responses = await asyncio.to_thread(lambda: list(self._stream_chat(messages, **kwargs)))
 
         async def gen() -> ChatResponseAsyncGen:
             for response in responses:
@@ -130,32 +139,25 @@ class LocalLlamaLLM(CustomLLM):
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        response = self._chat([ChatMessage(role=MessageRole.USER, content=prompt)], **kwargs)
-        return CompletionResponse(text=response.message.content or "", raw=response.raw)
+        return self._complete(prompt, **kwargs)
 
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        return await asyncio.to_thread(self.complete, prompt, formatted, **kwargs)
+        return await asyncio.to_thread(self._complete, prompt, **kwargs)
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        def gen() -> CompletionResponseGen:
-            for r in self.stream_chat(
-                [ChatMessage(role=MessageRole.USER, content=prompt)], **kwargs
-            ):
-                yield CompletionResponse(text=r.message.content or "", delta=r.delta, raw=r.raw)
-
-        return gen()
+        return self._stream_complete(prompt, **kwargs)
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        responses = await asyncio.to_thread(lambda: list(self.stream_complete(prompt, **kwargs)))
+        responses = await asyncio.to_thread(lambda: list(self._stream_complete(prompt, **kwargs)))
 
         async def gen() -> CompletionResponseAsyncGen:
             for response in responses:

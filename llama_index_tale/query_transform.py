@@ -136,7 +136,15 @@ class TaleQueryTransform(BaseQueryTransform):
 
     @staticmethod
     def _bundle(query: QueryType) -> QueryBundle:
-        bundle = QueryBundle(query_str=query) if isinstance(query, str) else query
+        if isinstance(query, str):
+            bundle = QueryBundle(query_str=query)
+        elif isinstance(query, QueryBundle):
+            bundle = query
+        else:
+            raise TypeError(
+                f"TaleQueryTransform takes a query string or a QueryBundle, not "
+                f"{type(query).__name__}"
+            )
         require_question(bundle.query_str)
         return bundle
 

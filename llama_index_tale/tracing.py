@@ -38,6 +38,7 @@ class _PendingCall:
     model: str | None
     started: float
     prompt: Any
+    depth: int = 1  # LLM events of inner calls in the same span (chat through complete)
 
 
 @dataclass
@@ -155,6 +156,7 @@ class TaleTracer:
         self._parent: dict[str, str | None] = {}
         self._queries: dict[str, _PendingQuery] = {}
         self._calls: dict[str, _PendingCall] = {}
+        self._attached = 0
         self._event_handler = _EventHandler()
         self._event_handler._tracer = self
         self._span_handler = _SpanHandler()
@@ -162,21 +164,33 @@ class TaleTracer:
 
     # -- attach / detach ---------------------------------------------------------------------
     def attach(self) -> TaleTracer:
-        """Start listening on the dispatcher (the root one by default)."""
-        if not any(h is self._event_handler for h in self.dispatcher.event_handlers):
+        """Start listening on the dispatcher (the root one by default). Attaching an attached
+        tracer again (nested ``with tracer:`` blocks) only counts: it keeps listening until
+        the matching number of :meth:`detach` calls."""
+        with self._lock:
+            self._attached += 1
+            first = self._attached == 1
+        if first:
             self.dispatcher.add_event_handler(self._event_handler)
             self.dispatcher.add_span_handler(self._span_handler)
         return self
 
     def detach(self) -> None:
-        """Stop listening; queries that have gone quiet are recorded."""
-        self._settle()
+        """Stop listening (after the last of nested attaches). Every query seen so far is
+        recorded: one still running gets ``error`` saying so."""
+        with self._lock:
+            if self._attached == 0:
+                return
+            self._attached -= 1
+            if self._attached:
+                return
         self.dispatcher.event_handlers = [
             h for h in self.dispatcher.event_handlers if h is not self._event_handler
         ]
         self.dispatcher.span_handlers = [
             h for h in self.dispatcher.span_handlers if h is not self._span_handler
         ]
+        self._settle(everything=True)
 
     def __enter__(self) -> TaleTracer:
         return self.attach()
@@ -239,6 +253,19 @@ class TaleTracer:
         with self._lock:
             root = self._root(span_id)
             pending = self._queries.get(root) if root is not None else None
+            failed = self._calls.pop(span_id, None) if error is not None else None
+            if failed is not None and pending is not None:
+                # the model call raised: no end event comes, but it was made (and may bill)
+                pending.calls.append(
+                    CallRecord(
+                        role=failed.role,
+                        model=failed.model,
+                        latency_s=time.perf_counter() - failed.started,
+                        cost_usd=None,
+                        error=repr(error),
+                    )
+                )
+                pending.calls_in_flight -= 1
             if pending is None or root is None:
                 return
             pending.open_spans -= 1
@@ -257,13 +284,20 @@ class TaleTracer:
         del self._queries[root]
         for member in pending.members:
             self._parent.pop(member, None)
+            self._calls.pop(member, None)
 
-    def _settle(self) -> None:
+    def _settle(self, *, everything: bool = False) -> None:
         with self._lock:
-            quiet = [(root, q) for root, q in self._queries.items() if q.ended and q.quiet]
-            for root, pending in quiet:
+            ready = [
+                (root, q)
+                for root, q in self._queries.items()
+                if everything or (q.ended and q.quiet)
+            ]
+            for root, pending in ready:
                 self._forget(root, pending)
-        for root, pending in quiet:
+                if not (pending.ended and pending.quiet) and pending.error is None:
+                    pending.error = RuntimeError("still running when the tracer was detached")
+        for root, pending in ready:
             if pending.calls or pending.question is not None:
                 self._finish(root, pending)
 
@@ -306,8 +340,16 @@ class TaleTracer:
         elif isinstance(event, (LLMChatStartEvent, LLMCompletionStartEvent)):
             model = event.model_dict.get("model") or event.model_dict.get("model_name")
             prompt = event.messages if isinstance(event, LLMChatStartEvent) else event.prompt
+            key = event.span_id or event.id_
             with self._lock:
-                self._calls[event.span_id or event.id_] = _PendingCall(
+                # Only the outermost LLM event of a call counts: an LLM that implements chat
+                # through complete (MockLLM, CustomLLM...) emits both, one inside the other.
+                if key in self._calls:
+                    self._calls[key].depth += 1
+                    return
+                if self._inside_call(event.span_id):
+                    return
+                self._calls[key] = _PendingCall(
                     current_call_role(), model, time.perf_counter(), prompt
                 )
                 pending = self._query_of(event)
@@ -316,11 +358,27 @@ class TaleTracer:
         elif isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent)):
             self._on_llm_end(event)
 
+    def _inside_call(self, span_id: str | None) -> bool:
+        """Whether a span lies inside a model call already being recorded (under the lock)."""
+        seen = 0
+        while span_id is not None and (span_id := self._parent.get(span_id)) is not None:
+            if span_id in self._calls:
+                return True
+            seen += 1
+            if seen > 10_000:
+                break
+        return False
+
     def _on_llm_end(self, event: LLMChatEndEvent | LLMCompletionEndEvent) -> None:
+        key = event.span_id or ""
         with self._lock:
-            call = self._calls.pop(event.span_id or "", None)
-        if call is None:
-            return
+            call = self._calls.get(key)
+            if call is None:
+                return  # an inner call's end event
+            call.depth -= 1
+            if call.depth > 0:
+                return
+            del self._calls[key]
         response = event.response
         usage = usage_from_response(response, call.prompt)
         raw = getattr(response, "raw", None)

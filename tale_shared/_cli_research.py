@@ -56,8 +56,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tale_shared._io import check_writable
     from tale_shared.training import compare_estimators, train_from_search
 
+    check_writable(args.out)  # before training, not after it
     estimator, report = train_from_search(args.runs, folds=args.folds)
     path = estimator.save(args.out)
     print(f"saved {path}")
@@ -85,10 +87,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from tale_shared._io import check_writable
     from tale_shared.compression import tokenskip_dataset
-    from tale_shared.export import export_dpo, export_sft
+    from tale_shared.export import check_paths, export_dpo, export_sft
 
     out = args.out or Path(args.runs).with_suffix(f".{args.kind}.{args.format}.jsonl")
+    check_paths(args.runs, out)
+    check_writable(out)
     if args.kind == "tokenskip":
         n = tokenskip_dataset(args.runs, out)
     else:

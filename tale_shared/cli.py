@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 from tale_shared._cli_research import load_model
 from tale_shared._status import status
-from tale_shared.estimators import make_estimator
+from tale_shared._validation import require_question
+from tale_shared.estimators import make_estimator, parse_estimator_spec
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
 from tale_shared.pipeline import TalePipeline, TaleResult
-from tale_shared.prompts import list_styles
+from tale_shared.prompts import get_style, list_styles
 
 
 def _row(result: TaleResult) -> dict[str, object]:
@@ -44,6 +45,11 @@ def _print_table(rows: list[dict[str, object]]) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    # everything that can be checked is checked before the model (seconds, a GB) loads
+    require_question(args.question)
+    parse_estimator_spec(args.estimator)
+    if args.style is not None:
+        get_style(args.style)
     model = load_model(args.model, args.threads)
     estimator = make_estimator(args.estimator, model)
     tale = TalePipeline(model, estimator, style=args.style, max_tokens=args.max_tokens)
@@ -138,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
+    except (ValueError, OSError, ImportError, RuntimeError) as exc:
         print(f"tale: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -170,9 +170,11 @@ def tokenskip_dataset(
     with a ratio drawn from ``ratios``. Returns the number of examples written."""
     import random
 
-    from tale_shared.export import write_jsonl
+    from tale_shared._io import write_jsonl
+    from tale_shared.export import check_paths
     from tale_shared.search import load_results
 
+    check_paths(runs, out)
     rng = random.Random(seed)
 
     def rows() -> Iterator[dict[str, Any]]:

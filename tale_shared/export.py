@@ -8,15 +8,21 @@ without being told.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from tale_shared._io import same_file, write_jsonl
 from tale_shared.prompts import get_style
 from tale_shared.search import SearchResult, load_results
 
 Layout = Literal["messages", "trl"]
+
+
+def check_paths(runs: str | Path, out: str | Path) -> None:
+    """Refuse to write an export over the search results it is read from."""
+    if same_file(runs, out):
+        raise ValueError(f"the output {out} is the input file: choose another --out")
 
 
 def _usable(runs: str | Path) -> Iterator[SearchResult]:
@@ -27,18 +33,6 @@ def _usable(runs: str | Path) -> Iterator[SearchResult]:
 
 def _prompt(result: SearchResult) -> str:
     return get_style("vanilla").render(result.question, None)[0].content
-
-
-def write_jsonl(rows: Iterable[dict[str, Any]], out: str | Path) -> int:
-    """Write one JSON object per line to ``out`` (parent folders made); returns the count."""
-    n = 0
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n
 
 
 def export_sft(runs: str | Path, out: str | Path, *, layout: Layout = "messages") -> int:
@@ -57,6 +51,7 @@ def export_sft(runs: str | Path, out: str | Path, *, layout: Layout = "messages"
             else:
                 yield {"prompt": prompt, "completion": answer}
 
+    check_paths(runs, out)
     return write_jsonl(rows(), out)
 
 
@@ -75,4 +70,5 @@ def export_dpo(runs: str | Path, out: str | Path, *, layout: Layout = "messages"
             else:
                 yield {"prompt": prompt, "chosen": r.optimal_text, "rejected": r.vanilla_text}
 
+    check_paths(runs, out)
     return write_jsonl(rows(), out)

@@ -13,11 +13,16 @@ Example:
 
 from __future__ import annotations
 
+import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 ExitBehavior = Literal["end", "error", "warn"]
+
+
+class UnpricedModelWarning(UserWarning):
+    """A USD budget meets a model whose price is unknown: the USD total is not enforced."""
 
 
 class TaleBudgetExceededError(RuntimeError):
@@ -37,18 +42,28 @@ class RunSpending:
     cost_usd: float | None = 0.0
     steps: int = 0
 
-    def add(self, tokens: int, cost_usd: float | None) -> RunSpending:
+    def add(self, tokens: int, cost_usd: float | None, *, step: bool = True) -> RunSpending:
+        """Spending after one more call; ``step=False`` for a call that is not an agent step
+        of its own (a step's estimator call)."""
         cost = None if cost_usd is None or self.cost_usd is None else self.cost_usd + cost_usd
-        return RunSpending(self.tokens + tokens, cost, self.steps + 1)
+        return RunSpending(self.tokens + tokens, cost, self.steps + int(step))
 
 
 @dataclass(frozen=True)
 class RunBudget:
-    """A total in tokens and/or USD, and the policy when it is spent."""
+    """A total in tokens and/or USD, and the policy when it is spent.
+
+    A USD total can only be enforced for models whose price is known. A call to a model with
+    no price makes the run's cost unknown: :meth:`warn_if_unpriced` then warns (once per
+    model) that ``total_usd`` is no longer enforced, and says how to give the price. The
+    token total, if any, still holds.
+    """
 
     total_tokens: int | None = None
     total_usd: float | None = None
     exit_behavior: ExitBehavior = "end"
+    _warned: set[str] = field(default_factory=set, compare=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.exit_behavior not in ("end", "error", "warn"):
@@ -86,6 +101,23 @@ class RunBudget:
             warnings.warn(message, stacklevel=3)
             return None
         return message
+
+    def warn_if_unpriced(self, model: str | None, cost_usd: float | None) -> None:
+        """Warn once per model when a USD total is set but this call's price is unknown."""
+        if self.total_usd is None or cost_usd is not None:
+            return
+        name = model or "an unnamed model"
+        with self._lock:
+            if name in self._warned:
+                return
+            self._warned.add(name)
+        warnings.warn(
+            f"total_usd={self.total_usd} cannot be enforced: no price is known for {name}, "
+            "so the run's cost is unknown (only total_tokens still holds). Give its price "
+            "with PriceTable(overrides=...) and pass price_table=.",
+            UnpricedModelWarning,
+            stacklevel=3,
+        )
 
     def step_cap(self, estimate: int, spent: RunSpending) -> int:
         """A step's budget: the estimate, but no more than the tokens left (at least 1)."""

@@ -18,13 +18,12 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from tale_shared._io import JsonlAppender, iter_json_lines
 from tale_shared.answers import extract_answer, is_correct
 from tale_shared.datasets import Item
 from tale_shared.models import ChatModel, Completion
@@ -206,51 +205,38 @@ class BudgetSearch:
 # -- whole data sets: append as each item finishes, resume, retry ----------------------------
 def finished_ids(path: Path) -> set[str]:
     """Ids already searched in ``path`` (items recorded with an error are searched again)."""
-    done: set[str] = set()
     if not path.exists():
-        return done
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash: that item is searched again
-            if row.get("error") is None and "id" in row:
-                done.add(str(row["id"]))
-    return done
+        return set()
+    return {
+        str(row["id"])
+        for _, row, _ in iter_json_lines(path)  # a line cut by a crash: searched again
+        if isinstance(row, dict) and row.get("error") is None and "id" in row
+    }
 
 
 def load_results(path: str | Path) -> list[SearchResult]:
-    """The last result per item id of a search file (skipping truncated lines)."""
+    """The last result per item id of a search file.
+
+    Lines that are not JSON (the one line a crash may cut) are skipped; a line that is JSON
+    but not a search result (``null``, a string, another file's rows) raises ``ValueError``
+    naming the line and why, as does a file with no result at all.
+    """
     latest: dict[str, SearchResult] = {}
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                result = SearchResult.model_validate_json(line)
-            except ValueError:
-                continue
-            latest[result.id] = result
+    skipped: list[str] = []
+    for n, row, problem in iter_json_lines(path):
+        if problem is not None:
+            skipped.append(f"line {n}: {problem}")
+            continue
+        try:
+            result = SearchResult.model_validate(row)
+        except ValueError as exc:
+            first = str(exc).splitlines()
+            why = " ".join(first[:3]) if isinstance(row, dict) else f"a {type(row).__name__}"
+            raise ValueError(f"{path}:{n} is not a search result: {why}") from None
+        latest[result.id] = result
+    if not latest and skipped:
+        raise ValueError(f"{path} holds no search result ({'; '.join(skipped[:3])})")
     return list(latest.values())
-
-
-class _Appender:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # a line cut by a crash must not swallow the next record
-        cut = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
-        self._fh = path.open("a", encoding="utf-8")
-        if cut:
-            self._fh.write("\n")
-        self._lock = asyncio.Lock()
-
-    async def write(self, result: SearchResult) -> None:
-        async with self._lock:
-            self._fh.write(result.model_dump_json() + "\n")
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 async def search_dataset(
@@ -272,7 +258,7 @@ async def search_dataset(
     path = Path(out)
     done = finished_ids(path)
     todo = [item for item in items if item.id not in done]
-    appender = _Appender(path)
+    appender = JsonlAppender(path)
     semaphore = asyncio.Semaphore(max(1, concurrency))
     results: list[SearchResult] = []
     bar = None
@@ -292,7 +278,7 @@ async def search_dataset(
                     error = exc
             else:
                 result = searcher.new_result(item, error=repr(error))
-            await appender.write(result)
+            appender.write_line(result.model_dump_json())
             results.append(result)
             if bar is not None:
                 bar.update(1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -24,12 +25,41 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+from tale_shared._io import atomic_writer
 
 UsageSource = Literal["provider", "counted", "none"]
 """Where token numbers came from: the provider's report, our own counting, or nowhere."""
 
 CallRole = Literal["estimator", "answer", "other"]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: str | None) -> str | None:
+    """``value`` with lone surrogates (which cannot be written as UTF-8) replaced by U+FFFD,
+    so that a record accepted in memory can always be exported.
+
+    >>> clean_text("ok \\ud800") == "ok \\ufffd"
+    True
+    """
+    return None if value is None else _SURROGATE.sub("\ufffd", value)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> object:
+    """Text cells that a spreadsheet would run as a formula get a leading ``'``.
+
+    >>> csv_safe("=HYPERLINK(1)"), csv_safe("-2"), csv_safe(-2)
+    ("'=HYPERLINK(1)", "'-2", -2)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _now() -> datetime:
@@ -113,6 +143,11 @@ class QueryRecord(BaseModel):
     latency_s: float = Field(default=0.0, ge=0)
     started_at: datetime = Field(default_factory=_now)
     error: str | None = None
+
+    @field_validator("question", "answer", "error", "style", "estimator", mode="after")
+    @classmethod
+    def _writable_text(cls, value: str | None) -> str | None:
+        return clean_text(value)
 
     def _usage_of(self, role: CallRole | None) -> TokenUsage:
         return sum_usage(c.usage for c in self.calls if role is None or c.role == role)
@@ -297,21 +332,23 @@ class UsageLedger:
         return summarize(self.records)
 
     def to_jsonl(self, path: str | Path) -> Path:
-        """Write one JSON object per query (with its calls) to ``path``."""
+        """Write one JSON object per query (with its calls) to ``path``, atomically: on any
+        error the previous file is left as it was."""
         path = Path(path)
-        with path.open("w", encoding="utf-8") as fh:
+        with atomic_writer(path) as fh:
             for record in self.records:
                 fh.write(record.model_dump_json() + "\n")
         return path
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write one flat row per query to ``path``."""
+        """Write one flat row per query to ``path``, atomically. Text cells that a
+        spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``...) are prefixed with ``'``."""
         path = Path(path)
-        with path.open("w", encoding="utf-8", newline="") as fh:
+        with atomic_writer(path, newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             for record in self.records:
-                writer.writerow(_csv_row(record))
+                writer.writerow({k: csv_safe(v) for k, v in _csv_row(record).items()})
         return path
 
     @classmethod

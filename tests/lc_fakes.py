@@ -107,6 +107,10 @@ class ToolCallingFake(UsageFakeChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         self.seen.append((messages, kwargs))
+        if ESTIMATOR_MARK in messages[-1].text:  # the estimator's call: not a script step
+            text = self.estimate_reply
+            reply = AIMessage(content=text, **self._message_kwargs(messages, text))
+            return ChatResult(generations=[ChatGeneration(message=reply)])
         planned = self.script[min(self.step, len(self.script) - 1)]
         self.step += 1
         message = planned.model_copy(update=self._message_kwargs(messages, planned.text or "x"))

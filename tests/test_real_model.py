@@ -136,6 +136,12 @@ async def test_async_streaming_through_both_adapters(smollm):
         total = total + c
     assert total.text.strip() and 0 < total.usage_metadata["output_tokens"] <= 16
 
+    from llama_index_tale import TaleTracer
+
     li = LocalLlamaLLM(model="smollm2-135m", max_tokens=16)
-    responses = [r async for r in await li.astream_complete("Count to five.")]
+    with TaleTracer() as tracer:
+        responses = [r async for r in await li.astream_complete("Count to five.")]
+        await li.acomplete("Count to three.")
     assert responses[-1].text.strip() and responses[-1].raw["usage"]["completion_tokens"] > 0
+    # each call is one call (its public methods never call one another)
+    assert [r.n_calls for r in tracer.records] == [1, 1]

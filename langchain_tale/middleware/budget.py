@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 from langchain.agents.middleware.types import (
@@ -14,12 +15,14 @@ from langchain.agents.middleware.types import (
     hook_config,
 )
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.runnables.config import ensure_config, patch_config
 from langgraph.channels.untracked_value import UntrackedValue
 from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
 from langchain_tale._caps import cap_kwargs
 from langchain_tale.model_adapter import LangChainModel, usage_from_message
+from langchain_tale.runnable import ESTIMATOR_TAG
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators import (
     BudgetEstimator,
@@ -36,6 +39,7 @@ from tale_shared.run_budget import (
     RunSpending,
     TaleBudgetExceededError,
 )
+from tale_shared.usage import TokenUsage
 
 
 class TaleBudgetState(AgentState[Any]):
@@ -123,9 +127,20 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         last = messages[-1] if messages else None
         if not isinstance(last, AIMessage):
             return None
+        meta = last.response_metadata or {}
+        model = meta.get("model_name") or meta.get("model")
         usage = usage_from_message(last)
-        model = (last.response_metadata or {}).get("model_name")
-        spent = self._spent(state).add(usage.total_tokens, self.prices.cost(model, usage))
+        cost = self.prices.cost(model, usage)
+        self.run_budget.warn_if_unpriced(model, cost)
+        spent = self._spent(state).add(usage.total_tokens, cost)
+        # the step's estimator call (zero-shot) counts toward the run too
+        estimator = (meta.get("tale") or {}).get("estimator_usage")
+        if estimator:
+            est_usage = TokenUsage.model_validate(estimator)
+            est_model = meta["tale"].get("estimator_model") or model
+            est_cost = self.prices.cost(est_model, est_usage)
+            self.run_budget.warn_if_unpriced(est_model, est_cost)
+            spent = spent.add(est_usage.total_tokens, est_cost, step=False)
         return {
             "tale_run_tokens": spent.tokens,
             "tale_run_cost_usd": spent.cost_usd,
@@ -158,8 +173,28 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
 
     def _estimator(self, request: ModelRequest[Any]) -> BudgetEstimator:
         if self._zero_shot:
-            return ZeroShotEstimator(LangChainModel(request.model))
+            # the agent's own model, in the current run's config, tagged so that tracers
+            # record the call as the estimator's
+            config = patch_config(ensure_config(), run_name="tale_estimator")
+            config["tags"] = [*config.get("tags", []), ESTIMATOR_TAG]
+            return ZeroShotEstimator(LangChainModel(request.model, config))
         return self.estimator
+
+    @staticmethod
+    def _with_estimator_usage(response: ModelResponse[Any], budget: TokenBudget) -> Any:
+        """The step's reply, carrying what its budget cost; ``after_model`` adds it to the run."""
+        if budget.usage.total_tokens == 0 or not response.result:
+            return response
+        tale = {"estimator_usage": budget.usage.model_dump(), "estimator_model": budget.model}
+        result = list(response.result)
+        for i in range(len(result) - 1, -1, -1):
+            if isinstance(result[i], AIMessage):
+                meta = result[i].response_metadata or {}
+                result[i] = result[i].model_copy(
+                    update={"response_metadata": {**meta, "tale": {**meta.get("tale", {}), **tale}}}
+                )
+                break
+        return replace(response, result=result)
 
     def wrap_model_call(
         self,
@@ -167,7 +202,8 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any]:
         budget = self._estimator(request).estimate(self._task(request.messages))
-        return handler(self._budgeted(request, budget))
+        response = handler(self._budgeted(request, budget))
+        return self._with_estimator_usage(response, budget)  # type: ignore[no-any-return]
 
     async def awrap_model_call(
         self,
@@ -175,7 +211,8 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
         budget = await self._estimator(request).aestimate(self._task(request.messages))
-        return await handler(self._budgeted(request, budget))
+        response = await handler(self._budgeted(request, budget))
+        return self._with_estimator_usage(response, budget)  # type: ignore[no-any-return]
 
 
 __all__ = ["TaleBudgetExceededError", "TaleBudgetMiddleware", "TaleBudgetState"]

@@ -43,8 +43,40 @@ __all__ = [
     "ZeroShotEstimator",
     "make_estimator",
     "parse_budget_reply",
+    "parse_estimator_spec",
     "question_features",
 ]
+
+
+ESTIMATOR_NAMES = ("fixed", "heuristic", "zero-shot", "regression")
+
+
+def parse_estimator_spec(spec: str) -> tuple[str, str]:
+    """``(name, argument)`` of an estimator spec, checked without building anything — so a
+    command can refuse a bad spec before it loads a model.
+
+    >>> parse_estimator_spec("fixed:200")
+    ('fixed', '200')
+    >>> parse_estimator_spec("Zero_Shot")
+    ('zero-shot', '')
+    """
+    name, _, arg = spec.partition(":")
+    name = name.strip().lower().replace("_", "-")
+    if name == "zeroshot":
+        name = "zero-shot"
+    if name not in ESTIMATOR_NAMES:
+        raise ValueError(
+            f"unknown estimator {spec!r}: use fixed:N, heuristic, zero-shot or regression[:PATH]"
+        )
+    if name == "fixed":
+        try:
+            if int(arg) < 1:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"use fixed:N with a positive integer N, got {spec!r}") from None
+    if name == "regression" and arg and not Path(arg).is_file():
+        raise ValueError(f"no regression estimator file at {arg!r}")
+    return name, arg
 
 
 def make_estimator(spec: str, model: ChatModel | None = None) -> BudgetEstimator:
@@ -53,25 +85,17 @@ def make_estimator(spec: str, model: ChatModel | None = None) -> BudgetEstimator
     ``"fixed:200"``, ``"heuristic"``, ``"zero-shot"`` (needs ``model``),
     ``"regression:PATH"``, or ``"regression"`` for the packaged default.
     """
-    name, _, arg = spec.partition(":")
-    name = name.strip().lower().replace("_", "-")
+    name, arg = parse_estimator_spec(spec)
     if name == "fixed":
-        try:
-            return FixedBudgetEstimator(int(arg))
-        except ValueError:
-            raise ValueError(f"use fixed:N with a positive integer N, got {spec!r}") from None
+        return FixedBudgetEstimator(int(arg))
     if name == "heuristic":
         return HeuristicEstimator()
-    if name in ("zero-shot", "zeroshot"):
+    if name == "zero-shot":
         if model is None:
             raise ValueError("the zero-shot estimator needs a model")
         return ZeroShotEstimator(model)
-    if name == "regression":
-        if arg:
-            return RegressionEstimator.load(Path(arg))
-        from tale_shared.profiles import default_regression_estimator
+    if arg:
+        return RegressionEstimator.load(Path(arg))
+    from tale_shared.profiles import default_regression_estimator
 
-        return default_regression_estimator()
-    raise ValueError(
-        f"unknown estimator {spec!r}: use fixed:N, heuristic, zero-shot or regression[:PATH]"
-    )
+    return default_regression_estimator()

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tale_shared._io import atomic_writer
 from tale_shared._validation import require_question
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators.base import BudgetEstimator
@@ -28,7 +29,7 @@ class EstimatorFileError(ValueError):
 class _Params(BaseModel):
     """Everything a fitted estimator is, as plain data: loading it runs no code."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     ngram_max: int = Field(ge=1, le=3)
     vocabulary: dict[str, int]
@@ -41,6 +42,21 @@ class _Params(BaseModel):
     max_tokens: int = Field(ge=1)
     fallback_tokens: int = Field(ge=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _in_schema(self) -> _Params:
+        # a file whose checksum was recomputed by hand still has to make sense
+        if self.max_tokens < self.min_tokens:
+            raise ValueError("max_tokens is below min_tokens")
+        if not self.min_tokens <= self.fallback_tokens <= self.max_tokens:
+            raise ValueError("fallback_tokens is outside [min_tokens, max_tokens]")
+        if any(v <= 0 for v in self.idf):
+            raise ValueError("idf weights must be positive")
+        if any(v <= 0 for v in self.numeric_scale):
+            raise ValueError("numeric scales must be positive")
+        if len(self.numeric_mean) != len(self.numeric_scale):
+            raise ValueError("numeric_mean and numeric_scale differ in length")
+        return self
 
 
 def _digest(params: dict[str, Any]) -> str:
@@ -181,9 +197,8 @@ class RegressionEstimator(BudgetEstimator):
             "params": params,
         }
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(document), encoding="utf-8")
-        tmp.replace(path)
+        with atomic_writer(path) as fh:
+            fh.write(json.dumps(document))
         return path
 
     @classmethod

@@ -25,10 +25,27 @@ QUESTION_TEMPLATE = '{context}\n\nBelow is the question:\n\nQuestion: "{question
 ABSURD_TOKENS = 100_000
 """A reply above this is treated as no estimate at all (fallback), not clamped."""
 
-_NUM = r"(-?\s*[\d,]*\.?\d+(?:[eE][+-]?\d+)?)"
+# A number standing on its own: not part of a word ("GPT-4", "4o", "2-step", "v1.5"), a minus
+# sign only where it cannot be a hyphen, and commas only as thousands separators.
+_NUM = (
+    r"(?<![\w.,])(?<![A-Za-z]-)"
+    r"(?P<num>(?:(?<![\w-])-\s?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?)"
+    r"(?![\w,]|\.\d|-[A-Za-z])"
+)
 _BRACKETED = re.compile(r"\[\[\s*" + _NUM + r"\s*(?:tokens?)?\s*\]\]", re.I)
-_LABELLED = re.compile(r"budget\s*[:=]?\s*\**\s*" + _NUM, re.I)
+_NEAR_KEYWORD = re.compile(
+    r"(?:budget|tokens?)[^\w-]{0,3}(?:\w+[^\w-]{1,3}){0,3}?"
+    + _NUM
+    + r"|"
+    + _NUM.replace("num", "num2")
+    + r"\s*(?:tokens?|budget)\b",
+    re.I,
+)
 _ANY = re.compile(_NUM)
+
+
+def _number(match: re.Match[str]) -> str:
+    return next(g for g in match.groups() if g is not None)
 
 
 @dataclass(frozen=True)
@@ -40,18 +57,25 @@ class ParsedEstimate:
 
 
 def parse_budget_reply(reply: str | None) -> ParsedEstimate:
-    """Find the budget in an estimator reply: ``[[N]]`` first, then ``Budget: N``, then the
-    first number. Negative, zero, absurd or missing numbers come back with a ``problem``."""
+    """Find the budget in an estimator reply: a number alone in ``[[N]]`` first, then a
+    number next to "budget"/"tokens", then the first number standing on its own. A hyphen
+    inside a word ("GPT-4", "2-step") is never a minus sign, and ``[[1,2,3]]`` is not a
+    number. Negative, zero, absurd or missing numbers come back with a ``problem``.
+
+    >>> parse_budget_reply("Budget: [[120]]").value
+    120.0
+    >>> parse_budget_reply("GPT-4 estimate: 150").value
+    150.0
+    >>> parse_budget_reply("[[1,2,3]]").problem
+    "the estimator's reply holds no number"
+    """
     if not reply or not reply.strip():
         return ParsedEstimate(None, "the estimator replied with nothing")
-    for pattern in (_BRACKETED, _LABELLED, _ANY):
+    for pattern in (_BRACKETED, _NEAR_KEYWORD, _ANY):
         match = pattern.search(reply)
         if match:
-            raw = match.group(1).replace(",", "").replace(" ", "")
-            try:
-                value = float(raw)
-            except ValueError:
-                continue
+            raw = _number(match).replace(",", "").replace(" ", "")
+            value = float(raw)
             if value < 0:
                 return ParsedEstimate(None, f"the estimator replied with a negative budget ({raw})")
             if value == 0:
