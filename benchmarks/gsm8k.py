@@ -20,17 +20,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tale_shared._cli_research import load_model
-from tale_shared._tables import markdown_table
+from tale_shared._io import JsonlAppender, iter_json_lines
 from tale_shared.answers import is_correct
-from tale_shared.datasets import load_items
 from tale_shared.estimators import make_estimator
 from tale_shared.pipeline import TalePipeline
+from tale_shared.research._tables import markdown_table
+from tale_shared.research.cli import load_model
+from tale_shared.research.datasets import load_items, sample_items
 
 
 def pipeline_for(method: str, model, max_tokens: int) -> TalePipeline:  # type: ignore[no-untyped-def]
     if method == "vanilla":
         return TalePipeline.vanilla(model, max_tokens=max_tokens)
+    if method in ("direct", "chain-of-draft"):
+        return TalePipeline(model, None, style=method, max_tokens=max_tokens)
     spec = method.removeprefix("tale-")
     spec, _, style = spec.partition("@")
     return TalePipeline(
@@ -39,15 +42,13 @@ def pipeline_for(method: str, model, max_tokens: int) -> TalePipeline:  # type: 
 
 
 def done_keys(out: Path) -> set[tuple[str, str]]:
-    keys = set()
-    if out.exists():
-        for line in out.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                keys.add((row["method"], row["id"]))
-            except (ValueError, KeyError):
-                continue
-    return keys
+    if not out.exists():
+        return set()
+    return {
+        (row["method"], row["id"])
+        for _, row, _ in iter_json_lines(out)  # a line cut by a crash is run again
+        if isinstance(row, dict) and "method" in row and "id" in row
+    }
 
 
 def summarize(out: Path, methods: list[str]) -> str:
@@ -92,42 +93,41 @@ def summarize(out: Path, methods: list[str]) -> str:
 def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    items = load_items(args.data, limit=args.limit)
+    items = sample_items(load_items(args.data), args.limit, seed=args.seed, offset=args.offset)
     methods = args.methods.split(",")
     model = load_model(args.model)
     done = done_keys(out)
     from tqdm import tqdm
 
     todo = [(m, it) for it in items for m in methods if (m, it.id) not in done]
-    with out.open("a", encoding="utf-8") as fh:
+    with JsonlAppender(out) as appender:
         for method, item in tqdm(todo, desc="bench", unit="call"):
             result = pipeline_for(method, model, args.max_tokens).solve(item.question)
             rec = result.record
-            fh.write(
-                json.dumps(
-                    {
-                        "method": method,
-                        "id": item.id,
-                        "correct": is_correct(result.text, item.answer),
-                        "budget": rec.budget,
-                        "output_tokens": rec.usage.output_tokens,
-                        "estimator_tokens": rec.estimator_usage.total_tokens,
-                        "total_tokens": rec.usage.total_tokens,
-                        "seconds": rec.latency_s,
-                        "model": model.model_name,
-                        "answer": result.answer,
-                    }
-                )
-                + "\n"
+            appender.write(
+                {
+                    "method": method,
+                    "id": item.id,
+                    "correct": is_correct(result.text, item.answer),
+                    "budget": rec.budget,
+                    "output_tokens": rec.usage.output_tokens,
+                    "estimator_tokens": rec.estimator_usage.total_tokens,
+                    "total_tokens": rec.usage.total_tokens,
+                    "seconds": rec.latency_s,
+                    "model": model.model_name,
+                    "answer": result.answer,
+                    "input_tokens": rec.usage.input_tokens,
+                    "calls": rec.n_calls,
+                    "text": result.text,
+                }
             )
-            fh.flush()
     print(summarize(out, methods))
     if args.plot:
         plot(out, methods, args.plot)
 
 
 def plot(out: Path, methods: list[str], png: str) -> None:
-    from tale_shared.plots import _pyplot
+    from tale_shared.research.plots import _pyplot
 
     plt = _pyplot()
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
@@ -155,7 +155,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", default="../shared/data/gsm8k/test.norm.jsonl")
-    parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--limit", type=int, default=30, help="a seeded sample of N items")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--offset", type=int, default=0, help="sample from the items after the first K"
+    )
     parser.add_argument("--out", default="runs/bench-gsm8k.jsonl")
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--methods", default="vanilla,tale-heuristic")

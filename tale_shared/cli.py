@@ -11,11 +11,11 @@ import json
 import sys
 from collections.abc import Sequence
 
-from tale_shared._cli_research import load_model
 from tale_shared._status import status
 from tale_shared._validation import require_question
 from tale_shared.estimators import make_estimator, parse_estimator_spec
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
+from tale_shared.models import load_model
 from tale_shared.pipeline import TalePipeline, TaleResult
 from tale_shared.prompts import get_style, list_styles
 
@@ -134,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Commands defined in other modules (search, training, calibration, export, plots)."""
-    from tale_shared import _cli_research
+    from tale_shared.research import cli as research_cli
 
-    _cli_research.register(sub)
+    research_cli.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

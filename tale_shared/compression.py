@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Protocol
-
-from tale_shared.answers import extract_answer
 
 RATIOS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 SEPARATOR = "<|eot_id|>"
@@ -156,32 +153,3 @@ def training_example(
         "completion": f"{body}\nThe final answer is: [[{answer}]]",
         "ratio": ratio,
     }
-
-
-def tokenskip_dataset(
-    runs: str | Path,
-    out: str | Path,
-    *,
-    ratios: Sequence[float] = RATIOS,
-    seed: int = 0,
-    scorer: ImportanceScorer = rule_scorer,
-) -> int:
-    """TokenSkip data from a search file: the model's own correct vanilla CoTs, each compressed
-    with a ratio drawn from ``ratios``. Returns the number of examples written."""
-    import random
-
-    from tale_shared._io import write_jsonl
-    from tale_shared.export import check_paths
-    from tale_shared.search import load_results
-
-    check_paths(runs, out)
-    rng = random.Random(seed)
-
-    def rows() -> Iterator[dict[str, Any]]:
-        for r in load_results(runs):
-            if r.vanilla_correct and r.vanilla_text:
-                answer = extract_answer(r.vanilla_text) or r.gold
-                cot = r.vanilla_text.replace(f"[[{answer}]]", "").strip()
-                yield training_example(r.question, cot, answer, rng.choice(list(ratios)), scorer)
-
-    return write_jsonl(rows(), out)

@@ -67,3 +67,24 @@ class ChatModel(Protocol):
 
 class ModelCallError(RuntimeError):
     """A model call failed (error, timeout); the message says which model and why."""
+
+
+def load_model(spec: str, threads: int | None = None) -> ChatModel:
+    """A core ChatModel: a local model name or GGUF path, or ``provider:model`` through
+    LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``, needs ``tale[agents]``)."""
+    from tale_shared._status import status
+    from tale_shared.local import LocalChatModel
+    from tale_shared.local.registry import MODELS
+
+    if ":" in spec and spec not in MODELS and not spec.endswith(".gguf"):
+        try:
+            from langchain.chat_models import init_chat_model
+
+            from langchain_tale import LangChainModel
+        except ImportError as exc:
+            raise ImportError(f"{spec} is an API model: pip install 'tale[agents]'") from exc
+        return LangChainModel(init_chat_model(spec, temperature=0))
+    model = LocalChatModel(spec, n_threads=threads)
+    with status(f"loading {spec}"):
+        model.load()
+    return model

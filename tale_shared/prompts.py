@@ -238,6 +238,14 @@ SYSTEM = register_style(
         placement="system",
     )
 )
+DIRECT = register_style(
+    PromptStyle(
+        name="direct",
+        description="the answer only, no reasoning (the lower reference)",
+        template="Answer directly, without showing any reasoning.",
+        uses_budget=False,
+    )
+)
 CHAIN_OF_DRAFT = register_style(
     PromptStyle(
         name="chain-of-draft",

@@ -6,10 +6,10 @@ from tale_shared.compression import (
     SEPARATOR,
     compress,
     tokenize,
-    tokenskip_dataset,
     training_example,
 )
-from tale_shared.search import SearchResult
+from tale_shared.research.export import export_tokenskip
+from tale_shared.research.search import SearchResult
 
 COT = (
     "First, we know that Natalia sold 48 clips in April. Since she sold half as many in May, "
@@ -68,6 +68,6 @@ def test_training_examples_follow_the_reference_layout(tmp_path):
         for i in range(6)
     ]
     runs.write_text("".join(r.model_dump_json() + "\n" for r in rows))
-    assert tokenskip_dataset(runs, tmp_path / "new" / "ts.jsonl") == 3  # folder made
+    assert export_tokenskip(runs, tmp_path / "new" / "ts.jsonl") == 3  # folder made
     first = json.loads((tmp_path / "new" / "ts.jsonl").read_text().splitlines()[0])
     assert first["ratio"] in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5) and "[[72]]" in first["completion"]

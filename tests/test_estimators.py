@@ -215,8 +215,8 @@ def test_make_estimator_specs(scripted, tmp_path):
 
 def test_the_packaged_default_estimator_loads_safely_and_predicts_in_bounds():
     from tale_shared.profiles import default_regression_estimator, packaged_estimator_path
-    from tale_shared.search import load_results
-    from tale_shared.training import training_pairs
+    from tale_shared.research.search import load_results
+    from tale_shared.research.training import training_pairs
 
     assert packaged_estimator_path().is_file()
     est = default_regression_estimator()

@@ -33,9 +33,9 @@ from tale_shared.estimators import (
     ZeroShotEstimator,
     parse_budget_reply,
 )
-from tale_shared.export import export_sft
+from tale_shared.research.export import export_sft
+from tale_shared.research.search import load_results
 from tale_shared.run_budget import UnpricedModelWarning
-from tale_shared.search import load_results
 from tale_shared.tokens import count_tokens
 from tale_shared.usage import QueryRecord, UsageLedger
 
@@ -443,7 +443,7 @@ def test_a_wrong_schema_search_file_names_its_line(tmp_path, capsys):
 def test_train_estimator_refuses_an_unwritable_output_before_training(
     tmp_path, capsys, monkeypatch
 ):
-    monkeypatch.setattr("tale_shared.training.train_from_search", _no_model)
+    monkeypatch.setattr("tale_shared.research.training.train_from_search", _no_model)
     target = tmp_path / "a-folder"
     target.mkdir()
     code = cli.main(["train-estimator", str(SEARCH), "--out", str(target)])

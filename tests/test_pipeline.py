@@ -75,9 +75,21 @@ def test_the_core_imports_neither_framework_nor_llama_cpp():
     import sys
 
     code = (
-        "import sys, tale_shared, tale_shared.cli, tale_shared.search, tale_shared.local; "
+        "import sys, tale_shared, tale_shared.cli, tale_shared.research.search, tale_shared.local; "
         "mods = ('langchain_core', 'llama_index', 'llama_cpp'); "
         "print(sorted(m for m in mods if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_runtime_does_not_load_the_research_tools():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tale_shared, tale_shared.compression, langchain_tale, llama_index_tale; "
+        "print(sorted(m for m in sys.modules if m.startswith('tale_shared.research')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

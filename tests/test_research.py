@@ -6,13 +6,14 @@ import re
 import pytest
 
 from tale_shared import cli
-from tale_shared.calibration import calibrate, score
-from tale_shared.datasets import Item
 from tale_shared.estimators import RegressionEstimator
-from tale_shared.export import export_dpo, export_sft
-from tale_shared.plots import elasticity_curve, plot_elasticity, plot_search_trajectory
-from tale_shared.search import SearchResult, SearchStep
-from tale_shared.training import compare_estimators, cross_validate, train_from_search
+from tale_shared.research import cli as research_cli
+from tale_shared.research.calibration import calibrate, score
+from tale_shared.research.datasets import Item
+from tale_shared.research.export import export_dpo, export_sft
+from tale_shared.research.plots import elasticity_curve, plot_elasticity, plot_search_trajectory
+from tale_shared.research.search import SearchResult, SearchStep
+from tale_shared.research.training import compare_estimators, cross_validate, train_from_search
 
 
 def _result(i: int, optimal: int | None = None, vanilla_ok: bool = True) -> SearchResult:
@@ -113,7 +114,6 @@ def test_calibration_picks_the_style_the_model_follows(scripted):
 
 
 def test_calibrate_cli_saves_the_profile_used_by_default(scripted, monkeypatch, tmp_path, capsys):
-    from tale_shared import _cli_research
     from tale_shared.profiles import profile_for
 
     data = tmp_path / "d.jsonl"
@@ -124,7 +124,7 @@ def test_calibrate_cli_saves_the_profile_used_by_default(scripted, monkeypatch, 
         )
     )
     monkeypatch.setattr(
-        _cli_research, "load_model", lambda spec, threads=None: _follower(scripted, "words")
+        research_cli, "load_model", lambda spec, threads=None: _follower(scripted, "words")
     )
     assert profile_for("local/x").style == "paper"
     assert cli.main(["calibrate", "--model", "x", "--data", str(data), "--n", "2"]) == 0
@@ -144,7 +144,7 @@ def test_elasticity_plot_and_trajectory_plot(scripted, tmp_path):
 
 
 def test_trajectory_points_are_sorted_by_budget_and_labelled_in_try_order(monkeypatch, tmp_path):
-    from tale_shared import plots
+    from tale_shared.research import plots
 
     drawn = {}
 

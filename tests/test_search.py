@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from tale_shared.datasets import Item, load_items
-from tale_shared.search import (
+from tale_shared.research.datasets import Item, load_items
+from tale_shared.research.search import (
     BudgetSearch,
     finished_ids,
     load_results,

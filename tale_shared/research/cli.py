@@ -9,36 +9,19 @@ import sys
 from pathlib import Path
 
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
-from tale_shared.models import ChatModel
+from tale_shared.models import load_model
 
 GSM8K_TRAIN = Path("../shared/data/gsm8k/train.norm.jsonl")
 
 
-def load_model(spec: str, threads: int | None = None) -> ChatModel:
-    """A core ChatModel: a local model name or GGUF path, or ``provider:model`` through
-    LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``, needs ``tale[agents]``)."""
-    from tale_shared._status import status
-    from tale_shared.local.registry import MODELS
-
-    if ":" in spec and spec not in MODELS and not spec.endswith(".gguf"):
-        try:
-            from langchain.chat_models import init_chat_model
-
-            from langchain_tale import LangChainModel
-        except ImportError as exc:
-            raise ImportError(f"{spec} is an API model: pip install 'tale[agents]'") from exc
-        return LangChainModel(init_chat_model(spec, temperature=0))
-    from tale_shared.local import LocalChatModel
-
-    model = LocalChatModel(spec, n_threads=threads)
-    with status(f"loading {spec}"):
-        model.load()
-    return model
-
-
 def cmd_search(args: argparse.Namespace) -> int:
-    from tale_shared.datasets import load_items
-    from tale_shared.search import BudgetSearch, load_results, search_dataset, summarize_search
+    from tale_shared.research.datasets import load_items
+    from tale_shared.research.search import (
+        BudgetSearch,
+        load_results,
+        search_dataset,
+        summarize_search,
+    )
 
     items = load_items(args.data, limit=args.limit)
     model = load_model(args.model, args.threads)
@@ -57,7 +40,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from tale_shared._io import check_writable
-    from tale_shared.training import compare_estimators, train_from_search
+    from tale_shared.research.training import compare_estimators, train_from_search
 
     check_writable(args.out)  # before training, not after it
     estimator, report = train_from_search(args.runs, folds=args.folds)
@@ -72,9 +55,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from tale_shared.calibration import calibrate
-    from tale_shared.datasets import load_items
     from tale_shared.profiles import save_profile
+    from tale_shared.research.calibration import calibrate
+    from tale_shared.research.datasets import load_items
 
     model = load_model(args.model, args.threads)
     items = load_items(args.data, limit=args.n)
@@ -88,14 +71,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from tale_shared._io import check_writable
-    from tale_shared.compression import tokenskip_dataset
-    from tale_shared.export import check_paths, export_dpo, export_sft
+    from tale_shared.research.export import (
+        check_paths,
+        export_dpo,
+        export_sft,
+        export_tokenskip,
+    )
 
     out = args.out or Path(args.runs).with_suffix(f".{args.kind}.{args.format}.jsonl")
     check_paths(args.runs, out)
     check_writable(out)
     if args.kind == "tokenskip":
-        n = tokenskip_dataset(args.runs, out)
+        n = export_tokenskip(args.runs, out)
     else:
         exporter = export_sft if args.kind == "sft" else export_dpo
         n = exporter(args.runs, out, layout=args.format)
@@ -104,7 +91,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_elasticity(args: argparse.Namespace) -> int:
-    from tale_shared.plots import elasticity_curve, plot_elasticity
+    from tale_shared.research.plots import elasticity_curve, plot_elasticity
 
     model = load_model(args.model, args.threads)
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -123,8 +110,8 @@ def cmd_elasticity(args: argparse.Namespace) -> int:
 
 
 def cmd_plot_search(args: argparse.Namespace) -> int:
-    from tale_shared.plots import plot_search_trajectory
-    from tale_shared.search import load_results
+    from tale_shared.research.plots import plot_search_trajectory
+    from tale_shared.research.search import load_results
 
     results = {r.id: r for r in load_results(args.runs)}
     if args.id not in results:

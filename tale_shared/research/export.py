@@ -1,4 +1,4 @@
-"""TALE-PT data sets from search results: SFT pairs and DPO triples.
+"""Training data from search results: TALE-PT SFT pairs and DPO triples, TokenSkip examples.
 
 Two layouts: ``messages`` (the chat-messages JSONL that fine-tuning services take) and
 ``trl`` (``prompt``/``completion`` for SFT, ``prompt``/``chosen``/``rejected`` for DPO).
@@ -8,13 +8,16 @@ without being told.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from tale_shared._io import same_file, write_jsonl
+from tale_shared.answers import extract_answer
+from tale_shared.compression import RATIOS, ImportanceScorer, rule_scorer, training_example
 from tale_shared.prompts import get_style
-from tale_shared.search import SearchResult, load_results
+from tale_shared.research.search import SearchResult, load_results
 
 Layout = Literal["messages", "trl"]
 
@@ -71,4 +74,27 @@ def export_dpo(runs: str | Path, out: str | Path, *, layout: Layout = "messages"
                 yield {"prompt": prompt, "chosen": r.optimal_text, "rejected": r.vanilla_text}
 
     check_paths(runs, out)
+    return write_jsonl(rows(), out)
+
+
+def export_tokenskip(
+    runs: str | Path,
+    out: str | Path,
+    *,
+    ratios: Sequence[float] = RATIOS,
+    seed: int = 0,
+    scorer: ImportanceScorer = rule_scorer,
+) -> int:
+    """TokenSkip data from a search file: the model's own correct vanilla CoTs, each compressed
+    with a ratio drawn from ``ratios``. Returns the number of examples written."""
+    check_paths(runs, out)
+    rng = random.Random(seed)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for r in load_results(runs):
+            if r.vanilla_correct and r.vanilla_text:
+                answer = extract_answer(r.vanilla_text) or r.gold
+                cot = r.vanilla_text.replace(f"[[{answer}]]", "").strip()
+                yield training_example(r.question, cot, answer, rng.choice(list(ratios)), scorer)
+
     return write_jsonl(rows(), out)

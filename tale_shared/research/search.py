@@ -25,10 +25,10 @@ from pydantic import BaseModel, Field
 
 from tale_shared._io import JsonlAppender, iter_json_lines
 from tale_shared.answers import extract_answer, is_correct
-from tale_shared.datasets import Item
 from tale_shared.models import ChatModel, Completion
 from tale_shared.profiles import style_for
 from tale_shared.prompts import Message, PromptStyle, get_style
+from tale_shared.research.datasets import Item
 from tale_shared.usage import TokenUsage, sum_usage
 
 

@@ -14,7 +14,7 @@ from tale_shared.answers import extract_answer, is_correct
 from tale_shared.models import ChatModel
 from tale_shared.profiles import style_for
 from tale_shared.prompts import get_style
-from tale_shared.search import SearchResult
+from tale_shared.research.search import SearchResult
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from tale_shared._tables import markdown_table
 from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, RegressionEstimator
 from tale_shared.models import ChatModel
-from tale_shared.search import SearchResult, load_results
+from tale_shared.research._tables import markdown_table
+from tale_shared.research.search import SearchResult, load_results
 
 
 def training_pairs(results: Sequence[SearchResult]) -> list[SearchResult]:

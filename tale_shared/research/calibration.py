@@ -12,12 +12,12 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from tale_shared._tables import markdown_table
 from tale_shared.answers import is_correct
-from tale_shared.datasets import Item
 from tale_shared.models import ChatModel
 from tale_shared.profiles import ModelProfile
 from tale_shared.prompts import get_style, list_styles
+from tale_shared.research._tables import markdown_table
+from tale_shared.research.datasets import Item
 
 CALIBRATED_STYLES = ("paper", "tokens", "words", "system")
 
