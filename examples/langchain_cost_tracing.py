@@ -33,7 +33,7 @@ class ReportingFake(FakeListChatModel):
 
 
 tracer = TaleCallbackHandler()
-chain = TaleRunnable(llm=ReportingFake(responses=[""]))  # zero-shot estimator on the same model
+chain = TaleRunnable(llm=ReportingFake(responses=[""]), estimator="zero-shot")  # on the same model
 questions = [f"Sam has {i} apples and buys 3 more. How many apples?" for i in range(100)]
 chain.batch(questions, config={"callbacks": [tracer], "max_concurrency": 16})
 

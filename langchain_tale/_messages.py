@@ -95,3 +95,16 @@ def inject_budget(
         merge=merge,
         new=new,
     )
+
+
+def with_exemplars(
+    messages: Sequence[BaseMessage], exemplars: Sequence[BaseMessage]
+) -> list[BaseMessage]:
+    """``messages`` with worked-example turns inserted before the last human message."""
+    out = list(messages)
+    if not exemplars:
+        return out
+    for i in range(len(out) - 1, -1, -1):
+        if out[i].type == "human":
+            return [*out[:i], *exemplars, *out[i:]]
+    return [*out, *exemplars]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
@@ -24,7 +24,7 @@ from langchain_core.runnables.config import (
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from langchain_tale._caps import cap_kwargs
-from langchain_tale._messages import coerce_input, inject_budget
+from langchain_tale._messages import coerce_input, inject_budget, to_langchain, with_exemplars
 from langchain_tale.model_adapter import LangChainModel, model_name_of
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators import (
@@ -33,8 +33,8 @@ from tale_shared.estimators import (
     make_estimator,
     parse_estimator_spec,
 )
-from tale_shared.pipeline import hard_cap
-from tale_shared.profiles import style_for
+from tale_shared.methods import Exemplar, Method, exemplar_turns, hard_cap, load_exemplars
+from tale_shared.profiles import method_for, style_for
 from tale_shared.prompts import PromptStyle, get_style
 
 BUDGET_EVENT = "tale_budget"
@@ -67,10 +67,13 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     the model gets the filled-in template, and the estimator sees exactly
     ``input["question"]``.
 
-    The estimator defaults to the paper's zero-shot estimator on the same model; pass any
-    core estimator or a spec string (``"fixed:200"``, ``"heuristic"``, ``"regression"``).
-    The style defaults to the model's profile. ``cap_headroom`` also caps output at
-    ``ceil(budget * cap_headroom)`` tokens through the provider's own parameter.
+    ``method`` is a :mod:`method spec <tale_shared.methods>` (``"tale-heuristic@system+ex3"``,
+    ``"tale-ep"``, ``"chain-of-draft"``, ...); by default the model's profile method, the one
+    the benchmark supports for it (see the README). ``estimator`` (any core estimator or a
+    spec string: ``"fixed:200"``, ``"heuristic"``, ``"regression"``, ``"zero-shot"``) and
+    ``style`` replace the method's own. ``cap_headroom`` (or a method's ``+force``) also
+    caps output at ``ceil(budget * headroom)`` tokens through the provider's own parameter.
+    Early exit needs a cached prefix and is not available here.
 
     The reply carries ``response_metadata["tale"]`` (budget, estimator, style, the
     estimator's usage) and a ``tale_budget`` custom event is dispatched once the budget is
@@ -89,6 +92,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     """
 
     llm: BaseChatModel
+    method: str | None = None
     estimator: BudgetEstimator | str | None = Field(default=None)
     style: str | None = None
     prompt: BasePromptTemplate | None = None  # type: ignore[type-arg]
@@ -97,6 +101,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     _built_estimator: BudgetEstimator | None = PrivateAttr(default=None)
+    _method: Method = PrivateAttr()
 
     @field_validator("style")
     @classmethod
@@ -116,21 +121,46 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     # -- the parts of one call ---------------------------------------------------------------
     @property
     def prompt_style(self) -> PromptStyle:
-        return style_for(model_name_of(self.llm), self.style)
+        return style_for(model_name_of(self.llm), self.style or self._method.style)
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
+        method = method_for(model_name_of(self.llm), self.method or "tale")
+        if method.early_exit is not None:
+            raise ValueError(
+                "early exit probes a reply from a cached prefix: run it with "
+                "tale_shared.pipeline.TalePipeline on the embedded model, not in TaleRunnable"
+            )
+        self._method = method
         # a spec that needs no model ("regression", "fixed:N", ...) is built once, here: the
         # regression estimator reads and checks its file, which is not per-call work
-        if isinstance(self.estimator, str):
-            name, _ = parse_estimator_spec(self.estimator)
+        spec = self._estimator_spec
+        if isinstance(spec, str):
+            name, _ = parse_estimator_spec(spec)
             if name != "zero-shot":
-                self._built_estimator = make_estimator(self.estimator)
+                self._built_estimator = make_estimator(spec)
 
-    def _estimator_for(self, config: RunnableConfig) -> BudgetEstimator:
+    @property
+    def resolved_method(self) -> Method:
+        """The method this runnable runs (``method``, else the model's profile method), with
+        ``estimator`` and ``style`` when given in place of the method's own."""
+        style = self.prompt_style.name
+        estimator = self._estimator_spec
+        name = estimator if isinstance(estimator, str) or estimator is None else estimator.name
+        if style == self._method.style and name == self._method.estimator:
+            return self._method
+        return replace(self._method, style=style, estimator=name, label=None)
+
+    @property
+    def _estimator_spec(self) -> BudgetEstimator | str | None:
+        return self.estimator if self.estimator is not None else self._method.estimator
+
+    def _estimator_for(self, config: RunnableConfig) -> BudgetEstimator | None:
         if self._built_estimator is not None:
             return self._built_estimator
-        est = self.estimator
+        est = self._estimator_spec
+        if est is None:
+            return None  # a method without a budget (vanilla, direct, chain-of-draft)
         if isinstance(est, BudgetEstimator) and not isinstance(est, ZeroShotEstimator):
             return est  # calls no model: no child run to configure
 
@@ -139,8 +169,6 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
             patched["tags"] = [*patched.get("tags", []), ESTIMATOR_TAG]
             return patched
 
-        if est is None:
-            return ZeroShotEstimator(LangChainModel(self.llm, est_config()))
         if isinstance(est, str):
             return make_estimator(est, LangChainModel(self.llm, est_config()))
         if isinstance(est, ZeroShotEstimator) and isinstance(est.model, LangChainModel):
@@ -158,13 +186,14 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
             return value[self.question_key], messages
         return coerce_input(value, self.question_key)
 
-    def _metadata(self, budget: TokenBudget, style: PromptStyle) -> dict[str, Any]:
+    def _metadata(self, budget: TokenBudget | None, style: PromptStyle) -> dict[str, Any]:
         return {
-            "budget": budget.tokens,
-            "estimator": budget.estimator,
+            "method": self.resolved_method.name,
+            "budget": budget.tokens if budget else None,
+            "estimator": budget.estimator if budget else None,
             "style": style.name,
-            "estimator_usage": budget.usage.model_dump(),
-            "fallback_reason": budget.fallback_reason,
+            "estimator_usage": budget.usage.model_dump() if budget else None,
+            "fallback_reason": budget.fallback_reason if budget else None,
         }
 
     def _answer_config(self, config: RunnableConfig, tale: dict[str, Any]) -> RunnableConfig:
@@ -180,29 +209,40 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
 
     def _plan(
         self,
-        budget: TokenBudget,
+        budget: TokenBudget | None,
         messages: list[BaseMessage],
         config: RunnableConfig,
     ) -> _Plan:
         style = self.prompt_style
         tale = self._metadata(budget, style)
         kwargs: dict[str, Any] = {}
-        if self.cap_headroom is not None:
-            kwargs = cap_kwargs(self.llm, hard_cap(budget.tokens, self.cap_headroom))
-        prompt = inject_budget(messages, style, budget.tokens if style.uses_budget else None)
+        headroom = self.cap_headroom if self.cap_headroom is not None else self._method.force
+        if headroom is not None and budget is not None:
+            kwargs = cap_kwargs(self.llm, hard_cap(budget.tokens, headroom))
+        tokens = budget.tokens if budget is not None and style.uses_budget else None
+        prompt = with_exemplars(
+            inject_budget(messages, style, tokens),
+            to_langchain(exemplar_turns(style, self._exemplars, budget=tokens)),
+        )
         return _Plan(prompt, self._answer_config(config, tale), kwargs, tale)
+
+    @property
+    def _exemplars(self) -> list[Exemplar]:
+        return list(load_exemplars()[: self._method.exemplars])
 
     def _prepare(self, value: Any, child: RunnableConfig) -> _Plan:
         """Split the input, estimate the budget, announce it, plan the answer call."""
         question, messages = self._split(value, child)
-        budget = self._estimator_for(child).estimate(question)
+        estimator = self._estimator_for(child)
+        budget = estimator.estimate(question) if estimator is not None else None
         plan = self._plan(budget, messages, child)
         dispatch_custom_event(BUDGET_EVENT, {**plan.tale, "question": question}, config=child)
         return plan
 
     async def _aprepare(self, value: Any, child: RunnableConfig) -> _Plan:
         question, messages = self._split(value, child)
-        budget = await self._estimator_for(child).aestimate(question)
+        estimator = self._estimator_for(child)
+        budget = await estimator.aestimate(question) if estimator is not None else None
         plan = self._plan(budget, messages, child)
         await adispatch_custom_event(
             BUDGET_EVENT, {**plan.tale, "question": question}, config=child

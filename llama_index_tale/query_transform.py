@@ -17,9 +17,14 @@ from llama_index.core.settings import Settings
 from llama_index_tale.llm_adapter import LlamaIndexModel, model_name_of
 from tale_shared._validation import require_question
 from tale_shared.budget import TokenBudget
-from tale_shared.estimators import BudgetEstimator, ZeroShotEstimator, make_estimator
+from tale_shared.estimators import (
+    BudgetEstimator,
+    ZeroShotEstimator,
+    make_estimator,
+    parse_estimator_spec,
+)
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
-from tale_shared.profiles import style_for
+from tale_shared.profiles import method_for, style_for
 from tale_shared.prompts import PromptStyle, get_style, join_instruction
 
 dispatcher = get_dispatcher(__name__)
@@ -29,9 +34,10 @@ class TaleBudgetEvent(BaseEvent):
     """Dispatched when a query's budget is known (the tracer attaches it to the query)."""
 
     question: str
-    budget: int
-    estimator: str
+    budget: int | None
+    estimator: str | None
     style: str
+    method: str | None = None
     fallback_reason: str | None = None
 
     @classmethod
@@ -45,10 +51,13 @@ class TaleQueryTransform(BaseQueryTransform):
     Retrieval keeps the original text: the result's ``embedding_strs`` equal the original
     query's (the inverse of HyDE, which changes what is embedded and keeps the query). The
     budget, estimator and style are written into the transform's ``metadata`` and kept on
-    ``last_budget``. The estimator defaults to the paper's zero-shot estimator on ``llm``
-    (``Settings.llm`` when none is given); its prompt is exposed through the prompt mixin as
-    ``"estimator_prompt"``. ``arun`` awaits the estimator instead of blocking the loop — use
-    :class:`~llama_index_tale.TaleQueryEngine` for async queries.
+    ``last_budget``. ``method`` is a :mod:`method spec <tale_shared.methods>` whose parts
+    live in the prompt (a style and an estimator, e.g. ``"tale-heuristic@words"``,
+    ``"tale-ep"``, ``"chain-of-draft"``); by default the model's profile method (see the
+    README). ``estimator`` and ``style`` replace the method's own. A zero-shot estimator asks
+    ``llm`` (``Settings.llm`` when none is given); its prompt is exposed through the prompt
+    mixin as ``"estimator_prompt"``. ``arun`` awaits the estimator instead of blocking the
+    loop — use :class:`~llama_index_tale.TaleQueryEngine` for async queries.
 
     Example:
         .. code-block:: python
@@ -66,14 +75,23 @@ class TaleQueryTransform(BaseQueryTransform):
         llm: LLM | None = None,
         estimator: BudgetEstimator | str | None = None,
         style: str | PromptStyle | None = None,
+        method: str | None = None,
     ) -> None:
         super().__init__()
         self._llm = llm
         self._estimator_prompt = PromptTemplate(ESTIMATOR_PROMPT)
-        if isinstance(estimator, str) and estimator not in ("zero-shot", "zeroshot"):
-            estimator = make_estimator(estimator)
-        self._estimator = estimator if isinstance(estimator, BudgetEstimator) else None
-        self._style = get_style(style) if style is not None else None
+        self._method = method_for(self._model_name(), method or "tale")
+        if self._method.exemplars or self._method.force or self._method.early_exit:
+            raise ValueError(
+                f"{self._method.spec}: a query transform can only word the query (style and "
+                "budget); exemplars, forcing and early exit need TalePipeline or TaleRunnable"
+            )
+        spec = estimator if estimator is not None else self._method.estimator
+        self._zero_shot = isinstance(spec, str) and parse_estimator_spec(spec)[0] == "zero-shot"
+        if isinstance(spec, str) and not self._zero_shot:
+            spec = make_estimator(spec)
+        self._estimator = spec if isinstance(spec, BudgetEstimator) else None
+        self._style = get_style(style) if style is not None else get_style(self._method.style)
         self.last_budget: TokenBudget | None = None
 
     @classmethod
@@ -93,41 +111,52 @@ class TaleQueryTransform(BaseQueryTransform):
     def llm(self) -> LLM:
         return self._llm or Settings.llm
 
+    def _model_name(self) -> str | None:
+        """The model's name, or ``None`` when no LLM resolves (no ``llm``, no usable
+        ``Settings.llm``): the default profile applies then."""
+        try:
+            return model_name_of(self.llm)
+        except Exception:
+            return None
+
     @property
-    def estimator(self) -> BudgetEstimator:
-        if self._estimator is not None:
-            return self._estimator
-        return ZeroShotEstimator(
-            LlamaIndexModel(self.llm, role="estimator"),
-            prompt=self._estimator_prompt.get_template(),
-        )
+    def estimator(self) -> BudgetEstimator | None:
+        """The estimator, or ``None`` for a method without a budget."""
+        if self._zero_shot:
+            return ZeroShotEstimator(
+                LlamaIndexModel(self.llm, role="estimator"),
+                prompt=self._estimator_prompt.get_template(),
+            )
+        return self._estimator
 
     @property
     def style(self) -> PromptStyle:
-        return style_for(model_name_of(self.llm), self._style)
+        return style_for(self._model_name(), self._style)
 
     def _apply(
-        self, query_bundle: QueryBundle, budget: TokenBudget, metadata: dict[str, Any]
+        self, query_bundle: QueryBundle, budget: TokenBudget | None, metadata: dict[str, Any]
     ) -> QueryBundle:
         style = self.style
         self.last_budget = budget
         metadata.update(
-            tale_budget=budget.tokens,
-            tale_estimator=budget.estimator,
+            tale_method=self._method.name,
+            tale_budget=budget.tokens if budget else None,
+            tale_estimator=budget.estimator if budget else None,
             tale_style=style.name,
-            tale_estimator_usage=budget.usage.model_dump(),
-            tale_fallback_reason=budget.fallback_reason,
+            tale_estimator_usage=budget.usage.model_dump() if budget else None,
+            tale_fallback_reason=budget.fallback_reason if budget else None,
         )
         dispatcher.event(
             TaleBudgetEvent(
                 question=query_bundle.query_str,
-                budget=budget.tokens,
-                estimator=budget.estimator,
+                budget=budget.tokens if budget else None,
+                estimator=budget.estimator if budget else None,
                 style=style.name,
-                fallback_reason=budget.fallback_reason,
+                method=self._method.name,
+                fallback_reason=budget.fallback_reason if budget else None,
             )
         )
-        sentence = style.instruction(budget.tokens if style.uses_budget else None)
+        sentence = style.instruction(budget.tokens if budget and style.uses_budget else None)
         return dataclasses.replace(
             query_bundle,
             query_str=join_instruction(query_bundle.query_str, sentence),
@@ -158,11 +187,13 @@ class TaleQueryTransform(BaseQueryTransform):
 
     def _run(self, query_bundle: QueryBundle, metadata: dict[str, Any]) -> QueryBundle:
         query_bundle = self._bundle(query_bundle)
-        budget = self.estimator.estimate(query_bundle.query_str)
+        estimator = self.estimator
+        budget = estimator.estimate(query_bundle.query_str) if estimator else None
         return self._apply(query_bundle, budget, metadata)
 
     async def arun(self, query: QueryType, metadata: dict[str, Any] | None = None) -> QueryBundle:
         """Async :meth:`run`: the estimator's model call is awaited, not blocking the loop."""
         query_bundle = self._bundle(query)
-        budget = await self.estimator.aestimate(query_bundle.query_str)
+        estimator = self.estimator
+        budget = await estimator.aestimate(query_bundle.query_str) if estimator else None
         return self._apply(query_bundle, budget, metadata if metadata is not None else {})

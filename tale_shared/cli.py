@@ -15,6 +15,7 @@ from tale_shared._status import status
 from tale_shared._validation import require_question
 from tale_shared.estimators import make_estimator, parse_estimator_spec
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
+from tale_shared.methods import parse_method
 from tale_shared.models import load_model
 from tale_shared.pipeline import TalePipeline, TaleResult
 from tale_shared.prompts import get_style, list_styles
@@ -23,12 +24,13 @@ from tale_shared.prompts import get_style, list_styles
 def _row(result: TaleResult) -> dict[str, object]:
     r = result.record
     return {
-        "method": "vanilla CoT" if result.budget is None else f"TALE ({result.style})",
+        "method": result.method,
         "budget": result.budget.tokens if result.budget else None,
         "estimator": result.budget.estimator if result.budget else None,
         "estimator_tokens": r.estimator_usage.total_tokens,
-        "input_tokens": r.answer_usage.input_tokens,
-        "output_tokens": r.answer_usage.output_tokens,
+        # every call but the estimator's (answer, forced answer, probes)
+        "input_tokens": r.usage.input_tokens - r.estimator_usage.input_tokens,
+        "output_tokens": r.usage.output_tokens - r.estimator_usage.output_tokens,
         "total_tokens": r.usage.total_tokens,
         "calls": r.n_calls,
         "seconds": round(r.latency_s, 2),
@@ -47,13 +49,18 @@ def _print_table(rows: list[dict[str, object]]) -> None:
 def cmd_ask(args: argparse.Namespace) -> int:
     # everything that can be checked is checked before the model (seconds, a GB) loads
     require_question(args.question)
-    parse_estimator_spec(args.estimator)
+    if args.estimator is not None:
+        parse_estimator_spec(args.estimator)
     if args.style is not None:
         get_style(args.style)
+    if args.method != "tale":
+        parse_method(args.method)
     model = load_model(args.model, args.threads)
-    estimator = make_estimator(args.estimator, model)
-    tale = TalePipeline(model, estimator, style=args.style, max_tokens=args.max_tokens)
-    with status(f"TALE: estimating the budget and answering with {model.model_name}"):
+    estimator = make_estimator(args.estimator, model) if args.estimator else None
+    tale = TalePipeline(
+        model, estimator, method=args.method, style=args.style, max_tokens=args.max_tokens
+    )
+    with status(f"{tale.method.name}: answering with {model.model_name}"):
         results = [tale.solve(args.question)]
     if args.compare:
         vanilla = TalePipeline.vanilla(model, max_tokens=args.max_tokens)
@@ -69,16 +76,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
         )
         return 0
     budget = results[0].budget
-    assert budget is not None
-    note = f" (fallback: {budget.fallback_reason})" if budget.fell_back else ""
-    print(f"\nbudget: {budget.tokens} tokens from the {budget.estimator} estimator{note}")
+    print(f"\nmethod: {results[0].method}")
+    if budget is not None:
+        note = f" (fallback: {budget.fallback_reason})" if budget.fell_back else ""
+        print(f"budget: {budget.tokens} tokens from the {budget.estimator} estimator{note}")
     print(f"style:  {results[0].style}\n")
     for result in results:
         print(f"--- {_row(result)['method']} ---\n{result.text.strip()}\n")
     _print_table(rows)
     if args.compare and rows[1]["output_tokens"]:
         ratio = int(str(rows[0]["output_tokens"])) / int(str(rows[1]["output_tokens"]))
-        print(f"\nTALE output tokens / vanilla output tokens = {ratio:.2f}")
+        print(f"\n{rows[0]['method']} output tokens / vanilla output tokens = {ratio:.2f}")
     return 0
 
 
@@ -110,10 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a local model name ({', '.join(MODELS)}), a .gguf path, or provider:model",
     )
     ask.add_argument(
+        "--method",
+        default="tale",
+        help="tale (the model's default method), or a spec: direct, vanilla, chain-of-draft, "
+        "tale-ep, tale-<estimator>[@<style>], with +ex<k>, +force[<h>], +exit[<every>x<agree>]",
+    )
+    ask.add_argument(
         "--estimator",
-        default="heuristic",
-        help="heuristic (default, no model call), zero-shot (the paper's), fixed:N, "
-        "regression (the one shipped for the default model) or regression:PATH",
+        default=None,
+        help="override the method's estimator: heuristic (no model call), zero-shot (the "
+        "paper's), fixed:N, regression (shipped for the default model) or regression:PATH",
     )
     ask.add_argument(
         "--style",

@@ -1,39 +1,51 @@
-"""One TALE query end to end, framework-free: estimate, prompt, call, extract, record.
+"""One query end to end, framework-free: estimate, prompt, call, extract, record.
+
+:class:`TalePipeline` runs any :mod:`method <tale_shared.methods>` — a budget wording with an
+estimator (TALE), concise exemplars, budget forcing, early exit, or the references (vanilla
+CoT, direct) — on any :class:`~tale_shared.models.ChatModel`, and records every call.
 
 Example:
     .. code-block:: python
 
-        from tale_shared.estimators import FixedBudgetEstimator
         from tale_shared.local import load_local_model
 
-        pipeline = TalePipeline(load_local_model(), FixedBudgetEstimator(100))
+        pipeline = TalePipeline(load_local_model(), method="tale")  # the model's default
         result = pipeline.solve("Tom has 3 apples and buys 5. How many?")
         result.answer, result.record.usage.output_tokens  # ('8', 41)
 """
 
 from __future__ import annotations
 
-import math
 import time
+from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict
 
 from tale_shared._validation import require_question
 from tale_shared.answers import extract_answer
 from tale_shared.budget import TokenBudget
+from tale_shared.estimators import make_estimator
 from tale_shared.estimators.base import BudgetEstimator
-from tale_shared.models import ChatModel, Completion
+from tale_shared.methods import (
+    ContinuesReplies,
+    Exemplar,
+    Method,
+    Outcome,
+    Plan,
+    answer_plan,
+    arun_plan,
+    hard_cap,
+    load_exemplars,
+    render,
+    run_plan,
+)
+from tale_shared.models import ChatModel
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.profiles import style_for
+from tale_shared.profiles import method_for, style_for
 from tale_shared.prompts import Message, PromptStyle
 from tale_shared.usage import CallRecord, QueryRecord
 
-
-def hard_cap(budget: int, headroom: float) -> int:
-    """``max_tokens = ceil(budget * headroom)``: a cap with room above the prompted budget."""
-    if headroom < 1:
-        raise ValueError(f"headroom must be at least 1.0, got {headroom}")
-    return max(1, math.ceil(budget * headroom))
+__all__ = ["TalePipeline", "TaleResult", "hard_cap"]
 
 
 class TaleResult(BaseModel):
@@ -42,52 +54,113 @@ class TaleResult(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     question: str
+    method: str
     style: str
     budget: TokenBudget | None
     messages: list[Message]
     text: str
     answer: str | None
+    forced: bool = False
+    stopped_early: bool = False
     record: QueryRecord
 
 
 class TalePipeline:
-    """Runs TALE-EP on any :class:`~tale_shared.models.ChatModel`.
+    """Runs a reasoning method on any :class:`~tale_shared.models.ChatModel`.
 
-    With ``estimator=None`` and ``style="vanilla"`` it is the plain chain-of-thought
-    baseline, counted the same way. ``style=None`` takes the model's profile
-    (:func:`tale_shared.profiles.style_for`). ``cap_headroom`` also sets a hard
-    ``max_tokens`` cap of ``ceil(budget * cap_headroom)``.
+    ``method`` is a spec string or :class:`~tale_shared.methods.Method` (``"tale"``, the
+    default, is the model's profile method). The older form still works:
+    ``TalePipeline(model, estimator, style=...)`` is TALE with that estimator and style, and
+    ``TalePipeline.vanilla(model)`` the chain-of-thought baseline. An ``estimator`` object
+    given with a method replaces the method's own (e.g. an oracle's budgets). ``cap_headroom``
+    sets a hard cap of ``ceil(budget * cap_headroom)`` without forcing the answer.
     """
 
     def __init__(
         self,
         model: ChatModel,
-        estimator: BudgetEstimator | None,
+        estimator: BudgetEstimator | None = None,
         *,
+        method: str | Method | None = None,
         style: str | PromptStyle | None = None,
+        exemplars: list[Exemplar] | None = None,
         max_tokens: int | None = 512,
         cap_headroom: float | None = None,
         price_table: PriceTable | None = None,
     ) -> None:
         self.model = model
-        self.estimator = estimator
+        overrides = estimator is not None or style is not None
+        if method is None and not overrides:
+            method = "tale"
+        if method is not None:
+            self.method = method_for(model.model_name, method)
+            style = style if style is not None else self.method.style
+            if estimator is None and self.method.estimator is not None:
+                if self.method.estimator == "oracle":
+                    raise ValueError(
+                        "the oracle method needs the searched budgets: pass "
+                        "estimator=OracleEstimator(...) (tale_shared.research.bench builds one)"
+                    )
+                estimator = make_estimator(self.method.estimator, model)
         self.style = style_for(model.model_name, style)
+        if method is None:
+            self.method = Method(
+                style=self.style.name,
+                estimator=estimator.name if estimator is not None else None,
+                label=f"tale-{estimator.name}@{self.style.name}" if estimator else None,
+            )
+        elif overrides and not (
+            self.method.style == self.style.name
+            and (estimator is None or self.method.estimator == estimator.name)
+        ):  # the method as it runs, so that records and tables name it truly
+            self.method = replace(
+                self.method,
+                style=self.style.name,
+                estimator=estimator.name if estimator is not None else None,
+                label=None,
+            )
         if self.style.uses_budget and estimator is None:
             raise ValueError(f"style {self.style.name!r} needs an estimator for its budget")
+        self.estimator = estimator
+        self.exemplars = (
+            list(exemplars)
+            if exemplars is not None
+            else list(load_exemplars()[: self.method.exemplars])
+        )
         self.max_tokens = max_tokens
-        self.cap_headroom = cap_headroom
+        self.cap_headroom = cap_headroom if cap_headroom is not None else self.method.force
         self.prices = price_table or default_price_table()
+        if self.method.early_exit is not None and not isinstance(model, ContinuesReplies):
+            raise ValueError(
+                f"early exit needs a model that continues a reply from a cached prefix "
+                f"(the embedded llama.cpp models), not {model.model_name}"
+            )
 
     @classmethod
     def vanilla(cls, model: ChatModel, **kwargs: object) -> TalePipeline:
         """The chain-of-thought baseline: no estimator, no budget."""
-        return cls(model, None, style="vanilla", **kwargs)  # type: ignore[arg-type]
+        return cls(model, method="vanilla", **kwargs)  # type: ignore[arg-type]
 
-    def _limit(self, budget: TokenBudget | None) -> int | None:
+    # -- the parts ---------------------------------------------------------------------------
+    def _cap(self, budget: TokenBudget | None) -> int | None:
         if budget is not None and self.cap_headroom is not None:
             cap = hard_cap(budget.tokens, self.cap_headroom)
             return cap if self.max_tokens is None else min(cap, self.max_tokens)
-        return self.max_tokens
+        return None
+
+    def messages(self, question: str, budget: TokenBudget | None) -> list[Message]:
+        """The prompt for ``question`` under ``budget`` (exemplars included)."""
+        return render(self.style, question, budget.tokens if budget else None, self.exemplars)
+
+    def _plan(self, messages: list[Message], budget: TokenBudget | None) -> Plan:
+        return answer_plan(
+            messages,
+            max_tokens=self.max_tokens,
+            cap=self._cap(budget),
+            force=self.method.force is not None,
+            early_exit=self.method.early_exit,
+            can_continue=isinstance(self.model, ContinuesReplies),
+        )
 
     def _budget_calls(self, budget: TokenBudget | None) -> list[CallRecord]:
         if budget is None or budget.usage.source == "none":
@@ -107,43 +180,49 @@ class TalePipeline:
         question: str,
         budget: TokenBudget | None,
         messages: list[Message],
-        completion: Completion,
+        outcome: Outcome,
         started: float,
     ) -> TaleResult:
-        answer_call = completion.to_call_record(
-            "answer", cost_usd=self.prices.cost(completion.model, completion.usage)
-        )
+        calls = [
+            c.to_call_record(kind, cost_usd=self.prices.cost(c.model, c.usage))
+            for kind, c in outcome.calls
+        ]
         record = QueryRecord(
             question=question,
             budget=budget.tokens if budget else None,
             estimator=budget.estimator if budget else None,
             style=self.style.name,
-            answer=completion.text,
-            calls=[*self._budget_calls(budget), answer_call],
+            method=self.method.name,
+            answer=outcome.text,
+            calls=[*self._budget_calls(budget), *calls],
             latency_s=time.perf_counter() - started,
         )
         return TaleResult(
             question=question,
+            method=self.method.name,
             style=self.style.name,
             budget=budget,
             messages=messages,
-            text=completion.text,
-            answer=extract_answer(completion.text),
+            text=outcome.text,
+            answer=extract_answer(outcome.text),
+            forced=outcome.forced,
+            stopped_early=outcome.stopped_early,
             record=record,
         )
 
+    # -- running -----------------------------------------------------------------------------
     def solve(self, question: str) -> TaleResult:
         question = require_question(question)
         started = time.perf_counter()
         budget = self.estimator.estimate(question) if self.estimator else None
-        messages = self.style.render(question, budget.tokens if budget else None)
-        completion = self.model.complete(messages, max_tokens=self._limit(budget))
-        return self._result(question, budget, messages, completion, started)
+        messages = self.messages(question, budget)
+        outcome = run_plan(self.model, self._plan(messages, budget))
+        return self._result(question, budget, messages, outcome, started)
 
     async def asolve(self, question: str) -> TaleResult:
         question = require_question(question)
         started = time.perf_counter()
         budget = await self.estimator.aestimate(question) if self.estimator else None
-        messages = self.style.render(question, budget.tokens if budget else None)
-        completion = await self.model.acomplete(messages, max_tokens=self._limit(budget))
-        return self._result(question, budget, messages, completion, started)
+        messages = self.messages(question, budget)
+        outcome = await arun_plan(self.model, self._plan(messages, budget))
+        return self._result(question, budget, messages, outcome, started)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -24,17 +25,24 @@ from pydantic import BaseModel, Field
 
 from tale_shared.estimators.regression import RegressionEstimator
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, cache_dir
+from tale_shared.methods import Method, parse_method
 from tale_shared.pricing import LOCAL_PREFIX
 from tale_shared.prompts import PromptStyle, get_style
 
 REFERENCE_STYLE = "paper"
 
 
+DEFAULT_METHOD = "tale-heuristic"
+"""The default method of a model with no profile: the heuristic estimator (no model call)
+with the model's style (the paper's wording, which API models follow)."""
+
+
 class ModelProfile(BaseModel):
-    """How to prompt one model."""
+    """How to prompt one model: its budget wording and its default method."""
 
     model: str
     style: str = REFERENCE_STYLE
+    method: str = DEFAULT_METHOD
     words_per_token: float | None = Field(default=None, gt=0)
     source: Literal["builtin", "calibrated", "default"] = "default"
     notes: str = ""
@@ -97,6 +105,24 @@ def style_for(model: str | None, style: str | PromptStyle | None = None) -> Prom
     if profile.words_per_token:
         chosen = chosen.with_options(words_per_token=profile.words_per_token)
     return chosen
+
+
+def method_for(model: str | None, method: str | Method = "tale") -> Method:
+    """The :class:`~tale_shared.methods.Method` for ``model``: ``"tale"`` is its profile's
+    default method; any other spec is parsed with the profile's style as the default style.
+
+    >>> method_for("gpt-4o-mini").spec
+    'tale-heuristic@paper'
+    >>> method_for("gpt-4o-mini", "tale-zero-shot").spec
+    'tale-zero-shot@paper'
+    """
+    if isinstance(method, Method):
+        return method
+    profile = profile_for(model)
+    if method.strip().lower() == "tale":
+        resolved = parse_method(profile.method, default_style=profile.style)
+        return replace(resolved, label=f"tale ({resolved.spec})")
+    return parse_method(method, default_style=profile.style)
 
 
 def packaged_estimator_path(model: str = DEFAULT_LOCAL_MODEL) -> Path:

@@ -32,7 +32,9 @@ from tale_shared._io import atomic_writer
 UsageSource = Literal["provider", "counted", "none"]
 """Where token numbers came from: the provider's report, our own counting, or nowhere."""
 
-CallRole = Literal["estimator", "answer", "other"]
+CallRole = Literal["estimator", "answer", "forced", "probe", "other"]
+"""What a call was for: the budget estimate, the answer, a forced final answer after a cap cut
+the reasoning (budget forcing), an early-exit probe, or anything else."""
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -138,13 +140,14 @@ class QueryRecord(BaseModel):
     budget: int | None = None
     estimator: str | None = None
     style: str | None = None
+    method: str | None = None
     answer: str | None = None
     calls: list[CallRecord] = Field(default_factory=list)
     latency_s: float = Field(default=0.0, ge=0)
     started_at: datetime = Field(default_factory=_now)
     error: str | None = None
 
-    @field_validator("question", "answer", "error", "style", "estimator", mode="after")
+    @field_validator("question", "answer", "error", "style", "estimator", "method", mode="after")
     @classmethod
     def _writable_text(cls, value: str | None) -> str | None:
         return clean_text(value)
@@ -252,6 +255,7 @@ CSV_COLUMNS = (
     "budget",
     "estimator",
     "style",
+    "method",
     "models",
     "n_calls",
     "estimator_input_tokens",
@@ -275,6 +279,7 @@ def _csv_row(r: QueryRecord) -> dict[str, object]:
         "budget": r.budget,
         "estimator": r.estimator,
         "style": r.style,
+        "method": r.method,
         "models": ";".join(r.models),
         "n_calls": r.n_calls,
         "estimator_input_tokens": r.estimator_usage.input_tokens,

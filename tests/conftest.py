@@ -33,6 +33,7 @@ class ScriptedModel:
         self.error = error
         self.delay_s = delay_s
         self.calls: list[tuple[list[Message], int | None]] = []
+        self.finish_reasons: list[str | None] = []  # per call, when a test sets them
 
     @property
     def model_name(self) -> str:
@@ -53,6 +54,11 @@ class ScriptedModel:
             ),
             model=self._model_name,
             latency_s=0.001,
+            finish_reason=(
+                self.finish_reasons[len(self.calls) - 1]
+                if len(self.calls) <= len(self.finish_reasons)
+                else "stop"
+            ),
         )
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:

@@ -34,8 +34,8 @@ def test_ask_compare_prints_both_methods(fake_local, capsys):
     )
     out = capsys.readouterr().out
     assert "budget: 90 tokens from the zero-shot estimator" in out
-    assert "TALE (words)" in out and "vanilla CoT" in out
-    assert "TALE output tokens / vanilla output tokens" in out
+    assert "tale-zero-shot@words" in out and "vanilla" in out
+    assert "tale-zero-shot@words output tokens / vanilla output tokens" in out
 
 
 def test_ask_json(fake_local, capsys):
@@ -55,7 +55,7 @@ def test_ask_json(fake_local, capsys):
     )
     data = json.loads(capsys.readouterr().out)
     (row,) = data["results"]
-    assert row["budget"] == 40 and row["answer"] == "8" and row["method"] == "TALE (tokens)"
+    assert row["budget"] == 40 and row["answer"] == "8" and row["method"] == "tale-fixed@tokens"
     assert "use less than 40 tokens" in fake_local.calls[0][0][-1].content
 
 

@@ -22,7 +22,7 @@ def _answer_prompt(llm):
 
 def test_lcel_chain_just_works():
     llm = UsageFakeChatModel()
-    chain = PROMPT | TaleRunnable(llm=llm) | StrOutputParser()
+    chain = PROMPT | TaleRunnable(llm=llm, estimator="zero-shot") | StrOutputParser()
     assert chain.invoke({"question": Q}) == "3 + 5 = 8. [[8]]"
     sent = _answer_prompt(llm)
     assert sent[0].text == "You are a careful tutor."
@@ -48,7 +48,7 @@ def test_every_input_form_is_budgeted(value):
 
 def test_the_estimator_sees_the_question_not_the_template():
     llm = UsageFakeChatModel()
-    TaleRunnable(llm=llm, prompt=PROMPT).invoke({"question": Q})
+    TaleRunnable(llm=llm, prompt=PROMPT, estimator="zero-shot").invoke({"question": Q})
     estimator_prompt = llm.seen[0][0][-1].text
     assert ESTIMATOR_MARK in estimator_prompt and f'Question: "{Q}"' in estimator_prompt
     assert "Solve this problem" not in estimator_prompt
@@ -56,7 +56,7 @@ def test_the_estimator_sees_the_question_not_the_template():
 
 
 def test_response_metadata_carries_the_budget():
-    reply = TaleRunnable(llm=UsageFakeChatModel()).invoke(Q)
+    reply = TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot").invoke(Q)
     tale = reply.response_metadata["tale"]
     assert tale["budget"] == 120 and tale["estimator"] == "zero-shot" and tale["style"] == "paper"
     assert tale["estimator_usage"]["output_tokens"] == 2 and tale["fallback_reason"] is None
@@ -74,7 +74,7 @@ def test_system_style_goes_into_the_system_message():
 
 def test_an_unparseable_estimate_falls_back_and_says_so():
     llm = UsageFakeChatModel(estimate_reply="I am not sure.")
-    tale = TaleRunnable(llm=llm).invoke(Q).response_metadata["tale"]
+    tale = TaleRunnable(llm=llm, estimator="zero-shot").invoke(Q).response_metadata["tale"]
     assert tale["budget"] == 256 and "no number" in tale["fallback_reason"]
 
 
@@ -91,19 +91,19 @@ def test_any_core_estimator_and_the_string_specs():
     est = ZeroShotEstimator(LangChainModel(other))
     assert TaleRunnable(llm=llm, estimator=est).invoke(Q).response_metadata["tale"]["budget"] == 33
     with pytest.raises(ValueError):
-        TaleRunnable(llm=llm, style="loud")
+        TaleRunnable(llm=llm, style="loud", estimator="zero-shot")
 
 
 def test_empty_question_is_a_clear_error():
     with pytest.raises(ValueError, match="empty"):
-        TaleRunnable(llm=UsageFakeChatModel()).invoke("   ")
+        TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot").invoke("   ")
     with pytest.raises(ValueError, match="'question' key"):
-        TaleRunnable(llm=UsageFakeChatModel()).invoke({"q": Q})
+        TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot").invoke({"q": Q})
 
 
 async def test_ainvoke_batch_abatch():
     llm = UsageFakeChatModel()
-    tale = TaleRunnable(llm=llm)
+    tale = TaleRunnable(llm=llm, estimator="zero-shot")
     assert (await tale.ainvoke(Q)).response_metadata["tale"]["budget"] == 120
     assert [m.text for m in tale.batch([Q, Q])] == ["3 + 5 = 8. [[8]]"] * 2
     assert len(await tale.abatch([Q, Q, Q])) == 3
@@ -111,7 +111,7 @@ async def test_ainvoke_batch_abatch():
 
 def test_stream_passes_chunks_through_with_metadata_first():
     llm = UsageFakeChatModel(responses=["one two three [[3]]"])
-    chunks = list(TaleRunnable(llm=llm).stream(Q))
+    chunks = list(TaleRunnable(llm=llm, estimator="zero-shot").stream(Q))
     assert len(chunks) >= 4 and chunks[0].response_metadata["tale"]["budget"] == 120
     total = chunks[0]
     for c in chunks[1:]:
@@ -121,9 +121,12 @@ def test_stream_passes_chunks_through_with_metadata_first():
 
 async def test_astream_and_the_custom_event():
     llm = UsageFakeChatModel(responses=["a b [[2]]"])
-    chunks = [c async for c in TaleRunnable(llm=llm).astream(Q)]
+    chunks = [c async for c in TaleRunnable(llm=llm, estimator="zero-shot").astream(Q)]
     assert "".join(c.text for c in chunks) == "a b [[2]]"
-    events = [e async for e in TaleRunnable(llm=llm).astream_events(Q, version="v2")]
+    events = [
+        e
+        async for e in TaleRunnable(llm=llm, estimator="zero-shot").astream_events(Q, version="v2")
+    ]
     custom = [e for e in events if e["event"] == "on_custom_event"]
     assert [e["name"] for e in custom] == ["tale_budget"] and custom[0]["data"]["budget"] == 120
     streamed = [e for e in events if e["event"] == "on_chat_model_stream"]
@@ -132,7 +135,7 @@ async def test_astream_and_the_custom_event():
 
 def test_config_propagates_to_child_runs():
     collector = RunCollectorCallbackHandler()
-    TaleRunnable(llm=UsageFakeChatModel()).invoke(
+    TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot").invoke(
         Q,
         config={
             "callbacks": [collector],
@@ -175,3 +178,25 @@ def test_serializable_with_string_estimators():
     data = dumpd(TaleRunnable(llm=UsageFakeChatModel(), estimator="fixed:100", style="words"))
     assert data["id"] == ["langchain_tale", "runnable", "TaleRunnable"]
     assert data["kwargs"]["estimator"] == "fixed:100" and data["kwargs"]["style"] == "words"
+
+
+def test_default_is_the_models_profile_method_with_no_estimator_call():
+    llm = UsageFakeChatModel()
+    reply = TaleRunnable(llm=llm).invoke(Q)
+    tale = reply.response_metadata["tale"]
+    assert tale["method"] == "tale (tale-heuristic@paper)" and tale["estimator"] == "heuristic"
+    assert len(llm.seen) == 1  # the answer only: the default spends nothing on estimating
+
+
+def test_methods_run_in_the_runnable():
+    llm = UsageFakeChatModel()
+    reply = TaleRunnable(llm=llm, method="tale-fixed:60@system+ex2+force1.5").invoke(Q)
+    (messages, kwargs) = llm.seen[0]
+    assert [m.type for m in messages] == ["system", "human", "ai", "human", "ai", "human"]
+    assert "shorter than 60 tokens" in messages[0].text and kwargs["max_tokens"] == 90
+    assert reply.response_metadata["tale"]["method"] == "tale-fixed:60@system+ex2+force1.5"
+    vanilla = TaleRunnable(llm=llm, method="vanilla").invoke(Q)
+    assert vanilla.response_metadata["tale"]["budget"] is None
+    assert llm.seen[-1][0][-1].text.endswith("Let's think step by step.")
+    with pytest.raises(ValueError, match="early exit"):
+        TaleRunnable(llm=llm, method="vanilla+exit")

@@ -17,7 +17,9 @@ def _questions(n):
 
 def test_one_query_record_with_estimator_and_answer_calls():
     tracer = TaleCallbackHandler()
-    TaleRunnable(llm=UsageFakeChatModel()).invoke(Q, config={"callbacks": [tracer]})
+    TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot").invoke(
+        Q, config={"callbacks": [tracer]}
+    )
     (r,) = tracer.records
     assert r.question == Q and r.budget == 120 and r.estimator == "zero-shot"
     assert r.style == "paper" and r.n_calls == 2 and r.models == ["gpt-4o-mini"]
@@ -31,7 +33,7 @@ def test_one_query_record_with_estimator_and_answer_calls():
 
 def test_batch_of_500_with_concurrency_32_gives_exactly_500_records():
     tracer = TaleCallbackHandler()
-    chain = TaleRunnable(llm=UsageFakeChatModel())
+    chain = TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot")
     chain.batch(_questions(500), config={"callbacks": [tracer], "max_concurrency": 32})
     records = tracer.records
     assert len(records) == 500 and len({r.query_id for r in records}) == 500
@@ -48,7 +50,7 @@ def test_batch_of_500_with_concurrency_32_gives_exactly_500_records():
 
 async def test_concurrent_async_queries_are_kept_apart():
     tracer = TaleCallbackHandler()
-    chain = TaleRunnable(llm=UsageFakeChatModel())
+    chain = TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot")
     qs = _questions(100)
     await asyncio.gather(*(chain.ainvoke(q, config={"callbacks": [tracer]}) for q in qs))
     assert sorted(r.question for r in tracer.records) == sorted(qs)
@@ -69,9 +71,9 @@ def test_a_model_without_model_name_and_without_usage():
 def test_streamed_calls_are_counted():
     tracer = TaleCallbackHandler()
     chunks = list(
-        TaleRunnable(llm=UsageFakeChatModel(responses=["x y z [[1]]"])).stream(
-            Q, config={"callbacks": [tracer]}
-        )
+        TaleRunnable(
+            llm=UsageFakeChatModel(responses=["x y z [[1]]"]), estimator="zero-shot"
+        ).stream(Q, config={"callbacks": [tracer]})
     )
     assert chunks
     (r,) = tracer.records

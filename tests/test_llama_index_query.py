@@ -25,7 +25,7 @@ def setup():
 
 
 def test_query_str_carries_the_budget_embedding_strs_the_original():
-    transform = TaleQueryTransform(llm=UsageMockLLM(), style="words")
+    transform = TaleQueryTransform(llm=UsageMockLLM(), style="words", estimator="zero-shot")
     metadata = {}
     bundle = transform.run(Q, metadata=metadata)
     assert bundle.query_str.startswith(Q) and "at most 90 words" in bundle.query_str
@@ -43,7 +43,8 @@ def test_custom_embedding_strs_are_kept():
 def test_transform_query_engine_budgets_the_answer_not_the_retrieval(setup):
     llm, embed, index = setup
     engine = TransformQueryEngine(
-        index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm, style="tokens")
+        index.as_query_engine(llm=llm),
+        TaleQueryTransform(llm=llm, style="tokens", estimator="zero-shot"),
     )
     response = engine.query(Q)
     assert str(response) == "3 + 5 = 8. [[8]]"
@@ -71,7 +72,9 @@ async def test_tale_query_engine_aquery_awaits_the_estimator(setup):
             await asyncio.sleep(0.005)
 
     task = asyncio.create_task(ticker())
-    engine = TaleQueryEngine(index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm))
+    engine = TaleQueryEngine(
+        index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm, estimator="zero-shot")
+    )
     before = ticks
     response = await engine.aquery(Q)
     task.cancel()
@@ -90,7 +93,7 @@ def test_tale_query_engine_sync_and_metadata(setup):
 
 def test_estimator_prompt_through_the_prompt_mixin():
     llm = UsageMockLLM()
-    transform = TaleQueryTransform(llm=llm)
+    transform = TaleQueryTransform(llm=llm, estimator="zero-shot")
     assert "estimator_prompt" in transform.get_prompts()
     transform.update_prompts(
         {
@@ -108,6 +111,31 @@ def test_bad_input():
         TaleQueryTransform(llm=UsageMockLLM()).run("  ")
     with pytest.raises(ValueError):
         TaleQueryTransform(llm=UsageMockLLM(), style="nope").run(Q)
-    fallback = TaleQueryTransform(llm=UsageMockLLM(estimate_reply="no idea"))
+    fallback = TaleQueryTransform(llm=UsageMockLLM(estimate_reply="no idea"), estimator="zero-shot")
     fallback.run(Q)
     assert fallback.last_budget.tokens == 256 and fallback.last_budget.fell_back
+
+
+def test_default_is_the_models_profile_method_with_no_estimator_call():
+    llm = UsageMockLLM()
+    metadata: dict = {}
+    bundle = TaleQueryTransform(llm=llm).run(Q, metadata)
+    assert metadata["tale_method"] == "tale (tale-heuristic@paper)"
+    assert metadata["tale_estimator"] == "heuristic" and llm.seen == []  # no model call
+    assert "use less than" in bundle.query_str
+
+
+def test_methods_word_the_query_and_others_are_refused():
+    metadata: dict = {}
+    bundle = TaleQueryTransform(llm=UsageMockLLM(), method="chain-of-draft").run(Q, metadata)
+    assert "5 words at most" in bundle.query_str and metadata["tale_budget"] is None
+    with pytest.raises(ValueError, match="exemplars, forcing and early exit"):
+        TaleQueryTransform(llm=UsageMockLLM(), method="tale-heuristic+ex3")
+
+
+def test_no_llm_anywhere_falls_back_to_the_default_style(monkeypatch):
+    from llama_index.core import Settings
+
+    monkeypatch.setattr(Settings, "_llm", None)
+    transform = TaleQueryTransform(estimator="fixed:64")  # no llm, no usable Settings.llm
+    assert "use less than 64 tokens" in transform.run(Q).query_str

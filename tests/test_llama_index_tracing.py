@@ -11,7 +11,7 @@ from llama_index_tale import TaleQueryEngine, TaleQueryTransform, TaleTracer
 Q = "How many clips did Natalia sell in April and May?"
 
 
-def _engine(llm, estimator=None):
+def _engine(llm, estimator="zero-shot"):
     index = VectorStoreIndex.from_documents(
         [Document(text="Natalia sold 48 clips in April."), Document(text="May: half as many.")],
         embed_model=SpyEmbedding(embed_dim=8),

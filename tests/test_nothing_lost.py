@@ -242,7 +242,9 @@ async def test_mock_llm_achat_and_aquery_count_each_call_once():
     index = VectorStoreIndex.from_documents(
         [Document(text="Natalia sold 48 clips.")], embed_model=MockEmbedding(embed_dim=8)
     )
-    engine = TaleQueryEngine(index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm))
+    engine = TaleQueryEngine(
+        index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm, estimator="zero-shot")
+    )
     with TaleTracer() as tracer:
         await engine.aquery("How many clips?")
     (record,) = tracer.records
@@ -268,7 +270,9 @@ async def test_queries_whose_answer_call_fails_are_recorded_with_the_error():
     index = VectorStoreIndex.from_documents(
         [Document(text="Natalia sold 48 clips.")], embed_model=MockEmbedding(embed_dim=8)
     )
-    engine = TaleQueryEngine(index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm))
+    engine = TaleQueryEngine(
+        index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm, estimator="zero-shot")
+    )
     questions = [f"How many clips? {'FAIL' if i % 5 == 0 else 'ok'} {i}" for i in range(50)]
     with TaleTracer() as tracer:
         await asyncio.gather(*(engine.aquery(q) for q in questions), return_exceptions=True)

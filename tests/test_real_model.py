@@ -115,7 +115,7 @@ def test_llama_index_llm_and_query_transform_on_the_real_model(smollm):
 
     llm = LocalLlamaLLM(model="smollm2-135m", max_tokens=48)
     with TaleTracer() as tracer:
-        transform = TaleQueryTransform(llm=llm)  # zero-shot estimator on the real model
+        transform = TaleQueryTransform(llm=llm, estimator="zero-shot")  # on the real model
         bundle = transform.run(Q)
         reply = llm.chat([ChatMessage(role="user", content=bundle.query_str)])
     assert bundle.embedding_strs == [Q] and transform.last_budget.usage.output_tokens > 0

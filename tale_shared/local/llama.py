@@ -200,26 +200,71 @@ class LocalChatModel:
             )
         yield StreamChunk(text="", usage=usage, finish_reason=finish)
 
+    def format_prompt(self, messages: Sequence[Message]) -> str:
+        """The prompt text the chat template makes of ``messages``, ready for the reply."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise LocalModelError(f"{self.model_name} has no chat template")
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self.llama.detokenize([self.llama.token_eos()]).decode("utf-8", "ignore"),
+            bos_token=self.llama.detokenize([self.llama.token_bos()]).decode("utf-8", "ignore"),
+        )
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        return str(formatter(messages=cast(Any, chat)).prompt)
+
     def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         try:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-            template = self.llama.metadata.get("tokenizer.chat_template")
-            if template:
-                formatter = Jinja2ChatFormatter(
-                    template=template,
-                    eos_token=self.llama.detokenize([self.llama.token_eos()]).decode(
-                        "utf-8", "ignore"
-                    ),
-                    bos_token=self.llama.detokenize([self.llama.token_bos()]).decode(
-                        "utf-8", "ignore"
-                    ),
-                )
-                prompt = formatter(messages=cast(Any, messages)).prompt
-                return len(self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+            prompt = self.format_prompt([Message(m["role"], m["content"]) for m in messages])  # type: ignore[arg-type]
+            return len(self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
         except Exception:
-            pass
-        return sum(self.count_tokens(m["content"]) + 4 for m in messages)
+            return sum(self.count_tokens(m["content"]) + 4 for m in messages)
+
+    def continue_reply(
+        self, messages: Sequence[Message], partial: str, *, max_tokens: int
+    ) -> Completion:
+        """Continue the assistant's reply ``partial`` to ``messages`` (prefill). llama.cpp
+        reuses the evaluated prefix, so repeated continuations of a growing reply (budget
+        forcing, early-exit probes) cost only their new tokens. ``usage.input_tokens`` is
+        the whole prompt as sent (prefix included)."""
+        params = self._params(messages, max_tokens)
+        prompt = self.format_prompt(messages) + partial
+        llama = self.llama
+        with self._lock:
+            start = time.perf_counter()
+            try:
+                response = llama.create_completion(
+                    prompt=prompt,
+                    max_tokens=params["max_tokens"],
+                    temperature=params["temperature"],
+                    top_k=params["top_k"],
+                    seed=params["seed"],
+                )
+            except Exception as exc:
+                raise ModelCallError(f"{self.model_name} failed: {exc}") from exc
+            latency = time.perf_counter() - start
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=choice.get("text") or "",
+            usage=TokenUsage(
+                input_tokens=int(usage.get("prompt_tokens", 0)),
+                output_tokens=int(usage.get("completion_tokens", 0)),
+                source="provider",
+            ),
+            model=self.model_name,
+            latency_s=latency,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def acontinue_reply(
+        self, messages: Sequence[Message], partial: str, *, max_tokens: int
+    ) -> Completion:
+        return await asyncio.to_thread(
+            self.continue_reply, messages, partial, max_tokens=max_tokens
+        )
 
     def __repr__(self) -> str:
         return f"LocalChatModel({self.model!r}, n_threads={self.n_threads})"

@@ -120,6 +120,66 @@ def cmd_plot_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tale_shared._io import check_writable
+    from tale_shared.methods import parse_method
+    from tale_shared.research.bench import (
+        OracleEstimator,
+        bench_table,
+        load_rows,
+        plot_pareto,
+        run_bench,
+        summarize_bench,
+    )
+    from tale_shared.research.datasets import load_items, sample_items
+    from tale_shared.research.search import load_results
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:  # refuse a bad spec before the model loads
+        if m != "tale":
+            parse_method(m)
+    if args.baseline not in methods:
+        raise ValueError(f"the baseline {args.baseline!r} must be one of --methods")
+    oracle = None
+    if any(m.startswith("oracle") for m in methods):
+        if not args.oracle:
+            raise ValueError("the oracle method needs --oracle SEARCH.jsonl (tale search)")
+        oracle = OracleEstimator.from_search(load_results(args.oracle))
+    items = sample_items(load_items(args.data), args.limit, seed=args.seed, offset=args.offset)
+    check_writable(args.out)
+    if not args.summary_only:
+        model = load_model(args.model, args.threads)
+        print(
+            f"bench: {len(methods)} methods x {len(items)} items with {model.model_name} "
+            f"-> {args.out}",
+            file=sys.stderr,
+        )
+        run_bench(model, items, methods, args.out, max_tokens=args.max_tokens, oracle=oracle)
+    ids = {item.id for item in items}
+    rows = [r for r in load_rows(args.out) if r.id in ids]
+    summaries = summarize_bench(rows, methods, baseline=args.baseline)
+    table = bench_table(summaries)
+    print(table)
+    if args.table:
+        Path(args.table).write_text(table + "\n", encoding="utf-8")
+    if args.plot:
+        print(f"plot: {plot_pareto(summaries, args.plot, title=Path(args.data).name)}")
+    return 0
+
+
+def cmd_exemplars(args: argparse.Namespace) -> int:
+    from tale_shared._io import check_writable
+    from tale_shared.research.exemplars import save_exemplars, select_exemplars
+    from tale_shared.research.search import load_results
+
+    check_writable(args.out)
+    exemplars = select_exemplars(load_results(args.runs), args.k)
+    if not exemplars:
+        raise ValueError(f"{args.runs} has no correct optimal-budget answer to use")
+    print(f"wrote {len(exemplars)} exemplars to {save_exemplars(exemplars, args.out)}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the research commands to the ``tale`` parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -175,6 +235,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--style", default=None)
     p.add_argument("--out", default="elasticity.png")
     p.set_defaults(func=cmd_elasticity)
+
+    p = sub.add_parser("bench", parents=[common], help="benchmark methods side by side (resumable)")
+    p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
+    p.add_argument(
+        "--methods",
+        default="vanilla,direct,tale-ep,chain-of-draft,tale",
+        help="comma-separated method specs (see tale_shared.methods)",
+    )
+    p.add_argument("--limit", type=int, default=None, help="a seeded sample of N items")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--offset", type=int, default=0, help="sample after the first K items")
+    p.add_argument("--out", required=True, help="rows JSONL (appended; reruns resume)")
+    p.add_argument("--baseline", default="vanilla")
+    p.add_argument("--oracle", default=None, help="search results for the oracle method")
+    p.add_argument("--table", default=None, help="also write the Markdown table here")
+    p.add_argument("--plot", default=None, help="Pareto plot (accuracy vs output tokens)")
+    p.add_argument(
+        "--summary-only", action="store_true", help="summarise --out without running anything"
+    )
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("exemplars", help="concise exemplars from search results (train items)")
+    p.add_argument("runs")
+    p.add_argument("--k", type=int, default=4)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_exemplars)
 
     p = sub.add_parser("plot-search", help="plot one item's search trajectory")
     p.add_argument("runs")

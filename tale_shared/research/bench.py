@@ -1,0 +1,367 @@
+"""The method benchmark: every method on the same items, same model, same decoding, one run.
+
+``tale bench --data FILE --methods vanilla,direct,tale-ep,... --limit 150 --out runs.jsonl``
+runs each (method, item) pair not yet in ``out`` and appends its row as it finishes (fsynced;
+a rerun resumes, a line cut by a crash is run again). The summary holds, per method:
+accuracy and its **paired** difference to the baseline (vanilla) with a 95% bootstrap
+interval over the items both answered; mean output and input tokens over *all* calls
+(estimator, forced answers, probes); the cost at a reference price (gpt-4o-mini's, so that
+input-heavy methods are not hidden); calls; median wall time; and ratios to the baseline.
+
+Example:
+    .. code-block:: python
+
+        from tale_shared.models import load_model
+        from tale_shared.research.bench import run_bench, summarize_bench, bench_table
+        from tale_shared.research.datasets import load_items, sample_items
+
+        items = sample_items(load_items("test.norm.jsonl"), 150, seed=0)
+        run_bench(load_model("qwen2.5-coder-1.5b"), items, ["vanilla", "tale"], "runs.jsonl")
+        print(bench_table(summarize_bench(load_rows("runs.jsonl"), ["vanilla", "tale"])))
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from tale_shared._io import JsonlAppender, iter_json_lines
+from tale_shared.answers import is_correct
+from tale_shared.budget import TokenBudget
+from tale_shared.estimators.base import BudgetEstimator
+from tale_shared.models import ChatModel
+from tale_shared.pipeline import TalePipeline
+from tale_shared.pricing import default_price_table
+from tale_shared.research._tables import markdown_table
+from tale_shared.research.datasets import Item
+from tale_shared.research.search import SearchResult
+from tale_shared.usage import TokenUsage
+
+REFERENCE_MODEL = "gpt-4o-mini"
+"""Costs in the table are at this model's input and output prices (from genai-prices)."""
+
+
+class BenchRow(BaseModel):
+    """One method on one item."""
+
+    method: str
+    id: str
+    correct: bool = False
+    answer: str | None = None
+    budget: int | None = None
+    output_tokens: int = 0
+    input_tokens: int = 0
+    estimator_tokens: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    forced: bool = False
+    stopped_early: bool = False
+    model: str | None = None
+    text: str = ""
+    error: str | None = None
+
+
+class OracleEstimator(BudgetEstimator):
+    """Each searched item's optimal budget: the lower bound for any estimator. Questions it has
+    no budget for (not searched, or no feasible budget found) get ``fallback_tokens``."""
+
+    name = "oracle"
+
+    def __init__(self, budgets: dict[str, int], **bounds: int) -> None:
+        super().__init__(**bounds)
+        self.budgets = {q.strip(): b for q, b in budgets.items()}
+
+    @classmethod
+    def from_search(cls, results: Iterable[SearchResult]) -> OracleEstimator:
+        return cls({r.question: r.optimal_budget for r in results if r.found and r.optimal_budget})
+
+    def estimate(self, question: str) -> TokenBudget:
+        tokens = self.budgets.get(question.strip())
+        if tokens is None:
+            return TokenBudget(
+                tokens=self.fallback_tokens,
+                estimator=self.name,
+                fallback_reason="no searched optimal budget for this question",
+            )
+        return TokenBudget(tokens=self.clamp(tokens), estimator=self.name)
+
+
+def load_rows(path: str | Path) -> list[BenchRow]:
+    """The rows of a benchmark file (the last per method and item; cut lines skipped)."""
+    latest: dict[tuple[str, str], BenchRow] = {}
+    for _, row, problem in iter_json_lines(path):
+        if problem is None and isinstance(row, dict):
+            parsed = BenchRow.model_validate(row)
+            latest[(parsed.method, parsed.id)] = parsed
+    return list(latest.values())
+
+
+def run_bench(
+    model: ChatModel,
+    items: Sequence[Item],
+    methods: Sequence[str],
+    out: str | Path,
+    *,
+    max_tokens: int = 512,
+    oracle: OracleEstimator | None = None,
+    progress: bool = True,
+) -> int:
+    """Run every (method, item) pair not yet in ``out``; returns how many were run. Items go
+    in the outer loop, so a run stopped early still compares the methods on the same items.
+    A failed call is recorded with ``error`` (and run again on the next run)."""
+    path = Path(out)
+    done = (
+        {(r.method, r.id) for r in load_rows(path) if r.error is None} if path.exists() else set()
+    )
+    pipelines = {
+        m: TalePipeline(
+            model,
+            oracle if m.startswith("oracle") else None,
+            method=m,
+            max_tokens=max_tokens,
+        )
+        for m in methods
+    }
+    todo = [(m, item) for item in items for m in methods if (m, item.id) not in done]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="bench", unit="call")
+    with JsonlAppender(path) as appender:
+        for method, item in todo:
+            try:
+                result = pipelines[method].solve(item.question)
+            except Exception as exc:
+                row = BenchRow(method=method, id=item.id, error=repr(exc))
+            else:
+                rec = result.record
+                row = BenchRow(
+                    method=method,
+                    id=item.id,
+                    correct=is_correct(result.text, item.answer),
+                    answer=result.answer,
+                    budget=rec.budget,
+                    output_tokens=rec.usage.output_tokens,
+                    input_tokens=rec.usage.input_tokens,
+                    estimator_tokens=rec.estimator_usage.total_tokens,
+                    calls=rec.n_calls,
+                    seconds=rec.latency_s,
+                    forced=result.forced,
+                    stopped_early=result.stopped_early,
+                    model=model.model_name,
+                    text=result.text,
+                )
+            appender.write_line(row.model_dump_json())
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return len(todo)
+
+
+class MethodSummary(BaseModel):
+    """One method's figures over the items every summarised method answered."""
+
+    method: str
+    n: int
+    accuracy: float
+    diff: float
+    diff_low: float
+    diff_high: float
+    output_tokens: float
+    input_tokens: float
+    cost_per_1k: float | None
+    calls: float
+    median_seconds: float
+    output_ratio: float
+    cost_ratio: float | None
+    time_ratio: float
+
+
+def paired_interval(
+    a: Sequence[bool], b: Sequence[bool], *, rounds: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``a - b`` (accuracy difference on the same items) and its 95% paired
+    bootstrap interval.
+
+    >>> paired_interval([True, True, False, True], [True, False, False, True])[0]
+    0.25
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError("paired samples must be non-empty and of equal length")
+    diffs = [int(x) - int(y) for x, y in zip(a, b, strict=True)]
+    rng = random.Random(seed)
+    n = len(diffs)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds))
+    return sum(diffs) / n, means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
+
+
+def summarize_bench(
+    rows: Iterable[BenchRow], methods: Sequence[str], *, baseline: str = "vanilla"
+) -> list[MethodSummary]:
+    """Figures per method on the items that every method in ``methods`` answered."""
+    ok = [r for r in rows if r.error is None and r.method in methods]
+    by_method: dict[str, dict[str, BenchRow]] = {m: {} for m in methods}
+    for r in ok:
+        by_method[r.method][r.id] = r
+    ids = sorted(set.intersection(*(set(v) for v in by_method.values()))) if methods else []
+    if not ids:
+        raise ValueError("no item has a result for every method yet")
+    if baseline not in by_method:
+        raise ValueError(f"the baseline {baseline!r} is not among the methods")
+    prices = default_price_table()
+
+    def cost(r: BenchRow) -> float | None:
+        return prices.cost(
+            REFERENCE_MODEL, TokenUsage(input_tokens=r.input_tokens, output_tokens=r.output_tokens)
+        )
+
+    per_method = {m: [by_method[m][i] for i in ids] for m in methods}
+    base = _Means.of(per_method[baseline], cost)
+    out = []
+    for m in methods:
+        mine = per_method[m]
+        means = _Means.of(mine, cost)
+        diff, low, high = paired_interval(
+            [r.correct for r in mine], [r.correct for r in per_method[baseline]]
+        )
+        out.append(
+            MethodSummary(
+                method=m,
+                n=len(ids),
+                accuracy=statistics.mean(r.correct for r in mine),
+                diff=diff,
+                diff_low=low,
+                diff_high=high,
+                output_tokens=means.output,
+                input_tokens=means.input,
+                cost_per_1k=means.cost_per_1k,
+                calls=statistics.mean(r.calls for r in mine),
+                median_seconds=means.seconds,
+                output_ratio=means.output / base.output,
+                cost_ratio=(
+                    means.cost_per_1k / base.cost_per_1k
+                    if means.cost_per_1k and base.cost_per_1k
+                    else None
+                ),
+                time_ratio=means.seconds / base.seconds,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class _Means:
+    output: float
+    input: float
+    cost_per_1k: float | None
+    seconds: float
+
+    @classmethod
+    def of(cls, rows: list[BenchRow], cost: Callable[[BenchRow], float | None]) -> _Means:
+        costs = [cost(r) for r in rows]
+        known = [c for c in costs if c is not None]
+        return cls(
+            output=statistics.mean(r.output_tokens for r in rows),
+            input=statistics.mean(r.input_tokens for r in rows),
+            cost_per_1k=1000 * statistics.mean(known) if len(known) == len(costs) else None,
+            seconds=statistics.median(r.seconds for r in rows),
+        )
+
+
+def bench_table(summaries: Sequence[MethodSummary]) -> str:
+    """The summary as a Markdown table."""
+    return markdown_table(
+        [
+            "method",
+            "n",
+            "accuracy",
+            "vs vanilla (95% CI)",
+            "output tokens",
+            "input tokens",
+            f"USD / 1k q ({REFERENCE_MODEL} prices)",
+            "calls",
+            "median s",
+            "output vs vanilla",
+            "cost vs vanilla",
+            "time vs vanilla",
+        ],
+        (
+            [
+                s.method,
+                s.n,
+                f"{s.accuracy:.1%}",
+                f"{100 * s.diff:+.1f} [{100 * s.diff_low:+.1f}, {100 * s.diff_high:+.1f}]",
+                f"{s.output_tokens:.1f}",
+                f"{s.input_tokens:.1f}",
+                "?" if s.cost_per_1k is None else f"{s.cost_per_1k:.4f}",
+                f"{s.calls:.2f}",
+                f"{s.median_seconds:.1f}",
+                f"{s.output_ratio:.2f}",
+                "?" if s.cost_ratio is None else f"{s.cost_ratio:.2f}",
+                f"{s.time_ratio:.2f}",
+            ]
+            for s in summaries
+        ),
+    )
+
+
+def plot_pareto(summaries: Sequence[MethodSummary], png: str | Path, *, title: str = "") -> Path:
+    """Accuracy against mean output tokens (all calls), with each method's paired 95% interval
+    shifted onto its accuracy, vanilla as the reference lines, and the Pareto front joined."""
+    from tale_shared.research.plots import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    base = next((s for s in summaries if s.method == "vanilla"), None)
+    if base is not None:
+        ax.axhline(base.accuracy, color="grey", lw=0.8, ls="--", label="vanilla accuracy")
+        ax.axvline(base.output_tokens, color="grey", lw=0.8, ls=":", label="vanilla tokens")
+        ax.axvline(0.5 * base.output_tokens, color="tab:red", lw=0.8, ls=":", label="0.5x vanilla")
+    for s in summaries:
+        err = [[s.diff - s.diff_low], [s.diff_high - s.diff]]
+        ax.errorbar(s.output_tokens, s.accuracy, yerr=err, fmt="o", capsize=3, ms=5)
+        ax.annotate(
+            s.method,
+            (s.output_tokens, s.accuracy),
+            xytext=(5, 4),
+            textcoords="offset points",
+            fontsize=7,
+        )
+    front = pareto_front(summaries)
+    ax.plot(
+        [s.output_tokens for s in front],
+        [s.accuracy for s in front],
+        color="tab:green",
+        lw=1,
+        label="Pareto front",
+    )
+    ax.set_xlabel("mean output tokens per question (all calls)")
+    ax.set_ylabel("accuracy (bars: paired 95% CI of the difference to vanilla)")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(left=0)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(png)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def pareto_front(summaries: Sequence[MethodSummary]) -> list[MethodSummary]:
+    """The methods no other method beats on both accuracy and tokens, by tokens."""
+    ordered = sorted(summaries, key=lambda s: (s.output_tokens, -s.accuracy))
+    front: list[MethodSummary] = []
+    for s in ordered:
+        if not front or s.accuracy > front[-1].accuracy:
+            front.append(s)
+    return front
