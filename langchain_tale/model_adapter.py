@@ -12,6 +12,7 @@ from langchain_core.runnables import RunnableConfig
 
 from langchain_tale._caps import cap_kwargs
 from langchain_tale._messages import to_langchain
+from tale_shared.local.registry import canonical_model_name
 from tale_shared.models import Completion
 from tale_shared.prompts import Message
 from tale_shared.tokens import count_tokens
@@ -19,11 +20,12 @@ from tale_shared.usage import TokenUsage
 
 
 def model_name_of(llm: Any) -> str:
-    """The model name a LangChain chat model reports, or its class name."""
+    """The model's one name (:func:`~tale_shared.local.registry.canonical_model_name`) as a
+    LangChain chat model reports it, or its class name."""
     for attr in ("model_name", "model", "model_id", "model_path"):
         value = getattr(llm, attr, None)
         if isinstance(value, str) and value:
-            return value
+            return canonical_model_name(value)
     return type(llm).__name__
 
 

@@ -12,7 +12,14 @@ from langchain_core.callbacks.manager import (
     CallbackManagerForChainRun,
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import BaseMessage, BaseMessageChunk
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    BaseMessageChunk,
+    HumanMessage,
+)
+from langchain_core.messages.ai import add_usage
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import (
@@ -33,13 +40,24 @@ from tale_shared.estimators import (
     make_estimator,
     parse_estimator_spec,
 )
-from tale_shared.methods import Exemplar, Method, exemplar_turns, hard_cap, load_exemplars
+from tale_shared.methods import (
+    ANSWER_TOKENS,
+    FOLLOW_UP,
+    Exemplar,
+    Method,
+    exemplar_turns,
+    extract_answer_bracketed,
+    hard_cap,
+    load_exemplars,
+)
 from tale_shared.profiles import method_for, style_for
 from tale_shared.prompts import PromptStyle, get_style
 
 BUDGET_EVENT = "tale_budget"
 ESTIMATOR_TAG = "tale:estimator"
 ANSWER_TAG = "tale:answer"
+CUT_REASONS = {"length", "max_tokens", "max_output_tokens"}
+"""Finish reasons that say the output cap cut the reply (OpenAI, Anthropic, Gemini)."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +90,10 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     the benchmark supports for it (see the README). ``estimator`` (any core estimator or a
     spec string: ``"fixed:200"``, ``"heuristic"``, ``"regression"``, ``"zero-shot"``) and
     ``style`` replace the method's own. ``cap_headroom`` (or a method's ``+force``) also
-    caps output at ``ceil(budget * headroom)`` tokens through the provider's own parameter.
-    Early exit needs a cached prefix and is not available here.
+    caps output at ``ceil(budget * headroom)`` tokens through the provider's own parameter;
+    with ``+force`` a reply the cap cut before its ``[[answer]]`` gets one short follow-up
+    call asking for the final answer (streamed as a last chunk). Early exit needs a cached
+    prefix and is not available here.
 
     The reply carries ``response_metadata["tale"]`` (budget, estimator, style, the
     estimator's usage) and a ``tale_budget`` custom event is dispatched once the budget is
@@ -249,6 +269,41 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         )
         return plan
 
+    # -- budget forcing (+force): a reply the cap cut gets its final answer -----------------
+    def _needs_forcing(self, plan: _Plan, reply: BaseMessage) -> bool:
+        if self._method.force is None or not plan.kwargs:
+            return False
+        meta = reply.response_metadata or {}
+        reason = str(meta.get("finish_reason") or meta.get("stop_reason") or "").lower()
+        return reason in CUT_REASONS and extract_answer_bracketed(reply.text) is None
+
+    def _forcing_call(
+        self, plan: _Plan, reply: BaseMessage
+    ) -> tuple[list[BaseMessage], RunnableConfig, dict[str, Any]]:
+        """The follow-up call that asks for the final answer (a child run of this one)."""
+        messages = [*plan.prompt, AIMessage(content=reply.text), HumanMessage(content=FOLLOW_UP)]
+        return messages, plan.config, cap_kwargs(self.llm, ANSWER_TOKENS)
+
+    def _with_forced(self, reply: BaseMessage, forced: BaseMessage, plan: _Plan) -> BaseMessage:
+        usage = add_usage(
+            getattr(reply, "usage_metadata", None), getattr(forced, "usage_metadata", None)
+        )
+        plan.tale["forced"] = True
+        return AIMessage(
+            content=f"{reply.text}\n\n{forced.text}",
+            response_metadata=reply.response_metadata,
+            usage_metadata=usage,
+            id=reply.id,
+        )
+
+    @staticmethod
+    def _forced_chunk(forced: BaseMessage) -> AIMessageChunk:
+        return AIMessageChunk(
+            content=f"\n\n{forced.text}",
+            usage_metadata=getattr(forced, "usage_metadata", None),
+            response_metadata={"tale_forced": True},
+        )
+
     @staticmethod
     def _tag(message: BaseMessage, tale: dict[str, Any]) -> Any:
         return message.model_copy(
@@ -260,14 +315,22 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> BaseMessage:
         plan = self._prepare(value, patch_config(config, callbacks=run_manager.get_child()))
-        reply = self.llm.invoke(plan.prompt, plan.config, **plan.kwargs)
+        reply: BaseMessage = self.llm.invoke(plan.prompt, plan.config, **plan.kwargs)
+        if self._needs_forcing(plan, reply):
+            prompt, cfg, kw = self._forcing_call(plan, reply)
+            forced = self.llm.invoke(prompt, cfg, **kw)
+            reply = self._with_forced(reply, forced, plan)
         return self._tag(reply, plan.tale)  # type: ignore[no-any-return]
 
     async def _ainvoke(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> BaseMessage:
         plan = await self._aprepare(value, patch_config(config, callbacks=run_manager.get_child()))
-        reply = await self.llm.ainvoke(plan.prompt, plan.config, **plan.kwargs)
+        reply: BaseMessage = await self.llm.ainvoke(plan.prompt, plan.config, **plan.kwargs)
+        if self._needs_forcing(plan, reply):
+            prompt, cfg, kw = self._forcing_call(plan, reply)
+            forced = await self.llm.ainvoke(prompt, cfg, **kw)
+            reply = self._with_forced(reply, forced, plan)
         return self._tag(reply, plan.tale)  # type: ignore[no-any-return]
 
     def invoke(
@@ -299,6 +362,12 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
                     chunk = self._tag(chunk, plan.tale)
                 final = chunk if final is None else final + chunk
                 yield chunk
+            if final is not None and self._needs_forcing(plan, final):
+                prompt, cfg, kw = self._forcing_call(plan, final)
+                forced = self.llm.invoke(prompt, cfg, **kw)
+                chunk = self._forced_chunk(forced)
+                final = final + chunk
+                yield chunk
         except BaseException as exc:
             run_manager.on_chain_error(exc)
             raise
@@ -325,6 +394,12 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
                     chunk = self._tag(chunk, plan.tale)
                 i += 1
                 final = chunk if final is None else final + chunk
+                yield chunk
+            if final is not None and self._needs_forcing(plan, final):
+                prompt, cfg, kw = self._forcing_call(plan, final)
+                forced = await self.llm.ainvoke(prompt, cfg, **kw)
+                chunk = self._forced_chunk(forced)
+                final = final + chunk
                 yield chunk
         except BaseException as exc:
             await run_manager.on_chain_error(exc)

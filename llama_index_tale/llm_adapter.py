@@ -11,6 +11,7 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.llms import LLM
 
+from tale_shared.local.registry import canonical_model_name
 from tale_shared.models import Completion
 from tale_shared.prompts import Message
 from tale_shared.tokens import count_tokens
@@ -90,10 +91,11 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
 
 
 def model_name_of(llm: Any, response: Any = None) -> str:
+    """The model's one name (:func:`~tale_shared.local.registry.canonical_model_name`)."""
     raw = _get(response, "raw")
     for value in (_get(raw, "model"), _get(llm, "model"), _get(llm, "model_name")):
         if isinstance(value, str) and value:
-            return value
+            return canonical_model_name(value)
     try:
         return str(llm.metadata.model_name)
     except Exception:

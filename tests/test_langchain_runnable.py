@@ -6,7 +6,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from lc_fakes import ESTIMATOR_MARK, UsageFakeChatModel
 
-from langchain_tale import LangChainModel, TaleRunnable
+from langchain_tale import LangChainModel, TaleCallbackHandler, TaleRunnable
 from langchain_tale._caps import cap_kwargs
 from tale_shared.estimators import FixedBudgetEstimator, HeuristicEstimator, ZeroShotEstimator
 
@@ -200,3 +200,32 @@ def test_methods_run_in_the_runnable():
     assert llm.seen[-1][0][-1].text.endswith("Let's think step by step.")
     with pytest.raises(ValueError, match="early exit"):
         TaleRunnable(llm=llm, method="vanilla+exit")
+
+
+class _CutFake(UsageFakeChatModel):
+    """Stops at the cap (finish_reason "length") unless asked for the final answer."""
+
+    def _reply(self, messages, kwargs):  # type: ignore[no-untyped-def]
+        self.seen.append((messages, kwargs))
+        return "[[8]]" if "final answer" in messages[-1].text else "Tom starts with 3 and"
+
+    def _message_kwargs(self, messages, text):  # type: ignore[no-untyped-def]
+        out = super()._message_kwargs(messages, text)
+        reason = "stop" if text.startswith("[[") else "length"
+        out["response_metadata"] = {**out.get("response_metadata", {}), "finish_reason": reason}
+        return out
+
+
+async def test_force_asks_for_the_answer_when_the_cap_cut_the_reply():
+    llm = _CutFake()
+    runnable = TaleRunnable(llm=llm, method="tale-fixed:20@words+force1.0")
+    tracer = TaleCallbackHandler()
+    reply = runnable.invoke(Q, config={"callbacks": [tracer]})
+    assert reply.text.endswith("[[8]]") and reply.response_metadata["tale"]["forced"]
+    (record,) = tracer.records
+    assert record.n_calls == 2 and record.usage.output_tokens == 5 + 1
+    assert llm.seen[1][1]["max_tokens"] == 12  # the forced answer is short
+    chunks = [c async for c in runnable.astream(Q)]
+    assert "".join(c.text for c in chunks).endswith("[[8]]")
+    plain = TaleRunnable(llm=_CutFake(), method="tale-fixed:20@words").invoke(Q)
+    assert not plain.text.endswith("[[8]]")  # no +force: the cut reply stays as it is

@@ -280,3 +280,17 @@ def test_exemplars_command_rebuilds_the_packaged_file(tmp_path):
     out = tmp_path / "ex.json"
     assert cli.main(["exemplars", str(search), "--k", "4", "--out", str(out)]) == 0
     assert tuple(load_exemplars(str(out))) == load_exemplars()
+
+
+def test_both_adapters_give_the_embedded_model_one_name_and_one_method():
+    from langchain_tale import ChatLocalLlama, TaleRunnable
+    from llama_index_tale import LocalLlamaLLM, TaleQueryTransform
+    from llama_index_tale.llm_adapter import model_name_of
+
+    lc = ChatLocalLlama(model="qwen2.5-coder-1.5b")  # lazy: nothing loads
+    li = LocalLlamaLLM(model="qwen2.5-coder-1.5b")
+    assert model_name_of(li) == "local/qwen2.5-coder-1.5b"
+    runnable = TaleRunnable(llm=lc)
+    transform = TaleQueryTransform(llm=li)
+    assert runnable.prompt_style.name == transform.style.name == "words"
+    assert runnable.resolved_method == transform._method

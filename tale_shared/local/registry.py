@@ -176,3 +176,16 @@ def resolve_model_path(model: str) -> tuple[str, Path]:
         return path.stem, path
     known = ", ".join(MODELS)
     raise LocalModelError(f"unknown local model {model!r}: use one of {known} or a .gguf path")
+
+
+def canonical_model_name(name: str) -> str:
+    """The one name of a model, whichever adapter reports it: an embedded model is
+    ``local/<name>`` (its profile, price and style are looked up by that), anything else is
+    returned unchanged.
+
+    >>> canonical_model_name("qwen2.5-coder-1.5b"), canonical_model_name("gpt-4o-mini")
+    ('local/qwen2.5-coder-1.5b', 'gpt-4o-mini')
+    """
+    from tale_shared.pricing import LOCAL_PREFIX
+
+    return LOCAL_PREFIX + name if name in MODELS else name
