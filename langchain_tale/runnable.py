@@ -232,13 +232,17 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         budget: TokenBudget | None,
         messages: list[BaseMessage],
         config: RunnableConfig,
+        call_kwargs: dict[str, Any],
     ) -> _Plan:
         style = self.prompt_style
         tale = self._metadata(budget, style)
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(call_kwargs)  # stop, temperature, ...: as the caller said
         headroom = self.cap_headroom if self.cap_headroom is not None else self._method.force
         if headroom is not None and budget is not None:
-            kwargs = cap_kwargs(self.llm, hard_cap(budget.tokens, headroom))
+            for key, cap in cap_kwargs(self.llm, hard_cap(budget.tokens, headroom)).items():
+                given = kwargs.get(key)
+                both_ints = isinstance(given, int) and isinstance(cap, int)
+                kwargs[key] = min(given, cap) if both_ints else cap  # type: ignore[type-var]
         tokens = budget.tokens if budget is not None and style.uses_budget else None
         prompt = with_exemplars(
             inject_budget(messages, style, tokens),
@@ -250,20 +254,22 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     def _exemplars(self) -> list[Exemplar]:
         return list(load_exemplars()[: self._method.exemplars])
 
-    def _prepare(self, value: Any, child: RunnableConfig) -> _Plan:
+    def _prepare(self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]) -> _Plan:
         """Split the input, estimate the budget, announce it, plan the answer call."""
         question, messages = self._split(value, child)
         estimator = self._estimator_for(child)
         budget = estimator.estimate(question) if estimator is not None else None
-        plan = self._plan(budget, messages, child)
+        plan = self._plan(budget, messages, child, call_kwargs)
         dispatch_custom_event(BUDGET_EVENT, {**plan.tale, "question": question}, config=child)
         return plan
 
-    async def _aprepare(self, value: Any, child: RunnableConfig) -> _Plan:
+    async def _aprepare(
+        self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
+    ) -> _Plan:
         question, messages = self._split(value, child)
         estimator = self._estimator_for(child)
         budget = await estimator.aestimate(question) if estimator is not None else None
-        plan = self._plan(budget, messages, child)
+        plan = self._plan(budget, messages, child, call_kwargs)
         await adispatch_custom_event(
             BUDGET_EVENT, {**plan.tale, "question": question}, config=child
         )
@@ -312,9 +318,14 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
 
     # -- invoke / ainvoke --------------------------------------------------------------------
     def _invoke(
-        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+        self,
+        value: Any,
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
     ) -> BaseMessage:
-        plan = self._prepare(value, patch_config(config, callbacks=run_manager.get_child()))
+        child = patch_config(config, callbacks=run_manager.get_child())
+        plan = self._prepare(value, child, kwargs)
         reply: BaseMessage = self.llm.invoke(plan.prompt, plan.config, **plan.kwargs)
         if self._needs_forcing(plan, reply):
             prompt, cfg, kw = self._forcing_call(plan, reply)
@@ -323,9 +334,14 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         return self._tag(reply, plan.tale)  # type: ignore[no-any-return]
 
     async def _ainvoke(
-        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+        self,
+        value: Any,
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
     ) -> BaseMessage:
-        plan = await self._aprepare(value, patch_config(config, callbacks=run_manager.get_child()))
+        child = patch_config(config, callbacks=run_manager.get_child())
+        plan = await self._aprepare(value, child, kwargs)
         reply: BaseMessage = await self.llm.ainvoke(plan.prompt, plan.config, **plan.kwargs)
         if self._needs_forcing(plan, reply):
             prompt, cfg, kw = self._forcing_call(plan, reply)
@@ -356,7 +372,8 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         )
         final: Any = None
         try:
-            plan = self._prepare(input, patch_config(config, callbacks=run_manager.get_child()))
+            child = patch_config(config, callbacks=run_manager.get_child())
+            plan = self._prepare(input, child, kwargs)
             for i, chunk in enumerate(self.llm.stream(plan.prompt, plan.config, **plan.kwargs)):
                 if i == 0:
                     chunk = self._tag(chunk, plan.tale)
@@ -385,9 +402,8 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         )
         final: Any = None
         try:
-            plan = await self._aprepare(
-                input, patch_config(config, callbacks=run_manager.get_child())
-            )
+            child = patch_config(config, callbacks=run_manager.get_child())
+            plan = await self._aprepare(input, child, kwargs)
             i = 0
             async for chunk in self.llm.astream(plan.prompt, plan.config, **plan.kwargs):
                 if i == 0:

@@ -29,6 +29,7 @@ from llama_index.core.llms.llm import ToolSelection
 from pydantic import ConfigDict, Field, PrivateAttr, SerializeAsAny
 
 from llama_index_tale.llm_adapter import model_name_of, usage_from_response
+from tale_shared.budget import TokenBudget
 from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, make_estimator
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
@@ -154,23 +155,33 @@ class TaleLLM(FunctionCallingLLM):
     def prompt_style(self) -> PromptStyle:
         return get_style(self.style)
 
-    def _step_budget(self, task: str) -> int:
-        budget = self.estimator.estimate(task)
+    def _step_cap(self, budget: TokenBudget) -> int:
         if budget.usage.total_tokens:  # an estimator that calls a model: part of the run
             self._add(budget.model, budget.usage, step=False)
         return self._run_budget.step_cap(budget.tokens, self._spent)
+
+    def _step_budget(self, task: str) -> int:
+        return self._step_cap(self.estimator.estimate(task))
+
+    async def _astep_budget(self, task: str) -> int:
+        """Async :meth:`_step_budget`: a model-calling estimator is awaited, never blocking."""
+        return self._step_cap(await self.estimator.aestimate(task))
 
     @staticmethod
     def _task(messages: Sequence[ChatMessage]) -> str:
         users = [m.content for m in messages if m.role == MessageRole.USER and m.content]
         return users[0] if users else "continue the task"
 
-    def _budgeted(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    def _budgeted(
+        self, messages: Sequence[ChatMessage], tokens: int | None = None
+    ) -> list[ChatMessage]:
         style = self.prompt_style
+        if tokens is None:
+            tokens = self._step_budget(self._task(messages))
         return place_sentence(
             messages,
             style.placement,
-            style.instruction(self._step_budget(self._task(messages))),
+            style.instruction(tokens),
             role_of=lambda m: str(m.role.value),
             merge=_with_sentence,
             new=lambda role, sentence: ChatMessage(role=MessageRole(role), content=sentence),
@@ -194,7 +205,7 @@ class TaleLLM(FunctionCallingLLM):
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if (stop := self._stop_message()) is not None:
             return self._stopped(stop)
-        prompt = self._budgeted(messages)
+        prompt = self._budgeted(messages, await self._astep_budget(self._task(messages)))
         response = await self.llm.achat(prompt, **kwargs)
         self._count(response, prompt)
         return response
@@ -218,7 +229,11 @@ class TaleLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         stop = self._stop_message()
-        prompt = [] if stop is not None else self._budgeted(messages)
+        prompt = (
+            []
+            if stop is not None
+            else self._budgeted(messages, await self._astep_budget(self._task(messages)))
+        )
         inner = None if stop is not None else await self.llm.astream_chat(prompt, **kwargs)
 
         async def gen() -> AsyncGenerator[ChatResponse, None]:
@@ -234,8 +249,10 @@ class TaleLLM(FunctionCallingLLM):
         return gen()
 
     # -- completion: the budget goes after the prompt ----------------------------------------
-    def _budgeted_prompt(self, prompt: str) -> str:
-        return join_instruction(prompt, self.prompt_style.instruction(self._step_budget(prompt)))
+    def _budgeted_prompt(self, prompt: str, tokens: int | None = None) -> str:
+        if tokens is None:
+            tokens = self._step_budget(prompt)
+        return join_instruction(prompt, self.prompt_style.instruction(tokens))
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         if (stop := self._stop_message()) is not None:
@@ -250,7 +267,7 @@ class TaleLLM(FunctionCallingLLM):
     ) -> CompletionResponse:
         if (stop := self._stop_message()) is not None:
             return CompletionResponse(text=stop)
-        text = self._budgeted_prompt(prompt)
+        text = self._budgeted_prompt(prompt, await self._astep_budget(prompt))
         response = await self.llm.acomplete(text, formatted=formatted, **kwargs)
         self._count(response, text)
         return response
@@ -276,7 +293,11 @@ class TaleLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         stop = self._stop_message()
-        text = "" if stop is not None else self._budgeted_prompt(prompt)
+        text = (
+            ""
+            if stop is not None
+            else self._budgeted_prompt(prompt, await self._astep_budget(prompt))
+        )
         inner = (
             None
             if stop is not None

@@ -132,11 +132,19 @@ class LlamaIndexModel:
             latency_s=time.perf_counter() - start,
         )
 
+    def _capped(self, max_tokens: int | None) -> LLM:
+        """The LLM with ``max_tokens`` as its output cap: LlamaIndex LLMs fix the cap at
+        construction, so a capped call goes to a shallow copy with the field changed (LLMs
+        without a ``max_tokens`` field are called as they are)."""
+        if max_tokens is None or "max_tokens" not in type(self.llm).model_fields:
+            return self.llm
+        return self.llm.model_copy(update={"max_tokens": max_tokens})
+
     def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
         prompt = to_llama_index(messages)
         start = time.perf_counter()
         with call_role(self.role):
-            response = self.llm.chat(prompt)
+            response = self._capped(max_tokens).chat(prompt)
         return self._completion(response, prompt, start)
 
     async def acomplete(
@@ -145,5 +153,5 @@ class LlamaIndexModel:
         prompt = to_llama_index(messages)
         start = time.perf_counter()
         with call_role(self.role):
-            response = await self.llm.achat(prompt)
+            response = await self._capped(max_tokens).achat(prompt)
         return self._completion(response, prompt, start)

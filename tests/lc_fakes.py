@@ -53,7 +53,7 @@ class UsageFakeChatModel(FakeListChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        text = self._reply(messages, kwargs)
+        text = self._reply(messages, {**kwargs, **({"stop": stop} if stop else {})})
         message = AIMessage(content=text, **self._message_kwargs(messages, text))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -64,7 +64,7 @@ class UsageFakeChatModel(FakeListChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        text = self._reply(messages, kwargs)
+        text = self._reply(messages, {**kwargs, **({"stop": stop} if stop else {})})
         words = text.split(" ")
         for i, word in enumerate(words):
             piece = word if i == len(words) - 1 else word + " "

@@ -229,3 +229,16 @@ async def test_force_asks_for_the_answer_when_the_cap_cut_the_reply():
     assert "".join(c.text for c in chunks).endswith("[[8]]")
     plain = TaleRunnable(llm=_CutFake(), method="tale-fixed:20@words").invoke(Q)
     assert not plain.text.endswith("[[8]]")  # no +force: the cut reply stays as it is
+
+
+async def test_call_kwargs_reach_the_model_in_every_mode():
+    llm = UsageFakeChatModel()
+    runnable = TaleRunnable(llm=llm, estimator="fixed:60", cap_headroom=1.5)
+    runnable.invoke(Q, stop=["\n"])
+    await runnable.ainvoke(Q, stop=["\n"])
+    list(runnable.stream(Q, stop=["\n"]))
+    [c async for c in runnable.astream(Q, stop=["\n"])]
+    runnable.bind(stop=["###"], max_tokens=40).invoke(Q)
+    stops = [kwargs.get("stop") for _, kwargs in llm.seen]
+    assert stops == [["\n"]] * 4 + [["###"]]
+    assert [kwargs["max_tokens"] for _, kwargs in llm.seen] == [90] * 4 + [40]  # the smaller cap

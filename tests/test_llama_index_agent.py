@@ -1,3 +1,4 @@
+import asyncio
 import warnings
 
 import pytest
@@ -14,6 +15,7 @@ from llama_index.core.llms import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
 
 from llama_index_tale import TaleBudgetExceededError, TaleLLM, TaleTracer
+from tale_shared.estimators import FixedBudgetEstimator
 
 
 def add(a: int, b: int) -> int:
@@ -161,3 +163,51 @@ async def test_agent_workflow_takes_tale_llm_too():
     result = await workflow.run(user_msg="What is 2 + 1? Use the tool.")
     assert "[[3]]" in str(result) and llm.steps == 2
     assert all("shorter than 90 tokens" in p[0].content for p in script.prompts)
+
+
+class _SlowEstimator(FixedBudgetEstimator):
+    """Takes 0.3 s: blocking in estimate(), awaiting in aestimate()."""
+
+    def estimate(self, question):  # type: ignore[no-untyped-def]
+        import time
+
+        time.sleep(0.3)
+        return super().estimate(question)
+
+    async def aestimate(self, question):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.3)
+        return super().estimate(question)
+
+
+async def test_async_steps_await_the_estimator_and_never_block_the_loop():
+    llm = TaleLLM(llm=UsageMockLLM(), estimator=_SlowEstimator(50))
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    task = asyncio.ensure_future(ticker())
+    await llm.achat([ChatMessage(role=MessageRole.USER, content="What is 3 + 5?")])
+    await llm.acomplete("What is 3 + 5?")
+    task.cancel()
+    assert ticks >= 8  # two 0.3 s estimates awaited, not slept through
+
+
+def test_the_estimators_cap_reaches_a_llama_index_llm():
+    from llama_index_tale.llm_adapter import LlamaIndexModel
+    from tale_shared.prompts import Message
+
+    caps = []
+
+    class CapSpy(UsageMockLLM):
+        def chat(self, messages, **kwargs):  # type: ignore[no-untyped-def]
+            caps.append(self.max_tokens)
+            return super().chat(messages, **kwargs)
+
+    model = LlamaIndexModel(CapSpy(max_tokens=512))
+    model.complete([Message("user", "hi")], max_tokens=48)
+    model.complete([Message("user", "hi")])
+    assert caps == [48, 512]
