@@ -79,3 +79,15 @@ def test_two_tracers_at_once_each_see_their_queries():
     _engine(UsageMockLLM(), "fixed:40").query(Q)
     outer.detach()
     assert len(inner.records) == 1 and len(outer.records) == 2
+
+
+def test_an_estimator_with_a_timeout_stays_inside_its_query():
+    from llama_index_tale.llm_adapter import LlamaIndexModel
+    from tale_shared.estimators import ZeroShotEstimator
+
+    llm = UsageMockLLM()
+    estimator = ZeroShotEstimator(LlamaIndexModel(llm, role="estimator"), timeout_s=10)
+    with TaleTracer() as tracer:
+        _engine(llm, estimator=estimator).query(Q)
+    (record,) = tracer.records  # one query, not two
+    assert [c.role for c in record.calls] == ["estimator", "answer"]

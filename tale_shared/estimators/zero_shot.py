@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import copy
 import re
 from dataclasses import dataclass
@@ -92,7 +93,10 @@ class ZeroShotEstimator(BudgetEstimator):
     Fixes the reference code's flaws: a reply with no number, or a negative, zero or absurd
     one, gives the documented ``fallback_tokens`` (256 by default) with the reason recorded,
     never "use less than -1 tokens"; the budget is clamped to ``[min_tokens, max_tokens]``; a
-    model error or a timeout also falls back (``on_error="raise"`` re-raises instead); and the
+    model error or a timeout also falls back (``on_error="raise"`` re-raises instead; with
+    ``timeout_s`` a synchronous call runs in a worker thread in the caller's context, and one
+    that times out cannot be stopped: it finishes in the background, unrecorded, while
+    ``aestimate`` cancels the awaited call); and the
     estimator call's own tokens are recorded on the budget, since they are part of TALE's cost.
 
     Example:
@@ -166,9 +170,13 @@ class ZeroShotEstimator(BudgetEstimator):
             if self.timeout_s is None:
                 completion = self.model.complete(messages, max_tokens=self.reply_max_tokens)
             else:
+                # the worker runs in the caller's context (tracing spans, call roles); a
+                # timed-out synchronous call cannot be stopped: it runs on in the background
+                # and is not recorded (aestimate cancels the awaited call instead)
                 pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+                context = contextvars.copy_context()
                 future = pool.submit(
-                    self.model.complete, messages, max_tokens=self.reply_max_tokens
+                    context.run, self.model.complete, messages, max_tokens=self.reply_max_tokens
                 )
                 try:
                     completion = future.result(timeout=self.timeout_s)

@@ -163,7 +163,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.table:
         Path(args.table).write_text(table + "\n", encoding="utf-8")
     if args.plot:
-        print(f"plot: {plot_pareto(summaries, args.plot, title=Path(args.data).name)}")
+        title = f"{Path(args.data).name}: {summaries[0].n} items, {args.model}"
+        print(f"plot: {plot_pareto(summaries, args.plot, title=title)}")
     return 0
 
 
