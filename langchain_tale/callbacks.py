@@ -332,13 +332,12 @@ class TaleCallbackHandler(BaseCallbackHandler):
         self._record_call(run_id, TokenUsage(), None, error)
 
 
-_tracer_var: ContextVar[TaleCallbackHandler | None] = ContextVar("tale_usage", default=None)
-register_configure_hook(_tracer_var, inheritable=True)
-
-
 @contextmanager
 def tale_usage(price_table: PriceTable | None = None) -> Generator[TaleCallbackHandler, None, None]:
     """Trace every LangChain run inside the block, like ``get_usage_metadata_callback``.
+
+    Each block has its own handler and context variable, so nested blocks both see the
+    queries of the inner one.
 
     Example:
         .. code-block:: python
@@ -348,8 +347,10 @@ def tale_usage(price_table: PriceTable | None = None) -> Generator[TaleCallbackH
             print(tracer.summary())
     """
     handler = TaleCallbackHandler(price_table)
-    token = _tracer_var.set(handler)
+    var: ContextVar[TaleCallbackHandler | None] = ContextVar("tale_usage", default=None)
+    register_configure_hook(var, inheritable=True)
+    token = var.set(handler)
     try:
         yield handler
     finally:
-        _tracer_var.reset(token)
+        var.reset(token)

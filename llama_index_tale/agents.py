@@ -26,7 +26,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
-from pydantic import ConfigDict, Field, PrivateAttr, SerializeAsAny
+from pydantic import ConfigDict, Field, PrivateAttr, SerializeAsAny, field_serializer
 
 from llama_index_tale.llm_adapter import model_name_of, usage_from_response
 from tale_shared.budget import TokenBudget
@@ -93,6 +93,13 @@ class TaleLLM(FunctionCallingLLM):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _spent: RunSpending = PrivateAttr(default_factory=RunSpending)
     _run_budget: RunBudget = PrivateAttr()
+
+    @field_serializer("estimator")
+    def _estimator_spec(self, estimator: Any) -> str | None:
+        """Serialised as its spec string (an estimator object by its name)."""
+        if estimator is None or isinstance(estimator, str):
+            return estimator
+        return str(getattr(estimator, "name", type(estimator).__name__))
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from contextvars import ContextVar
 from typing import Any
 
 from llama_index.core.indices.query.query_transform.base import BaseQueryTransform
@@ -25,7 +26,7 @@ from tale_shared.estimators import (
 )
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
 from tale_shared.profiles import method_for, style_for
-from tale_shared.prompts import PromptStyle, get_style, join_instruction
+from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
 
 dispatcher = get_dispatcher(__name__)
 
@@ -43,6 +44,26 @@ class TaleBudgetEvent(BaseEvent):
     @classmethod
     def class_name(cls) -> str:
         return "TaleBudgetEvent"
+
+
+def worded_query(query: str, style: PromptStyle, sentence: str) -> str:
+    """The query with the budget sentence placed by the one placement rule: a query string
+    has no system message, so a ``"system"`` style's sentence leads the query (a preamble)
+    and a ``"user"`` style's follows it.
+
+    >>> from tale_shared.prompts import get_style
+    >>> worded_query("What is 3 + 5?", get_style("system"), "Be brief.")
+    'Be brief.\\n\\nWhat is 3 + 5?'
+    """
+    parts = place_sentence(
+        [("user", query)],
+        style.placement,
+        sentence,
+        role_of=lambda part: part[0],
+        merge=lambda part, text: (part[0], join_instruction(part[1], text)),
+        new=lambda role, text: (role, text),
+    )
+    return "\n\n".join(text for _, text in parts if text)
 
 
 class TaleQueryTransform(BaseQueryTransform):
@@ -92,11 +113,19 @@ class TaleQueryTransform(BaseQueryTransform):
             spec = make_estimator(spec)
         self._estimator = spec if isinstance(spec, BudgetEstimator) else None
         self._style = get_style(style) if style is not None else get_style(self._method.style)
-        self.last_budget: TokenBudget | None = None
+        self._last_budget: ContextVar[TokenBudget | None] = ContextVar(
+            f"tale_last_budget_{id(self)}", default=None
+        )
 
     @classmethod
     def class_name(cls) -> str:
         return "TaleQueryTransform"
+
+    @property
+    def last_budget(self) -> TokenBudget | None:
+        """The budget of the last query budgeted in *this* task or thread (concurrent
+        ``aquery`` calls each see their own; the query's metadata holds it too)."""
+        return self._last_budget.get()
 
     # -- prompt mixin ------------------------------------------------------------------------
     def _get_prompts(self) -> PromptDictType:
@@ -137,7 +166,7 @@ class TaleQueryTransform(BaseQueryTransform):
         self, query_bundle: QueryBundle, budget: TokenBudget | None, metadata: dict[str, Any]
     ) -> QueryBundle:
         style = self.style
-        self.last_budget = budget
+        self._last_budget.set(budget)
         metadata.update(
             tale_method=self._method.name,
             tale_budget=budget.tokens if budget else None,
@@ -159,7 +188,7 @@ class TaleQueryTransform(BaseQueryTransform):
         sentence = style.instruction(budget.tokens if budget and style.uses_budget else None)
         return dataclasses.replace(
             query_bundle,
-            query_str=join_instruction(query_bundle.query_str, sentence),
+            query_str=worded_query(query_bundle.query_str, style, sentence),
             custom_embedding_strs=list(query_bundle.embedding_strs),
         )
 

@@ -109,3 +109,25 @@ def test_zero_shot_uses_the_agents_model_and_bad_settings_are_refused():
         TaleBudgetMiddleware(exit_behavior="explode")
     with pytest.raises(ValueError):
         TaleBudgetMiddleware(total_tokens=0)
+
+
+def test_a_user_placed_style_goes_into_the_last_human_message():
+    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="fixed:80", style="words"))
+    agent.invoke(inputs)
+    for messages, _ in model.seen:
+        assert "at most 60 words" not in messages[0].text  # not the system message
+        humans = [m for m in messages if m.type == "human"]
+        assert humans[-1].text.endswith("in at most 60 words.")
+
+
+def test_nested_tale_usage_blocks_both_see_the_inner_queries():
+    from lc_fakes import UsageFakeChatModel
+
+    from langchain_tale import TaleRunnable, tale_usage
+
+    runnable = TaleRunnable(llm=UsageFakeChatModel(), estimator="fixed:50")
+    with tale_usage() as outer:
+        runnable.invoke("What is 1 + 1?")
+        with tale_usage() as inner:
+            runnable.invoke("What is 2 + 2?")
+    assert len(inner.records) == 1 and len(outer.records) == 2

@@ -211,3 +211,9 @@ def test_the_estimators_cap_reaches_a_llama_index_llm():
     model.complete([Message("user", "hi")], max_tokens=48)
     model.complete([Message("user", "hi")])
     assert caps == [48, 512]
+
+
+def test_tale_llm_serialises_with_its_estimator_spec():
+    data = TaleLLM(llm=UsageMockLLM(), estimator=FixedBudgetEstimator(40)).to_dict()
+    assert data["estimator"] == "fixed" and data["class_name"] == "TaleLLM"
+    assert TaleLLM(llm=UsageMockLLM(), estimator="heuristic").to_json()

@@ -139,3 +139,35 @@ def test_no_llm_anywhere_falls_back_to_the_default_style(monkeypatch):
     monkeypatch.setattr(Settings, "_llm", None)
     transform = TaleQueryTransform(estimator="fixed:64")  # no llm, no usable Settings.llm
     assert "use less than 64 tokens" in transform.run(Q).query_str
+
+
+def test_a_system_style_leads_the_query_and_budgets_stay_per_task():
+    transform = TaleQueryTransform(llm=UsageMockLLM(), estimator="fixed:64", style="system")
+    bundle = transform.run(Q)
+    assert bundle.query_str.startswith("You are a concise problem solver")
+    assert bundle.query_str.endswith(Q)
+
+
+async def test_last_budget_is_per_task_under_concurrent_queries():
+    import asyncio
+
+    from tale_shared.budget import TokenBudget
+    from tale_shared.estimators import BudgetEstimator
+
+    class ByLength(BudgetEstimator):
+        def estimate(self, question):  # type: ignore[no-untyped-def]
+            return TokenBudget(tokens=len(question), estimator="len")
+
+        async def aestimate(self, question):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.01)
+            return self.estimate(question)
+
+    transform = TaleQueryTransform(llm=UsageMockLLM(), estimator=ByLength())
+
+    async def one(q: str) -> tuple[int, int]:
+        await transform.arun(q)
+        await asyncio.sleep(0.02)
+        return len(q), transform.last_budget.tokens
+
+    pairs = await asyncio.gather(*(one("x" * (40 + i)) for i in range(10)))
+    assert all(asked == seen for asked, seen in pairs)

@@ -21,6 +21,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
 from langchain_tale._caps import cap_kwargs
+from langchain_tale._messages import inject_budget
 from langchain_tale.model_adapter import LangChainModel, usage_from_message
 from langchain_tale.runnable import ESTIMATOR_TAG
 from tale_shared.budget import TokenBudget
@@ -54,8 +55,9 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     """Gives every agent step a token budget, and the whole run a total budget.
 
     Before each model call the estimator budgets the step from the task (the first human
-    message), capped by the tokens left in the run; the budget goes into the system message
-    (``style="system"``) and, with ``cap_headroom``, into the provider's ``max_tokens``.
+    message), capped by the tokens left in the run; the budget sentence goes where the style
+    places it — the system message for ``style="system"`` (the default), the last human
+    message for the others — and, with ``cap_headroom``, into the provider's ``max_tokens``.
     After each call the model's reported usage (input + output tokens, and its USD cost when
     the price is known) is added to the run's private state. When ``total_tokens`` or
     ``total_usd`` is spent, ``exit_behavior`` decides: ``"end"`` finishes with a message
@@ -160,10 +162,15 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
 
     def _budgeted(self, request: ModelRequest[Any], budget: TokenBudget) -> ModelRequest[Any]:
         tokens = self.run_budget.step_cap(budget.tokens, self._spent(request.state or {}))
-        sentence = self.style.instruction(tokens)
-        system = request.system_message
-        content = join_instruction(system.text if system else "", sentence)
-        overrides: dict[str, Any] = {"system_message": SystemMessage(content=content)}
+        overrides: dict[str, Any] = {}
+        if self.style.placement == "system":  # the agent's system prompt is kept apart
+            system = request.system_message
+            content = join_instruction(
+                system.text if system else "", self.style.instruction(tokens)
+            )
+            overrides["system_message"] = SystemMessage(content=content)
+        else:  # the one placement rule: the last human message
+            overrides["messages"] = inject_budget(request.messages, self.style, tokens)
         if self.cap_headroom is not None:
             overrides["model_settings"] = {
                 **request.model_settings,
