@@ -145,3 +145,20 @@ async def test_async_streaming_through_both_adapters(smollm):
     assert responses[-1].text.strip() and responses[-1].raw["usage"]["completion_tokens"] > 0
     # each call is one call (its public methods never call one another)
     assert [r.n_calls for r in tracer.records] == [1, 1]
+
+
+def test_forcing_and_early_exit_continue_the_real_models_reply(smollm):
+    from tale_shared.methods import FORCE_CUE, PROBE_CUE
+
+    forced = TalePipeline(smollm, method="tale-fixed:16@words+force1.0", max_tokens=96).solve(Q)
+    roles = [c.role for c in forced.record.calls]
+    assert roles[0] == "answer" and forced.record.calls[0].usage.output_tokens <= 16
+    if forced.forced:  # the cap cut the reply: the answer was forced as a continuation
+        assert roles == ["answer", "forced"] and FORCE_CUE in forced.text
+    early = TalePipeline(smollm, method="vanilla+exit16x2", max_tokens=96).solve(Q)
+    generated = [c for c in early.record.calls if c.role == "answer"]
+    probes = [c for c in early.record.calls if c.role == "probe"]
+    assert all(c.usage.output_tokens <= 16 for c in generated) and probes
+    assert all(0 < c.usage.output_tokens <= 12 for c in probes)
+    if early.stopped_early:
+        assert PROBE_CUE in early.text and early.answer is not None

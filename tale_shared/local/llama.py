@@ -140,20 +140,22 @@ class LocalChatModel:
             "seed": self.seed,
         }
 
-    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
-        params = self._params(messages, max_tokens)
+    def _generate(self, method: str, **params: Any) -> Completion:
+        """One llama.cpp call (``create_chat_completion`` or ``create_completion``),
+        serialised, as a :class:`Completion` with the runtime's own token counts."""
         llama = self.llama
         with self._lock:
             start = time.perf_counter()
             try:
-                response = llama.create_chat_completion(**params)
+                response = getattr(llama, method)(**params)
             except Exception as exc:
                 raise ModelCallError(f"{self.model_name} failed: {exc}") from exc
             latency = time.perf_counter() - start
         choice = response["choices"][0]
+        message = choice.get("message")
         usage = response.get("usage") or {}
         return Completion(
-            text=choice["message"].get("content") or "",
+            text=(message.get("content") if message else choice.get("text")) or "",
             usage=TokenUsage(
                 input_tokens=int(usage.get("prompt_tokens", 0)),
                 output_tokens=int(usage.get("completion_tokens", 0)),
@@ -163,6 +165,9 @@ class LocalChatModel:
             latency_s=latency,
             finish_reason=choice.get("finish_reason"),
         )
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
+        return self._generate("create_chat_completion", **self._params(messages, max_tokens))
 
     async def acomplete(
         self, messages: Sequence[Message], *, max_tokens: int | None = None
@@ -230,33 +235,9 @@ class LocalChatModel:
         forcing, early-exit probes) cost only their new tokens. ``usage.input_tokens`` is
         the whole prompt as sent (prefix included)."""
         params = self._params(messages, max_tokens)
-        prompt = self.format_prompt(messages) + partial
-        llama = self.llama
-        with self._lock:
-            start = time.perf_counter()
-            try:
-                response = llama.create_completion(
-                    prompt=prompt,
-                    max_tokens=params["max_tokens"],
-                    temperature=params["temperature"],
-                    top_k=params["top_k"],
-                    seed=params["seed"],
-                )
-            except Exception as exc:
-                raise ModelCallError(f"{self.model_name} failed: {exc}") from exc
-            latency = time.perf_counter() - start
-        choice = response["choices"][0]
-        usage = response.get("usage") or {}
-        return Completion(
-            text=choice.get("text") or "",
-            usage=TokenUsage(
-                input_tokens=int(usage.get("prompt_tokens", 0)),
-                output_tokens=int(usage.get("completion_tokens", 0)),
-                source="provider",
-            ),
-            model=self.model_name,
-            latency_s=latency,
-            finish_reason=choice.get("finish_reason"),
+        del params["messages"]
+        return self._generate(
+            "create_completion", prompt=self.format_prompt(messages) + partial, **params
         )
 
     async def acontinue_reply(
