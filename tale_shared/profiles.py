@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -81,15 +82,33 @@ def save_profile(profile: ModelProfile) -> Path:
     return path
 
 
+class BrokenProfileWarning(UserWarning):
+    """A saved profile could not be read; the built-in (or default) profile is used."""
+
+
+_WARNED: set[tuple[str, float]] = set()
+
+
 def profile_for(model: str | None) -> ModelProfile:
-    """The saved profile for ``model``, else the built-in one, else the paper's style."""
+    """The saved profile for ``model`` (``tale calibrate`` writes it; it wins over the
+    built-in one and says so in every method label it gives), else the built-in one, else
+    the paper's style. A saved profile that cannot be read is ignored with a
+    :class:`BrokenProfileWarning` (once per file version)."""
     if model:
         path = _profile_file(model)
         if path.is_file():
             try:
                 return ModelProfile.model_validate(json.loads(path.read_text(encoding="utf-8")))
-            except ValueError:
-                pass  # a broken user profile falls back to the built-in one
+            except ValueError as exc:
+                key = (str(path), path.stat().st_mtime)
+                if key not in _WARNED:
+                    _WARNED.add(key)
+                    warnings.warn(
+                        f"ignoring the broken saved profile {path} ({str(exc).splitlines()[0]}); "
+                        "using the built-in profile. Rerun `tale calibrate` or delete the file.",
+                        BrokenProfileWarning,
+                        stacklevel=2,
+                    )
         if model in BUILTIN_PROFILES:
             return BUILTIN_PROFILES[model]
     return ModelProfile(model=model or "unknown")
@@ -119,10 +138,15 @@ def method_for(model: str | None, method: str | Method = "tale") -> Method:
     if isinstance(method, Method):
         return method
     profile = profile_for(model)
+    saved = "; saved profile" if profile.source == "calibrated" else ""
     if method.strip().lower() == "tale":
         resolved = parse_method(profile.method, default_style=profile.style)
-        return replace(resolved, label=f"tale ({resolved.spec})")
-    return parse_method(method, default_style=profile.style)
+        return replace(resolved, label=f"tale ({resolved.spec}{saved})")
+    resolved = parse_method(method, default_style=profile.style)
+    if saved and resolved.estimator is not None and "@" not in method:
+        # the style came from the saved profile: the record says so
+        return replace(resolved, label=f"{resolved.spec} (style from the saved profile)")
+    return resolved
 
 
 def packaged_estimator_path(model: str = DEFAULT_LOCAL_MODEL) -> Path:

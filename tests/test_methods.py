@@ -294,3 +294,20 @@ def test_both_adapters_give_the_embedded_model_one_name_and_one_method():
     transform = TaleQueryTransform(llm=li)
     assert runnable.prompt_style.name == transform.style.name == "words"
     assert runnable.resolved_method == transform._method
+
+
+def test_a_saved_profile_says_so_and_a_broken_one_warns(tmp_path, monkeypatch):
+    from tale_shared.profiles import (
+        BrokenProfileWarning,
+        ModelProfile,
+        profile_for,
+        save_profile,
+    )
+
+    monkeypatch.setenv("TALE_CACHE_DIR", str(tmp_path))
+    path = save_profile(ModelProfile(model="gpt-4o-mini", style="system", source="calibrated"))
+    assert method_for("gpt-4o-mini").name == "tale (tale-heuristic@system; saved profile)"
+    assert "saved profile" in method_for("gpt-4o-mini", "tale-regression").name
+    path.write_text("{not json")
+    with pytest.warns(BrokenProfileWarning, match="broken saved profile"):
+        assert profile_for("gpt-4o-mini").style == "paper"
