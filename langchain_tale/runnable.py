@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
 from langchain_core.callbacks.manager import (
@@ -23,9 +23,6 @@ from langchain_core.messages.ai import add_usage
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import (
-    ensure_config,
-    get_async_callback_manager_for_config,
-    get_callback_manager_for_config,
     patch_config,
 )
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
@@ -360,64 +357,77 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
 
     # -- stream / astream: the model's chunks pass through as they come ----------------------
+    # The run's lifecycle (start, end, error, astream_events) is langchain-core's own, through
+    # _transform_stream_with_config; the input is one value, not a stream of chunks.
+    @staticmethod
+    def _one(values: list[Any]) -> Any:
+        if len(values) != 1:
+            raise ValueError(f"TaleRunnable takes one input, got {len(values)} chunks")
+        return values[0]
+
+    def _transform(
+        self,
+        inputs: Iterator[Any],
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> Iterator[BaseMessageChunk]:
+        child = patch_config(config, callbacks=run_manager.get_child())
+        plan = self._prepare(self._one(list(inputs)), child, kwargs)
+        final: Any = None
+        for i, chunk in enumerate(self.llm.stream(plan.prompt, plan.config, **plan.kwargs)):
+            if i == 0:
+                chunk = self._tag(chunk, plan.tale)
+            final = chunk if final is None else final + chunk
+            yield chunk
+        if final is not None and self._needs_forcing(plan, final):
+            prompt, cfg, kw = self._forcing_call(plan, final)
+            yield self._forced_chunk(self.llm.invoke(prompt, cfg, **kw))
+
+    async def _atransform(
+        self,
+        inputs: AsyncIterator[Any],
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> AsyncIterator[BaseMessageChunk]:
+        child = patch_config(config, callbacks=run_manager.get_child())
+        plan = await self._aprepare(self._one([v async for v in inputs]), child, kwargs)
+        final: Any = None
+        first = True
+        async for chunk in self.llm.astream(plan.prompt, plan.config, **plan.kwargs):
+            if first:
+                chunk, first = self._tag(chunk, plan.tale), False
+            final = chunk if final is None else final + chunk
+            yield chunk
+        if final is not None and self._needs_forcing(plan, final):
+            prompt, cfg, kw = self._forcing_call(plan, final)
+            yield self._forced_chunk(await self.llm.ainvoke(prompt, cfg, **kw))
+
+    def transform(
+        self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[BaseMessage]:
+        yield from self._transform_stream_with_config(input, self._transform, config, **kwargs)
+
+    async def atransform(
+        self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[BaseMessage]:
+        async for chunk in self._atransform_stream_with_config(
+            input, self._atransform, config, **kwargs
+        ):
+            yield chunk
+
     def stream(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[BaseMessageChunk]:
-        config = ensure_config(config)
-        run_manager = get_callback_manager_for_config(config).on_chain_start(
-            None,
-            input,
-            name=config.get("run_name") or self.get_name(),
-            run_id=config.pop("run_id", None),
-        )
-        final: Any = None
-        try:
-            child = patch_config(config, callbacks=run_manager.get_child())
-            plan = self._prepare(input, child, kwargs)
-            for i, chunk in enumerate(self.llm.stream(plan.prompt, plan.config, **plan.kwargs)):
-                if i == 0:
-                    chunk = self._tag(chunk, plan.tale)
-                final = chunk if final is None else final + chunk
-                yield chunk
-            if final is not None and self._needs_forcing(plan, final):
-                prompt, cfg, kw = self._forcing_call(plan, final)
-                forced = self.llm.invoke(prompt, cfg, **kw)
-                chunk = self._forced_chunk(forced)
-                final = final + chunk
-                yield chunk
-        except BaseException as exc:
-            run_manager.on_chain_error(exc)
-            raise
-        run_manager.on_chain_end(final)
+        for chunk in self.transform(iter([input]), config, **kwargs):
+            yield cast(BaseMessageChunk, chunk)
 
     async def astream(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[BaseMessageChunk]:
-        config = ensure_config(config)
-        run_manager = await get_async_callback_manager_for_config(config).on_chain_start(
-            None,
-            input,
-            name=config.get("run_name") or self.get_name(),
-            run_id=config.pop("run_id", None),
-        )
-        final: Any = None
-        try:
-            child = patch_config(config, callbacks=run_manager.get_child())
-            plan = await self._aprepare(input, child, kwargs)
-            i = 0
-            async for chunk in self.llm.astream(plan.prompt, plan.config, **plan.kwargs):
-                if i == 0:
-                    chunk = self._tag(chunk, plan.tale)
-                i += 1
-                final = chunk if final is None else final + chunk
-                yield chunk
-            if final is not None and self._needs_forcing(plan, final):
-                prompt, cfg, kw = self._forcing_call(plan, final)
-                forced = await self.llm.ainvoke(prompt, cfg, **kw)
-                chunk = self._forced_chunk(forced)
-                final = final + chunk
-                yield chunk
-        except BaseException as exc:
-            await run_manager.on_chain_error(exc)
-            raise
-        await run_manager.on_chain_end(final)
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self.atransform(one(), config, **kwargs):
+            yield cast(BaseMessageChunk, chunk)
