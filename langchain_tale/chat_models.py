@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -86,7 +87,10 @@ class ChatLocalLlama(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         completion = self.local.complete(
-            to_core(messages), max_tokens=kwargs.get("max_tokens") or self.max_tokens
+            to_core(messages),
+            max_tokens=kwargs.get("max_tokens") or self.max_tokens,
+            stop=stop,
+            temperature=kwargs.get("temperature"),
         )
         message = AIMessage(
             content=completion.text,
@@ -113,26 +117,32 @@ class ChatLocalLlama(BaseChatModel):
         stop: list[str] | None = None,
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
+    ) -> Generator[ChatGenerationChunk, None, None]:
         limit = kwargs.get("max_tokens") or self.max_tokens
-        for piece in self.local.stream(to_core(messages), max_tokens=limit):
-            if piece.usage is None:
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece.text))
-                if run_manager:
-                    run_manager.on_llm_new_token(piece.text, chunk=chunk)
-            else:
-                chunk = ChatGenerationChunk(
-                    message=AIMessageChunk(
-                        content="",
-                        usage_metadata=_usage_metadata(piece.usage),
-                        response_metadata={
-                            "model_name": self.local.model_name,
-                            "finish_reason": piece.finish_reason,
-                        },
-                        chunk_position="last",
+        pieces = self.local.stream(
+            to_core(messages), max_tokens=limit, stop=stop, temperature=kwargs.get("temperature")
+        )
+        try:
+            for piece in pieces:
+                if piece.usage is None:
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece.text))
+                    if run_manager:
+                        run_manager.on_llm_new_token(piece.text, chunk=chunk)
+                else:
+                    chunk = ChatGenerationChunk(
+                        message=AIMessageChunk(
+                            content="",
+                            usage_metadata=_usage_metadata(piece.usage),
+                            response_metadata={
+                                "model_name": self.local.model_name,
+                                "finish_reason": piece.finish_reason,
+                            },
+                            chunk_position="last",
+                        )
                     )
-                )
-            yield chunk
+                yield chunk
+        finally:
+            pieces.close()  # a reader that stops early stops the generation
 
     async def _astream(
         self,
@@ -143,17 +153,24 @@ class ChatLocalLlama(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         # The local model's stream holds its lock across yields, so it must run in one
         # thread from start to end; chunks cross to the event loop through a queue.
+        # When the consumer stops early (break, cancel), the producer stops generating at the
+        # next piece and releases the model, instead of finishing a reply nobody reads.
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         done = object()
+        abandoned = threading.Event()
 
         def produce() -> None:
+            pieces = self._stream(messages, stop, None, **kwargs)
             try:
-                for item in self._stream(messages, stop, None, **kwargs):
+                for item in pieces:
+                    if abandoned.is_set():
+                        break
                     loop.call_soon_threadsafe(queue.put_nowait, item)
             except BaseException as exc:  # handed to the consumer
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
+                pieces.close()  # ends llama.cpp's generation and releases the model's lock
                 loop.call_soon_threadsafe(queue.put_nowait, done)
 
         producer = asyncio.ensure_future(asyncio.to_thread(produce))
@@ -166,4 +183,5 @@ class ChatLocalLlama(BaseChatModel):
                     await run_manager.on_llm_new_token(item.text, chunk=item)
                 yield item
         finally:
+            abandoned.set()
             await producer

@@ -6,7 +6,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -126,19 +126,30 @@ class LocalChatModel:
         """Tokens of ``text`` with the model's own tokenizer."""
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def _params(self, messages: Sequence[Message], max_tokens: int | None) -> dict[str, Any]:
+    def _params(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int | None,
+        *,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> dict[str, Any]:
         if not messages:
             raise ValueError("no messages to send to the model")
         limit = self.default_max_tokens if max_tokens is None else max_tokens
         if limit < 1:
             raise ValueError(f"max_tokens must be positive, got {limit}")
-        return {
+        temp = self.temperature if temperature is None else temperature
+        params: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "max_tokens": limit,
-            "temperature": self.temperature,
-            "top_k": 1 if self.temperature == 0 else 40,
+            "temperature": temp,
+            "top_k": 1 if temp == 0 else 40,
             "seed": self.seed,
         }
+        if stop:
+            params["stop"] = list(stop)
+        return params
 
     def _generate(self, method: str, **params: Any) -> Completion:
         """One llama.cpp call (``create_chat_completion`` or ``create_completion``),
@@ -166,8 +177,17 @@ class LocalChatModel:
             finish_reason=choice.get("finish_reason"),
         )
 
-    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
-        return self._generate("create_chat_completion", **self._params(messages, max_tokens))
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        """One reply; ``stop`` sequences end it, ``temperature`` overrides the model's."""
+        params = self._params(messages, max_tokens, stop=stop, temperature=temperature)
+        return self._generate("create_chat_completion", **params)
 
     async def acomplete(
         self, messages: Sequence[Message], *, max_tokens: int | None = None
@@ -175,15 +195,20 @@ class LocalChatModel:
         return await asyncio.to_thread(self.complete, messages, max_tokens=max_tokens)
 
     def stream(
-        self, messages: Sequence[Message], *, max_tokens: int | None = None
-    ) -> Iterator[StreamChunk]:
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> Generator[StreamChunk, None, None]:
         """Yield text as it is generated; the final chunk carries the usage.
 
         llama.cpp reports no usage while streaming, so input tokens are counted by rendering
         the chat template with the model's tokenizer, and output tokens are the generated
         tokens (one per streamed delta, checked against a re-tokenisation of the text).
         """
-        params = self._params(messages, max_tokens)
+        params = self._params(messages, max_tokens, stop=stop, temperature=temperature)
         llama = self.llama
         with self._lock:
             pieces: list[str] = []
