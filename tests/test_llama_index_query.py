@@ -171,3 +171,22 @@ async def test_last_budget_is_per_task_under_concurrent_queries():
 
     pairs = await asyncio.gather(*(one("x" * (40 + i)) for i in range(10)))
     assert all(asked == seen for asked, seen in pairs)
+
+
+async def test_local_llm_streams_as_it_generates_and_stops_when_left():
+    from conftest import FakeLocal
+
+    from llama_index_tale import LocalLlamaLLM
+
+    llm = LocalLlamaLLM(model="smollm2-135m")
+    fake = FakeLocal()
+    llm._local = fake
+    stream = await llm.astream_complete("hi")
+    first = await stream.__anext__()
+    assert first.delta == "w0 " and fake.made < 200  # the first piece came before the last
+    await stream.aclose()
+    for _ in range(50):
+        if fake.closed:
+            break
+        await asyncio.sleep(0.02)
+    assert fake.closed and fake.made < 100
