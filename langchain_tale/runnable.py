@@ -135,6 +135,16 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     def get_lc_namespace(cls) -> list[str]:
         return ["langchain_tale", "runnable"]
 
+    def to_json(self) -> Any:
+        """As langchain-core serialises runnables; an estimator object is written as its spec
+        string (``"fixed:200"``, ``"regression:PATH"``...) when it has one."""
+        data = super().to_json()
+        est = self.estimator
+        kwargs = data.get("kwargs")
+        if isinstance(est, BudgetEstimator) and est.spec and isinstance(kwargs, dict):
+            kwargs["estimator"] = est.spec
+        return data
+
     # -- the parts of one call ---------------------------------------------------------------
     @property
     def prompt_style(self) -> PromptStyle:

@@ -268,3 +268,14 @@ async def test_local_chat_model_passes_stop_and_stops_generating_when_the_reader
         await asyncio.sleep(0.02)
     assert fake.kwargs["stop"] == ["END"]
     assert fake.closed and fake.made < 50  # not all 200: generation stopped
+
+
+def test_estimator_objects_serialise_as_their_spec(tmp_path):
+    from tale_shared.estimators import RegressionEstimator
+
+    fixed = dumpd(TaleRunnable(llm=UsageFakeChatModel(), estimator=FixedBudgetEstimator(70)))
+    assert fixed["kwargs"]["estimator"] == "fixed:70"
+    fitted = RegressionEstimator().fit(["What is 2+2?", "A long question"] * 5, [40, 200] * 5)
+    path = fitted.save(tmp_path / "est.json")
+    data = dumpd(TaleRunnable(llm=UsageFakeChatModel(), estimator=fitted))
+    assert data["kwargs"]["estimator"] == f"regression:{path}"

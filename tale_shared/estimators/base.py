@@ -45,6 +45,12 @@ class BudgetEstimator(ABC):
             return self.max_tokens
         return int(min(self.max_tokens, max(self.min_tokens, round(tokens))))
 
+    @property
+    def spec(self) -> str | None:
+        """The spec string that rebuilds this estimator (``make_estimator(spec)``), or
+        ``None`` when there is none (a custom estimator, an unsaved fit)."""
+        return None
+
     @abstractmethod
     def estimate(self, question: str) -> TokenBudget:
         """The budget for ``question``. Raises ``ValueError`` for an empty question."""

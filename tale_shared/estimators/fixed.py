@@ -27,5 +27,9 @@ class FixedBudgetEstimator(BudgetEstimator):
         require_question(question)
         return TokenBudget(tokens=self.tokens, estimator=self.name)
 
+    @property
+    def spec(self) -> str:
+        return f"fixed:{self.tokens}"
+
     def __repr__(self) -> str:
         return f"FixedBudgetEstimator({self.tokens})"

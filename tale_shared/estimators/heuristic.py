@@ -69,6 +69,11 @@ class HeuristicEstimator(BudgetEstimator):
         super().__init__(**bounds)
         self.weights = (base, per_quantity, per_operation, per_word, per_sentence)
 
+    @property
+    def spec(self) -> str | None:
+        default = type(self) is HeuristicEstimator and self.weights == HeuristicEstimator().weights
+        return "heuristic" if default else None
+
     def estimate(self, question: str) -> TokenBudget:
         f = question_features(question)
         base, per_q, per_op, per_w, per_s = self.weights

@@ -107,6 +107,11 @@ class RegressionEstimator(BudgetEstimator):
         self._params: _Params | None = None
         self._vectorizer: Any = None
         self.metadata: dict[str, Any] = {}
+        self.path: Path | None = None  # the file it was loaded from or saved to
+
+    @property
+    def spec(self) -> str | None:
+        return f"regression:{self.path}" if self.path is not None else None
 
     @property
     def is_fitted(self) -> bool:
@@ -199,6 +204,7 @@ class RegressionEstimator(BudgetEstimator):
         path = Path(path)
         with atomic_writer(path) as fh:
             fh.write(json.dumps(document))
+        self.path = path
         return path
 
     @classmethod
@@ -243,4 +249,5 @@ class RegressionEstimator(BudgetEstimator):
             fallback_tokens=parsed.fallback_tokens,
         )
         est._set_params(parsed)
+        est.path = path
         return est

@@ -130,6 +130,11 @@ class ZeroShotEstimator(BudgetEstimator):
         self.timeout_s = timeout_s
         self.on_error = on_error
 
+    @property
+    def spec(self) -> str | None:
+        """``"zero-shot"`` when it uses the paper's prompt (it asks the model it is given)."""
+        return "zero-shot" if self.prompt == ESTIMATOR_PROMPT else None
+
     def with_model(self, model: ChatModel) -> ZeroShotEstimator:
         """A copy of this estimator that asks ``model`` instead."""
         clone = copy.copy(self)
