@@ -173,7 +173,11 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         ``estimator`` and ``style`` when given in place of the method's own."""
         style = self.prompt_style.name
         estimator = self._estimator_spec
-        name = estimator if isinstance(estimator, str) or estimator is None else estimator.name
+        name = (
+            estimator
+            if isinstance(estimator, str) or estimator is None
+            else (estimator.spec or estimator.name)
+        )
         if style == self._method.style and name == self._method.estimator:
             return self._method
         return replace(self._method, style=style, estimator=name, label=None)

@@ -74,10 +74,11 @@ class TaleQueryTransform(BaseQueryTransform):
     budget, estimator and style are written into the transform's ``metadata`` and kept on
     ``last_budget``. ``method`` is a :mod:`method spec <tale_shared.methods>` whose parts
     live in the prompt (a style and an estimator, e.g. ``"tale-heuristic@words"``,
-    ``"tale-ep"``, ``"chain-of-draft"``); by default the model's profile method (see the
-    README). ``estimator`` and ``style`` replace the method's own. A zero-shot estimator asks
-    ``llm`` (``Settings.llm`` when none is given); its prompt is exposed through the prompt
-    mixin as ``"estimator_prompt"``. ``arun`` awaits the estimator instead of blocking the
+    ``"tale-ep"``, ``"chain-of-draft"``); by default the part of the model's profile method
+    that a query can carry (its style and estimator; see the README). ``estimator`` and
+    ``style`` replace the method's own. A zero-shot estimator asks ``llm`` (``Settings.llm``
+    when none is given); its prompt is exposed through the prompt mixin as
+    ``"estimator_prompt"``. ``arun`` awaits the estimator instead of blocking the
     loop — use :class:`~llama_index_tale.TaleQueryEngine` for async queries.
 
     Example:
@@ -101,7 +102,12 @@ class TaleQueryTransform(BaseQueryTransform):
         super().__init__()
         self._llm = llm
         self._estimator_prompt = PromptTemplate(ESTIMATOR_PROMPT)
-        self._method = method_for(self._model_name(), method or "tale")
+        resolved = method_for(self._model_name(), method or "tale")
+        if method is None:  # the default: the part of the profile method a query can carry
+            worded = dataclasses.replace(resolved, exemplars=0, force=None, early_exit=None)
+            if worded != resolved:
+                resolved = dataclasses.replace(worded, label=f"tale ({worded.spec}: query part)")
+        self._method = resolved
         if self._method.exemplars or self._method.force or self._method.early_exit:
             raise ValueError(
                 f"{self._method.spec}: a query transform can only word the query (style and "

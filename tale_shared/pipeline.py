@@ -48,6 +48,10 @@ from tale_shared.usage import CallRecord, QueryRecord
 __all__ = ["TalePipeline", "TaleResult", "hard_cap"]
 
 
+def _spec_of(estimator: BudgetEstimator) -> str:
+    return estimator.spec or estimator.name
+
+
 class TaleResult(BaseModel):
     """What one query produced and cost."""
 
@@ -106,17 +110,16 @@ class TalePipeline:
         if method is None:
             self.method = Method(
                 style=self.style.name,
-                estimator=estimator.name if estimator is not None else None,
-                label=f"tale-{estimator.name}@{self.style.name}" if estimator else None,
+                estimator=_spec_of(estimator) if estimator is not None else None,
             )
         elif overrides and not (
             self.method.style == self.style.name
-            and (estimator is None or self.method.estimator == estimator.name)
+            and (estimator is None or self.method.estimator == _spec_of(estimator))
         ):  # the method as it runs, so that records and tables name it truly
             self.method = replace(
                 self.method,
                 style=self.style.name,
-                estimator=estimator.name if estimator is not None else None,
+                estimator=_spec_of(estimator) if estimator is not None else None,
                 label=None,
             )
         if self.style.uses_budget and estimator is None:

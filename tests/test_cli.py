@@ -34,8 +34,9 @@ def test_ask_compare_prints_both_methods(fake_local, capsys):
     )
     out = capsys.readouterr().out
     assert "budget: 90 tokens from the zero-shot estimator" in out
-    assert "tale-zero-shot@words" in out and "vanilla" in out
-    assert "tale-zero-shot@words output tokens / vanilla output tokens" in out
+    # the default method (system style, exemplars, forcing) with the estimator asked for
+    assert "tale-zero-shot@system+ex3+force1.5" in out and "vanilla" in out
+    assert "tale-zero-shot@system+ex3+force1.5 output tokens / vanilla output tokens" in out
 
 
 def test_ask_json(fake_local, capsys):
@@ -55,7 +56,8 @@ def test_ask_json(fake_local, capsys):
     )
     data = json.loads(capsys.readouterr().out)
     (row,) = data["results"]
-    assert row["budget"] == 40 and row["answer"] == "8" and row["method"] == "tale-fixed@tokens"
+    assert row["budget"] == 40 and row["answer"] == "8"
+    assert row["method"] == "tale-fixed:40@tokens+ex3+force1.5"
     assert "use less than 40 tokens" in fake_local.calls[0][0][-1].content
 
 

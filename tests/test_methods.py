@@ -292,8 +292,9 @@ def test_both_adapters_give_the_embedded_model_one_name_and_one_method():
     assert model_name_of(li) == "local/qwen2.5-coder-1.5b"
     runnable = TaleRunnable(llm=lc)
     transform = TaleQueryTransform(llm=li)
-    assert runnable.prompt_style.name == transform.style.name == "words"
-    assert runnable.resolved_method == transform._method
+    assert runnable.prompt_style.name == transform.style.name == "system"
+    assert runnable.resolved_method.spec == "tale-heuristic@system+ex3+force1.5"
+    assert transform._method.spec == "tale-heuristic@system"  # what a query can carry
 
 
 def test_a_saved_profile_says_so_and_a_broken_one_warns(tmp_path, monkeypatch):

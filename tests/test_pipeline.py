@@ -37,7 +37,7 @@ def test_style_defaults_to_the_model_profile(scripted):
         scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b"), FixedBudgetEstimator(100)
     )
     api = TalePipeline(scripted("[[8]]"), FixedBudgetEstimator(100))
-    assert (local.style.name, api.style.name) == ("words", "paper")
+    assert (local.style.name, api.style.name) == ("system", "paper")
 
 
 def test_vanilla_baseline_has_no_budget_and_one_call(scripted):
