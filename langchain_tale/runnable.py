@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 from langchain_tale._caps import cap_kwargs
 from langchain_tale._messages import coerce_input, inject_budget, to_langchain, with_exemplars
 from langchain_tale.model_adapter import LangChainModel, model_name_of
+from tale_shared.answers import bracketed_answer
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators import (
     BudgetEstimator,
@@ -43,7 +44,6 @@ from tale_shared.methods import (
     Exemplar,
     Method,
     exemplar_turns,
-    extract_answer_bracketed,
     hard_cap,
     load_exemplars,
 )
@@ -292,7 +292,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
             return False
         meta = reply.response_metadata or {}
         reason = str(meta.get("finish_reason") or meta.get("stop_reason") or "").lower()
-        return reason in CUT_REASONS and extract_answer_bracketed(reply.text) is None
+        return reason in CUT_REASONS and bracketed_answer(reply.text) is None
 
     def _forcing_call(
         self, plan: _Plan, reply: BaseMessage

@@ -40,6 +40,17 @@ def _boxed_contents(text: str) -> list[str]:
     return found
 
 
+def bracketed_answer(text: str | None) -> str | None:
+    """The last ``[[...]]`` answer in ``text``, or ``None`` (a reply with one needs no forced
+    answer).
+
+    >>> bracketed_answer("3 + 5 = 8 [[8]]"), bracketed_answer("3 + 5 = 8")
+    ('8', None)
+    """
+    found = _BRACKETS.findall(text or "")
+    return found[-1] if found else None
+
+
 def extract_answer(text: str | None) -> str | None:
     """The final answer in a model's reply, or ``None`` when there is none.
 

@@ -45,7 +45,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from tale_shared.answers import extract_answer
+from tale_shared.answers import bracketed_answer, extract_answer
 from tale_shared.estimators import parse_estimator_spec
 from tale_shared.models import ChatModel, Completion
 from tale_shared.prompts import Message, PromptStyle, get_style
@@ -308,7 +308,7 @@ def answer_plan(
         outcome.calls.append(("answer", reply))
         outcome.text = reply.text
         cut = reply.finish_reason == "length"
-    if force and cut and extract_answer_bracketed(outcome.text) is None:
+    if force and cut and bracketed_answer(outcome.text) is None:
         outcome.forced = True
         if can_continue:
             forced = yield Request(
@@ -325,12 +325,6 @@ def answer_plan(
 
 def _generated(outcome: Outcome) -> int:
     return sum(c.usage.output_tokens for kind, c in outcome.calls if kind == "answer")
-
-
-def extract_answer_bracketed(text: str) -> str | None:
-    """The last ``[[...]]`` answer in ``text`` (a reply that has one needs no forcing)."""
-    found = re.findall(r"\[\[\s*(.+?)\s*\]\]", text, re.S)
-    return found[-1] if found else None
 
 
 def run_plan(model: ChatModel, plan: Plan) -> Outcome:
