@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
@@ -15,7 +15,12 @@ from langchain_tale._messages import to_langchain
 from tale_shared.local.registry import canonical_model_name
 from tale_shared.models import Completion
 from tale_shared.prompts import Message
-from tale_shared.tokens import count_tokens
+from tale_shared.tokens import (
+    TokenCounter,
+    count_texts,
+    get_token_counter,
+    prime_packaged_encodings,
+)
 from tale_shared.usage import TokenUsage
 
 
@@ -29,8 +34,28 @@ def model_name_of(llm: Any) -> str:
     return type(llm).__name__
 
 
-def usage_from_message(message: BaseMessage, prompt: Sequence[BaseMessage] = ()) -> TokenUsage:
-    """Provider-reported usage of an AI message; counted with tiktoken when there is none."""
+def token_counter_for(llm: Any) -> TokenCounter:
+    """The model's own token counter when its class has one (``ChatOpenAI`` counts with the
+    model's tiktoken encoding, a ``custom_get_token_ids`` is honoured), else tale's default.
+
+    langchain-core's fallback (a GPT-2 tokenizer fetched from the Hugging Face hub) is never
+    used: it needs the network and is the wrong tokenizer for most models.
+    """
+    if isinstance(llm, BaseLanguageModel) and (
+        llm.custom_get_token_ids is not None
+        or type(llm).get_token_ids is not BaseLanguageModel.get_token_ids
+    ):
+        prime_packaged_encodings()  # tiktoken's files, for counters that call tiktoken
+        return TokenCounter(llm.get_token_ids, f"langchain:{type(llm).__name__}")
+    return get_token_counter()
+
+
+def usage_from_message(
+    message: BaseMessage, prompt: Sequence[BaseMessage] = (), llm: Any = None
+) -> TokenUsage:
+    """Provider-reported usage of an AI message. When there is none the text is counted,
+    with ``llm``'s own counter where it has one (:func:`token_counter_for`), and the usage
+    names the counter."""
     usage = getattr(message, "usage_metadata", None)
     if usage:
         details = usage.get("output_token_details") or {}
@@ -40,10 +65,14 @@ def usage_from_message(message: BaseMessage, prompt: Sequence[BaseMessage] = ())
             reasoning_tokens=int(details.get("reasoning", 0) or 0),
             source="provider",
         )
+    counter = token_counter_for(llm)
+    n_in, used = count_texts(counter, (m.text for m in prompt))
+    n_out, used_out = count_texts(counter, [message.text])
     return TokenUsage(
-        input_tokens=sum(count_tokens(m.text) for m in prompt),
-        output_tokens=count_tokens(message.text),
+        input_tokens=n_in,
+        output_tokens=n_out,
         source="counted",
+        counter=used if used == used_out else used_out,
     )
 
 
@@ -78,7 +107,7 @@ class LangChainModel:
         meta = getattr(message, "response_metadata", {}) or {}
         return Completion(
             text=message.text,
-            usage=usage_from_message(message, prompt),
+            usage=usage_from_message(message, prompt, self.llm),
             model=meta.get("model_name") or meta.get("model") or self.model_name,
             latency_s=time.perf_counter() - start,
             finish_reason=meta.get("finish_reason") or meta.get("stop_reason"),
@@ -101,4 +130,4 @@ class LangChainModel:
         return self._completion(reply, prompt, start)
 
 
-__all__ = ["LangChainModel", "model_name_of", "usage_from_message"]
+__all__ = ["LangChainModel", "model_name_of", "token_counter_for", "usage_from_message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,8 +15,15 @@ from llama_index.core.llms import LLM
 from tale_shared.local.registry import canonical_model_name
 from tale_shared.models import Completion
 from tale_shared.prompts import Message
-from tale_shared.tokens import count_tokens
+from tale_shared.tokens import (
+    TokenCounter,
+    count_texts,
+    get_token_counter,
+    prime_packaged_encodings,
+)
 from tale_shared.usage import CallRole, TokenUsage
+
+logger = logging.getLogger(__name__)
 
 _ROLES = {
     "system": MessageRole.SYSTEM,
@@ -59,13 +67,29 @@ def _first_int(obj: Any, *keys: str) -> int | None:
     return None
 
 
+def token_counter() -> TokenCounter:
+    """LlamaIndex's own tokenizer (``Settings.tokenizer``: the user's, or LlamaIndex's default
+    tiktoken cl100k, which works offline once tale has primed tiktoken's cache); tale's
+    default counter if that cannot be had."""
+    from llama_index.core import Settings
+
+    prime_packaged_encodings()
+    try:
+        tokenizer = Settings.tokenizer
+    except Exception as exc:
+        logger.warning("LlamaIndex's tokenizer is unavailable (%s); counting with tale's", exc)
+        return get_token_counter()
+    return TokenCounter(tokenizer, "llama_index:Settings.tokenizer")
+
+
 def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ()) -> TokenUsage:
     """Provider-reported usage of a LlamaIndex chat/completion response.
 
     Reads ``response.raw.usage`` (OpenAI: ``prompt_tokens``/``completion_tokens`` and
     ``completion_tokens_details.reasoning_tokens``; Anthropic: ``input_tokens``/
     ``output_tokens``), then ``additional_kwargs``. When the provider reported nothing the
-    text is counted with tiktoken and the usage says ``source="counted"``.
+    text is counted (:func:`token_counter`) and the usage says ``source="counted"`` and which
+    counter counted it.
     """
     raw = _get(response, "raw")
     for holder in (_get(raw, "usage"), raw, _get(response, "additional_kwargs")):
@@ -81,13 +105,18 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
                 reasoning_tokens=_first_int(details, "reasoning_tokens") or 0,
                 source="provider",
             )
-    if isinstance(prompt, str):
-        n_prompt = count_tokens(prompt)
-    else:
-        n_prompt = sum(count_tokens(m.content or "") for m in prompt)
+    counter = token_counter()
+    texts = [prompt] if isinstance(prompt, str) else [m.content or "" for m in prompt]
+    n_prompt, used = count_texts(counter, texts)
     message = _get(response, "message")
     text = (message.content if message is not None else _get(response, "text")) or ""
-    return TokenUsage(input_tokens=n_prompt, output_tokens=count_tokens(text), source="counted")
+    n_out, used_out = count_texts(counter, [text])
+    return TokenUsage(
+        input_tokens=n_prompt,
+        output_tokens=n_out,
+        source="counted",
+        counter=used if used == used_out else used_out,
+    )
 
 
 def model_name_of(llm: Any, response: Any = None) -> str:

@@ -40,14 +40,12 @@ def check_writable(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | Path, *, newline: str | None = None) -> Iterator[IO[str]]:
-    """Open a temporary file beside ``path``; on success it is fsynced and renamed over
-    ``path``, on any error it is removed and ``path`` is left untouched."""
+def _atomic(path: str | Path, mode: str, **open_kwargs: Any) -> Iterator[IO[Any]]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+        with os.fdopen(fd, mode, **open_kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -56,6 +54,20 @@ def atomic_writer(path: str | Path, *, newline: str | None = None) -> Iterator[I
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, *, newline: str | None = None) -> Iterator[IO[str]]:
+    """Open a temporary file beside ``path``; on success it is fsynced and renamed over
+    ``path``, on any error it is removed and ``path`` is left untouched."""
+    with _atomic(path, "w", encoding="utf-8", newline=newline) as fh:
+        yield fh
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` as :func:`atomic_writer` does (whole or not at all)."""
+    with _atomic(path, "wb") as fh:
+        fh.write(data)
 
 
 def write_jsonl(rows: Iterable[Any], out: str | Path) -> int:

@@ -73,7 +73,9 @@ class TokenUsage(BaseModel):
 
     ``source`` says where the numbers came from: ``"provider"`` (reported usage),
     ``"counted"`` (re-tokenised by tale because the provider reported none) or ``"none"``
-    (no call was made). Adding two usages keeps the weakest source.
+    (no call was made); ``counter`` names what counted them (``"tiktoken:o200k_base"``,
+    ``"langchain:ChatOpenAI"``, ``"llama_index:Settings.tokenizer"``, ...). Adding two usages
+    keeps the weakest source and the first counter.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -82,6 +84,7 @@ class TokenUsage(BaseModel):
     output_tokens: int = Field(default=0, ge=0)
     reasoning_tokens: int = Field(default=0, ge=0)
     source: UsageSource = "none"
+    counter: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -96,6 +99,7 @@ class TokenUsage(BaseModel):
             output_tokens=self.output_tokens + other.output_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             source=_combine_sources(self.source, other.source),
+            counter=self.counter or other.counter,
         )
 
 

@@ -107,3 +107,34 @@ def test_errors_are_recorded_not_lost():
         TaleRunnable(llm=Broken(), estimator="fixed:10").invoke(Q, config={"callbacks": [tracer]})
     (r,) = tracer.records
     assert "provider down" in r.error and r.calls[0].error
+
+
+def test_counted_usage_names_tale_s_counter_for_a_model_without_its_own():
+    tracer = TaleCallbackHandler()
+    llm = UsageFakeChatModel(report_usage=False)
+    TaleRunnable(llm=llm, estimator="fixed:50").invoke(Q, config={"callbacks": [tracer]})
+    (call,) = tracer.records[0].calls
+    assert call.usage.counter == "tiktoken:o200k_base"
+
+
+def test_the_model_s_own_token_counter_counts_when_it_has_one():
+    from langchain_tale import LangChainModel
+    from tale_shared.prompts import Message
+
+    llm = UsageFakeChatModel(report_usage=False, custom_get_token_ids=lambda t: list(t))
+    completion = LangChainModel(llm).complete([Message("user", "abc")])
+    assert completion.usage.counter == "langchain:UsageFakeChatModel"
+    assert completion.usage.input_tokens == 3  # one token per character, as its counter says
+    assert completion.usage.output_tokens == len(completion.text)
+
+
+def test_a_failing_model_counter_falls_back_to_tale_s_and_says_so():
+    from langchain_tale import LangChainModel
+    from tale_shared.prompts import Message
+
+    def broken(text):
+        raise OSError("needs a download")
+
+    llm = UsageFakeChatModel(report_usage=False, custom_get_token_ids=broken)
+    usage = LangChainModel(llm).complete([Message("user", "abc")]).usage
+    assert usage.counter == "tiktoken:o200k_base" and usage.input_tokens == 1

@@ -91,3 +91,21 @@ def test_an_estimator_with_a_timeout_stays_inside_its_query():
         _engine(llm, estimator=estimator).query(Q)
     (record,) = tracer.records  # one query, not two
     assert [c.role for c in record.calls] == ["estimator", "answer"]
+
+
+def test_counted_usage_uses_the_tokenizer_set_in_settings(monkeypatch):
+    import llama_index.core
+
+    from tale_shared.tokens import count_tokens
+
+    with TaleTracer() as tracer:
+        _engine(UsageMockLLM(report_usage=False), estimator="fixed:40").query(Q)
+    (default,) = tracer.records
+    assert default.usage.counter == "llama_index:Settings.tokenizer"  # LlamaIndex's cl100k
+    assert default.answer_usage.output_tokens == count_tokens(default.answer, "cl100k_base")
+    monkeypatch.setattr(llama_index.core, "global_tokenizer", lambda text: list(text))
+    with TaleTracer() as tracer:
+        _engine(UsageMockLLM(report_usage=False), estimator="fixed:40").query(Q)
+    (r,) = tracer.records
+    assert r.usage.counter == "llama_index:Settings.tokenizer"
+    assert r.answer_usage.output_tokens == len(r.answer)
