@@ -1,28 +1,85 @@
-"""Map a hard output cap to each provider's own parameter."""
+"""Map a hard output cap to the parameter each provider's LangChain class really sends.
+
+Providers are told apart with ``isinstance`` against their classes, looked up only in
+modules already imported (a ``ChatOpenAI`` instance means ``langchain_openai`` is loaded), so
+nothing is imported here and a class that merely shares a name is not mistaken for one.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlparse
+
+OPENAI_HOSTS = ("api.openai.com",)
+
+
+def _is(llm: Any, module: str, name: str) -> bool:
+    cls = getattr(sys.modules.get(module), name, None)
+    return isinstance(cls, type) and isinstance(llm, cls)
+
+
+def _base_url(llm: Any) -> str | None:
+    """The URL the client really calls: its root client's, else the configured one."""
+    client = getattr(llm, "root_client", None)
+    url = getattr(client, "base_url", None) or getattr(llm, "openai_api_base", None)
+    return str(url) if url else None
+
+
+def serves_openai_itself(llm: Any) -> bool:
+    """Whether a ``ChatOpenAI`` calls OpenAI's own API (or Azure's), not a compatible server.
+
+    Decided from the client's configuration (its base URL), once per call of
+    :func:`cap_kwargs`, never from a reply.
+    """
+    if _is(llm, "langchain_openai.chat_models.azure", "AzureChatOpenAI"):
+        return True
+    url = _base_url(llm)
+    return url is None or (urlparse(url).hostname or "") in OPENAI_HOSTS
 
 
 def cap_kwargs(llm: Any, max_tokens: int | None) -> dict[str, Any]:
     """Per-call kwargs that cap output at ``max_tokens`` for ``llm``'s provider.
 
-    - Gemini (``ChatGoogleGenerativeAI``/``ChatVertexAI``) ignores a per-call ``max_tokens``:
-      it takes ``max_output_tokens``.
+    - ``ChatOpenAI`` sends ``max_tokens`` as ``max_completion_tokens``, which OpenAI reads
+      and many OpenAI-compatible servers (llama.cpp's, older vLLM, ...) ignore. Pointed at a
+      server other than OpenAI's, the cap also goes in the body as ``max_tokens`` through
+      ``extra_body`` (merged with the model's own ``extra_body``).
+    - Gemini (``ChatGoogleGenerativeAI``/``ChatVertexAI``) takes ``max_output_tokens``.
     - Anthropic with extended thinking needs ``thinking.budget_tokens >= 1024`` and below
       ``max_tokens``: the cap is added on top of the thinking budget.
-    - Everything else (OpenAI, local llama.cpp, most others) takes ``max_tokens``.
+    - Everything else (local llama.cpp, most others) takes ``max_tokens``.
     """
     if max_tokens is None:
         return {}
-    name = type(llm).__name__
-    if name in ("ChatGoogleGenerativeAI", "ChatVertexAI"):
+    if _is(llm, "langchain_google_genai", "ChatGoogleGenerativeAI") or _is(
+        llm, "langchain_google_vertexai", "ChatVertexAI"
+    ):
         return {"max_output_tokens": max_tokens}
-    if name == "ChatAnthropic":
+    if _is(llm, "langchain_anthropic", "ChatAnthropic"):
         thinking = getattr(llm, "thinking", None) or {}
         if thinking.get("type") == "enabled":
             budget = max(1024, int(thinking.get("budget_tokens", 1024)))
             return {"max_tokens": budget + max_tokens}
         return {"max_tokens": max_tokens}
+    if _is(llm, "langchain_openai", "ChatOpenAI") and not serves_openai_itself(llm):
+        extra = dict(getattr(llm, "extra_body", None) or {})
+        return {"max_tokens": max_tokens, "extra_body": {**extra, "max_tokens": max_tokens}}
     return {"max_tokens": max_tokens}
+
+
+def _tighter(given: Any, cap: Any) -> Any:
+    if isinstance(given, int) and isinstance(cap, int):
+        return min(given, cap)
+    if isinstance(given, Mapping) and isinstance(cap, Mapping):
+        return {**given, **{k: _tighter(given.get(k), v) for k, v in cap.items()}}
+    return cap
+
+
+def with_cap(kwargs: Mapping[str, Any], llm: Any, max_tokens: int | None) -> dict[str, Any]:
+    """The caller's call kwargs with the cap added; a tighter cap the caller gave wins."""
+    merged = dict(kwargs)
+    for key, cap in cap_kwargs(llm, max_tokens).items():
+        merged[key] = _tighter(merged.get(key), cap)
+    return merged

@@ -27,7 +27,7 @@ from langchain_core.runnables.config import (
 )
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from langchain_tale._caps import cap_kwargs
+from langchain_tale._caps import cap_kwargs, with_cap
 from langchain_tale._messages import coerce_input, inject_budget, to_langchain, with_exemplars
 from langchain_tale.model_adapter import LangChainModel, model_name_of
 from tale_shared.answers import bracketed_answer
@@ -247,13 +247,12 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     ) -> _Plan:
         style = self.prompt_style
         tale = self._metadata(budget, style)
-        kwargs: dict[str, Any] = dict(call_kwargs)  # stop, temperature, ...: as the caller said
+        # stop, temperature, ...: as the caller said, with the cap when there is one
         headroom = self.cap_headroom if self.cap_headroom is not None else self._method.force
+        cap = None
         if headroom is not None and budget is not None:
-            for key, cap in cap_kwargs(self.llm, hard_cap(budget.tokens, headroom)).items():
-                given = kwargs.get(key)
-                both_ints = isinstance(given, int) and isinstance(cap, int)
-                kwargs[key] = min(given, cap) if both_ints else cap  # type: ignore[type-var]
+            cap = hard_cap(budget.tokens, headroom)
+        kwargs = with_cap(call_kwargs, self.llm, cap)
         tokens = budget.tokens if budget is not None and style.uses_budget else None
         prompt = with_exemplars(
             inject_budget(messages, style, tokens),

@@ -20,7 +20,7 @@ from langgraph.channels.untracked_value import UntrackedValue
 from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
-from langchain_tale._caps import cap_kwargs
+from langchain_tale._caps import with_cap
 from langchain_tale._messages import inject_budget
 from langchain_tale.model_adapter import LangChainModel, usage_from_message
 from langchain_tale.runnable import ESTIMATOR_TAG
@@ -172,10 +172,9 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         else:  # the one placement rule: the last human message
             overrides["messages"] = inject_budget(request.messages, self.style, tokens)
         if self.cap_headroom is not None:
-            overrides["model_settings"] = {
-                **request.model_settings,
-                **cap_kwargs(request.model, hard_cap(tokens, self.cap_headroom)),
-            }
+            overrides["model_settings"] = with_cap(
+                request.model_settings, request.model, hard_cap(tokens, self.cap_headroom)
+            )
         return request.override(**overrides)
 
     def _estimator(self, request: ModelRequest[Any]) -> BudgetEstimator:
