@@ -34,9 +34,9 @@ from tale_shared.answers import bracketed_answer
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators import (
     BudgetEstimator,
+    EstimatorSlot,
     ZeroShotEstimator,
-    make_estimator,
-    parse_estimator_spec,
+    resolve_estimator,
 )
 from tale_shared.methods import (
     ANSWER_TOKENS,
@@ -117,7 +117,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     cap_headroom: float | None = Field(default=None, ge=1.0)
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    _built_estimator: BudgetEstimator | None = PrivateAttr(default=None)
+    _slot: EstimatorSlot = PrivateAttr(default_factory=EstimatorSlot)
     _method: Method = PrivateAttr()
 
     @field_validator("style")
@@ -159,50 +159,38 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
                 "tale_shared.pipeline.TalePipeline on the embedded model, not in TaleRunnable"
             )
         self._method = method
-        # a spec that needs no model ("regression", "fixed:N", ...) is built once, here: the
-        # regression estimator reads and checks its file, which is not per-call work
-        spec = self._estimator_spec
-        if isinstance(spec, str):
-            name, _ = parse_estimator_spec(spec)
-            if name != "zero-shot":
-                self._built_estimator = make_estimator(spec)
+        # resolved once, here: "regression" reads and checks its file, not per-call work
+        self._slot = resolve_estimator(
+            self.estimator if self.estimator is not None else method.estimator
+        )
 
     @property
     def resolved_method(self) -> Method:
         """The method this runnable runs (``method``, else the model's profile method), with
         ``estimator`` and ``style`` when given in place of the method's own."""
         style = self.prompt_style.name
-        estimator = self._estimator_spec
-        name = (
-            estimator
-            if isinstance(estimator, str) or estimator is None
-            else (estimator.spec or estimator.name)
-        )
+        name = self.estimator if isinstance(self.estimator, str) else self._slot.spec
+        if name is None:
+            name = self._method.estimator
         if style == self._method.style and name == self._method.estimator:
             return self._method
         return replace(self._method, style=style, estimator=name, label=None)
 
-    @property
-    def _estimator_spec(self) -> BudgetEstimator | str | None:
-        return self.estimator if self.estimator is not None else self._method.estimator
-
     def _estimator_for(self, config: RunnableConfig) -> BudgetEstimator | None:
-        if self._built_estimator is not None:
-            return self._built_estimator
-        est = self._estimator_spec
-        if est is None:
-            return None  # a method without a budget (vanilla, direct, chain-of-draft)
-        if isinstance(est, BudgetEstimator) and not isinstance(est, ZeroShotEstimator):
-            return est  # calls no model: no child run to configure
+        """This call's estimator (``None``: a method without a budget). A model-calling one
+        runs as a child run of this call, tagged ``tale:estimator``."""
 
         def est_config() -> RunnableConfig:
             patched = patch_config(config, run_name="tale_estimator")
             patched["tags"] = [*patched.get("tags", []), ESTIMATOR_TAG]
             return patched
 
-        if isinstance(est, str):
-            return make_estimator(est, LangChainModel(self.llm, est_config()))
-        if isinstance(est, ZeroShotEstimator) and isinstance(est.model, LangChainModel):
+        est = self._slot.bind(lambda: LangChainModel(self.llm, est_config()))
+        if (
+            not self._slot.zero_shot
+            and isinstance(est, ZeroShotEstimator)
+            and isinstance(est.model, LangChainModel)
+        ):
             return est.with_model(est.model.with_config(est_config()))
         return est
 

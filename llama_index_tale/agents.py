@@ -7,8 +7,9 @@ hand that to the agent.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llama_index.core.base.llms.types import (
@@ -28,12 +29,12 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from pydantic import ConfigDict, Field, PrivateAttr, SerializeAsAny, field_serializer
 
-from llama_index_tale.llm_adapter import model_name_of, usage_from_response
+from llama_index_tale.llm_adapter import LlamaIndexModel, model_name_of, usage_from_response
 from tale_shared.budget import TokenBudget
-from tale_shared.estimators import BudgetEstimator, HeuristicEstimator, make_estimator
+from tale_shared.estimators import BudgetEstimator, EstimatorSlot, resolve_estimator
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
-from tale_shared.run_budget import ExitBehavior, RunBudget, RunSpending
+from tale_shared.run_budget import ExitBehavior, RunBudget, RunLedger
 from tale_shared.usage import TokenUsage
 
 if TYPE_CHECKING:
@@ -83,33 +84,36 @@ class TaleLLM(FunctionCallingLLM):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     llm: SerializeAsAny[LLM]
-    estimator: Any = Field(default=None, description="a core BudgetEstimator or a spec string")
+    estimator: Any = Field(
+        default=None,
+        description='a core BudgetEstimator or a spec string ("heuristic" when not given)',
+    )
     total_tokens: int | None = Field(default=None, ge=1)
     total_usd: float | None = Field(default=None, gt=0)
     exit_behavior: ExitBehavior = "end"
     style: str = "system"
     price_table: Any = Field(default=None, exclude=True)
 
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _spent: RunSpending = PrivateAttr(default_factory=RunSpending)
+    _default_run: RunLedger = PrivateAttr(default_factory=RunLedger)
+    _current_run: ContextVar[RunLedger | None] = PrivateAttr()
     _run_budget: RunBudget = PrivateAttr()
+    _slot: EstimatorSlot = PrivateAttr(default_factory=EstimatorSlot)
 
     @field_serializer("estimator")
     def _estimator_spec(self, estimator: Any) -> str | None:
-        """Serialised as its spec string (an estimator object by its name)."""
+        """Serialised as its spec string (an estimator object by its spec, else its name)."""
         if estimator is None or isinstance(estimator, str):
             return estimator
-        return str(getattr(estimator, "name", type(estimator).__name__))
+        return resolve_estimator(estimator).spec
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
-        if isinstance(self.estimator, str):
-            self.estimator = make_estimator(self.estimator)
-        if self.estimator is None:
-            self.estimator = HeuristicEstimator()
-        if not isinstance(self.estimator, BudgetEstimator):
-            raise TypeError("estimator must be a tale estimator or a spec string")
+        # "zero-shot" asks the wrapped LLM, bound per step
+        self._slot = resolve_estimator(
+            self.estimator if self.estimator is not None else "heuristic"
+        )
         get_style(self.style)
+        self._current_run = ContextVar(f"tale_llm_run_{id(self)}", default=None)
         self._run_budget = RunBudget(self.total_tokens, self.total_usd, self.exit_behavior)
 
     @classmethod
@@ -120,42 +124,80 @@ class TaleLLM(FunctionCallingLLM):
     def metadata(self) -> LLMMetadata:
         return self.llm.metadata
 
-    # -- accounting --------------------------------------------------------------------------
+    # -- accounting: spending belongs to a run ----------------------------------------------
+    @contextmanager
+    def run(self) -> Iterator[RunLedger]:
+        """A run of its own: the calls made inside the block (and in the tasks started in it,
+        such as an agent's workflow) spend from a fresh ledger, so concurrent runs never share
+        one budget. Outside any block, calls share the instance's ledger (:meth:`reset`).
+
+        Example:
+            .. code-block:: python
+
+                with llm.run() as ledger:
+                    await agent.run("What is 12.3 * 4.56?")
+                ledger.spent.tokens
+        """
+        ledger = RunLedger()
+        token = self._current_run.set(ledger)
+        try:
+            yield ledger
+        finally:
+            self._current_run.reset(token)
+
+    @property
+    def current_run(self) -> RunLedger:
+        """The ledger calls made here spend from: the enclosing :meth:`run`'s, else the
+        instance's."""
+        return self._current_run.get() or self._default_run
+
     @property
     def spent_tokens(self) -> int:
-        return self._spent.tokens
+        return self.current_run.spent.tokens
 
     @property
     def spent_usd(self) -> float | None:
         """USD spent so far, or ``None`` once any call's price was unknown."""
-        return self._spent.cost_usd
+        return self.current_run.spent.cost_usd
 
     @property
     def steps(self) -> int:
-        return self._spent.steps
+        return self.current_run.spent.steps
 
     def reset(self) -> None:
-        """Start a new run: forget what was spent."""
-        with self._lock:
-            self._spent = RunSpending()
+        """Start a new run on the current ledger: forget what was spent."""
+        self.current_run.reset()
 
     def _prices(self) -> PriceTable:
         return (
             self.price_table if isinstance(self.price_table, PriceTable) else default_price_table()
         )
 
-    def _add(self, model: str | None, usage: TokenUsage, *, step: bool = True) -> None:
+    def _add(
+        self,
+        model: str | None,
+        usage: TokenUsage,
+        *,
+        step: bool = True,
+        ledger: RunLedger | None = None,
+    ) -> None:
         cost = self._prices().cost(model, usage)
         self._run_budget.warn_if_unpriced(model, cost)
-        with self._lock:
-            self._spent = self._spent.add(usage.total_tokens, cost, step=step)
+        (ledger or self.current_run).add(usage.total_tokens, cost, step=step)
 
-    def _count(self, response: Any, messages: Sequence[ChatMessage] | str) -> None:
-        self._add(model_name_of(self.llm, response), usage_from_response(response, messages))
+    def _count(
+        self,
+        response: Any,
+        messages: Sequence[ChatMessage] | str,
+        ledger: RunLedger | None = None,
+    ) -> None:
+        """Add a call's usage to ``ledger`` (a stream passes the one its call started in)."""
+        usage = usage_from_response(response, messages)
+        self._add(model_name_of(self.llm, response), usage, ledger=ledger)
 
     def _stop_message(self) -> str | None:
         """``None`` to go on; else the message to answer with instead of calling the model."""
-        return self._run_budget.check(self._spent)
+        return self._run_budget.check(self.current_run.spent)
 
     # -- the step budget ---------------------------------------------------------------------
     @property
@@ -165,14 +207,19 @@ class TaleLLM(FunctionCallingLLM):
     def _step_cap(self, budget: TokenBudget) -> int:
         if budget.usage.total_tokens:  # an estimator that calls a model: part of the run
             self._add(budget.model, budget.usage, step=False)
-        return self._run_budget.step_cap(budget.tokens, self._spent)
+        return self._run_budget.step_cap(budget.tokens, self.current_run.spent)
+
+    def _estimator(self) -> BudgetEstimator:
+        estimator = self._slot.bind(lambda: LlamaIndexModel(self.llm, role="estimator"))
+        assert estimator is not None  # the slot always holds one: "heuristic" by default
+        return estimator
 
     def _step_budget(self, task: str) -> int:
-        return self._step_cap(self.estimator.estimate(task))
+        return self._step_cap(self._estimator().estimate(task))
 
     async def _astep_budget(self, task: str) -> int:
         """Async :meth:`_step_budget`: a model-calling estimator is awaited, never blocking."""
-        return self._step_cap(await self.estimator.aestimate(task))
+        return self._step_cap(await self._estimator().aestimate(task))
 
     @staticmethod
     def _task(messages: Sequence[ChatMessage]) -> str:
@@ -222,13 +269,14 @@ class TaleLLM(FunctionCallingLLM):
             return _single(self._stopped(stop))
         prompt = self._budgeted(messages)
         inner = self.llm.stream_chat(prompt, **kwargs)
+        ledger = self.current_run
 
         def gen() -> Generator[ChatResponse, None, None]:
             last = None
             for last in inner:
                 yield last
             if last is not None:
-                self._count(last, prompt)
+                self._count(last, prompt, ledger)
 
         return gen()
 
@@ -242,6 +290,7 @@ class TaleLLM(FunctionCallingLLM):
             else self._budgeted(messages, await self._astep_budget(self._task(messages)))
         )
         inner = None if stop is not None else await self.llm.astream_chat(prompt, **kwargs)
+        ledger = self.current_run
 
         async def gen() -> AsyncGenerator[ChatResponse, None]:
             if inner is None:
@@ -251,7 +300,7 @@ class TaleLLM(FunctionCallingLLM):
             async for last in inner:
                 yield last
             if last is not None:
-                self._count(last, prompt)
+                self._count(last, prompt, ledger)
 
         return gen()
 
@@ -286,13 +335,14 @@ class TaleLLM(FunctionCallingLLM):
             return _single(CompletionResponse(text=stop, delta=stop))
         text = self._budgeted_prompt(prompt)
         inner = self.llm.stream_complete(text, formatted=formatted, **kwargs)
+        ledger = self.current_run
 
         def gen() -> Generator[CompletionResponse, None, None]:
             last = None
             for last in inner:
                 yield last
             if last is not None:
-                self._count(last, text)
+                self._count(last, text, ledger)
 
         return gen()
 
@@ -310,6 +360,7 @@ class TaleLLM(FunctionCallingLLM):
             if stop is not None
             else await self.llm.astream_complete(text, formatted=formatted, **kwargs)
         )
+        ledger = self.current_run
 
         async def gen() -> AsyncGenerator[CompletionResponse, None]:
             if inner is None:
@@ -319,7 +370,7 @@ class TaleLLM(FunctionCallingLLM):
             async for last in inner:
                 yield last
             if last is not None:
-                self._count(last, text)
+                self._count(last, text, ledger)
 
         return gen()
 

@@ -18,12 +18,7 @@ from llama_index.core.settings import Settings
 from llama_index_tale.llm_adapter import LlamaIndexModel, model_name_of
 from tale_shared._validation import require_question
 from tale_shared.budget import TokenBudget
-from tale_shared.estimators import (
-    BudgetEstimator,
-    ZeroShotEstimator,
-    make_estimator,
-    parse_estimator_spec,
-)
+from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
 from tale_shared.profiles import method_for, style_for
 from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
@@ -113,11 +108,9 @@ class TaleQueryTransform(BaseQueryTransform):
                 f"{self._method.spec}: a query transform can only word the query (style and "
                 "budget); exemplars, forcing and early exit need TalePipeline or TaleRunnable"
             )
-        spec = estimator if estimator is not None else self._method.estimator
-        self._zero_shot = isinstance(spec, str) and parse_estimator_spec(spec)[0] == "zero-shot"
-        if isinstance(spec, str) and not self._zero_shot:
-            spec = make_estimator(spec)
-        self._estimator = spec if isinstance(spec, BudgetEstimator) else None
+        self._slot = resolve_estimator(
+            estimator if estimator is not None else self._method.estimator
+        )
         self._style = get_style(style) if style is not None else get_style(self._method.style)
         self._last_budget: ContextVar[TokenBudget | None] = ContextVar(
             f"tale_last_budget_{id(self)}", default=None
@@ -157,12 +150,10 @@ class TaleQueryTransform(BaseQueryTransform):
     @property
     def estimator(self) -> BudgetEstimator | None:
         """The estimator, or ``None`` for a method without a budget."""
-        if self._zero_shot:
-            return ZeroShotEstimator(
-                LlamaIndexModel(self.llm, role="estimator"),
-                prompt=self._estimator_prompt.get_template(),
-            )
-        return self._estimator
+        return self._slot.bind(
+            lambda: LlamaIndexModel(self.llm, role="estimator"),
+            prompt=self._estimator_prompt.get_template(),
+        )
 
     @property
     def style(self) -> PromptStyle:

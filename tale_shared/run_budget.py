@@ -49,6 +49,38 @@ class RunSpending:
         return RunSpending(self.tokens + tokens, cost, self.steps + int(step))
 
 
+class RunLedger:
+    """What one run has spent so far, shared by every call of the run (and the threads and
+    tasks it spawns): adds and reads happen under a lock.
+
+    Example:
+        >>> ledger = RunLedger()
+        >>> ledger.add(120, 0.001).tokens
+        120
+        >>> ledger.spent.steps
+        1
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spent = RunSpending()
+
+    @property
+    def spent(self) -> RunSpending:
+        with self._lock:
+            return self._spent
+
+    def add(self, tokens: int, cost_usd: float | None, *, step: bool = True) -> RunSpending:
+        """Add one call's tokens and cost; returns the spending after it."""
+        with self._lock:
+            self._spent = self._spent.add(tokens, cost_usd, step=step)
+            return self._spent
+
+    def reset(self) -> None:
+        with self._lock:
+            self._spent = RunSpending()
+
+
 @dataclass(frozen=True)
 class RunBudget:
     """A total in tokens and/or USD, and the policy when it is spent.

@@ -229,3 +229,24 @@ def test_the_packaged_default_estimator_loads_safely_and_predicts_in_bounds():
     budgets = [est.estimate(q).tokens for q in (Q, HARD)]
     assert all(est.min_tokens <= b <= est.max_tokens for b in budgets)
     assert make_estimator("regression").estimate(Q).tokens == budgets[0]
+
+
+def test_one_resolver_builds_a_spec_once_and_binds_zero_shot_per_call(monkeypatch):
+    import tale_shared.estimators as estimators
+
+    built = []
+    real = estimators.make_estimator
+    monkeypatch.setattr(estimators, "make_estimator", lambda *a: built.append(a) or real(*a))
+    slot = estimators.resolve_estimator("fixed:90")
+    assert [slot.bind(lambda: None).estimate("q").tokens for _ in range(3)] == [90, 90, 90]
+    assert len(built) == 1 and slot.spec == "fixed:90"
+
+    zero = estimators.resolve_estimator("zero_shot")
+    assert zero.zero_shot and zero.estimator is None and zero.spec == "zero-shot"
+    with pytest.raises(ValueError, match="needs a model"):
+        zero.bind(lambda: None)
+    assert estimators.resolve_estimator(None).bind(lambda: None) is None
+    with pytest.raises(TypeError, match="spec string"):
+        estimators.resolve_estimator(200)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown estimator"):
+        estimators.resolve_estimator("guess")

@@ -215,5 +215,47 @@ def test_the_estimators_cap_reaches_a_llama_index_llm():
 
 def test_tale_llm_serialises_with_its_estimator_spec():
     data = TaleLLM(llm=UsageMockLLM(), estimator=FixedBudgetEstimator(40)).to_dict()
-    assert data["estimator"] == "fixed" and data["class_name"] == "TaleLLM"
+    assert data["estimator"] == "fixed:40" and data["class_name"] == "TaleLLM"
+    rebuilt = TaleLLM(llm=UsageMockLLM(), estimator=data["estimator"])  # the spec rebuilds it
+    assert rebuilt._estimator().estimate("What is 2 + 2?").tokens == 40
     assert TaleLLM(llm=UsageMockLLM(), estimator="heuristic").to_json()
+
+
+async def test_concurrent_runs_each_spend_from_their_own_ledger():
+    single, agent = _agent(Script(n_calls=1), estimator="fixed:80")
+    await agent.run("What is 2 + 1? Use the tool.")
+    one_run = single.spent_tokens
+
+    def two_agents():
+        llm, a = _agent(Script(n_calls=1), estimator="fixed:80", total_tokens=one_run * 3 // 2)
+        b = FunctionAgent(tools=TOOLS, llm=llm, system_prompt="You are a calculator.")
+        return llm, a, b
+
+    async def in_a_run(llm, agent):
+        with llm.run() as ledger:
+            result = await agent.run("What is 2 + 1? Use the tool.")
+        return str(result), ledger.spent
+
+    llm, a, b = two_agents()
+    (ra, sa), (rb, sb) = await asyncio.gather(in_a_run(llm, a), in_a_run(llm, b))
+    assert "[[3]]" in ra and "[[3]]" in rb
+    assert sa.tokens == sb.tokens == one_run and sa.steps == sb.steps == 2
+    assert llm.spent_tokens == 0  # the instance's ledger was not touched
+
+    # the same two runs sharing the instance's ledger spend one budget between them, and
+    # both checks pass before either has spent: together they overshoot it
+    llm, a, b = two_agents()
+    await asyncio.gather(*(x.run("What is 2 + 1? Use the tool.") for x in (a, b)))
+    assert llm.spent_tokens == 2 * one_run > llm.total_tokens
+
+
+def test_zero_shot_asks_the_wrapped_llm_and_its_tokens_are_part_of_the_run():
+    inner = UsageMockLLM(estimate_reply="Budget: [[70]]")
+    llm = TaleLLM(llm=inner, estimator="zero-shot")
+    llm.chat([ChatMessage(role=MessageRole.USER, content="What is 3 + 5?")])
+    estimate, answer = inner.seen
+    assert "estimate the minimum number of tokens" in estimate[-1].content
+    assert "shorter than 70 tokens" in answer[0].content
+    words = sum(len((m.content or "").split()) for m in [*estimate, *answer])
+    assert llm.spent_tokens == words + len("Budget: [[70]]".split()) + len(inner.answer.split())
+    assert llm.steps == 1  # the estimator's call is not a step of its own

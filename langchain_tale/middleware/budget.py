@@ -25,12 +25,7 @@ from langchain_tale._messages import inject_budget
 from langchain_tale.model_adapter import LangChainModel, usage_from_message
 from langchain_tale.runnable import ESTIMATOR_TAG
 from tale_shared.budget import TokenBudget
-from tale_shared.estimators import (
-    BudgetEstimator,
-    HeuristicEstimator,
-    ZeroShotEstimator,
-    make_estimator,
-)
+from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.pipeline import hard_cap
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import get_style, join_instruction
@@ -91,13 +86,8 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     ) -> None:
         super().__init__()
         self.run_budget = RunBudget(total_tokens, total_usd, exit_behavior)
-        # "zero-shot" asks the agent's own model, so it is built per call from the request.
-        self._zero_shot = estimator == "zero-shot"
-        if isinstance(estimator, str) and not self._zero_shot:
-            estimator = make_estimator(estimator)
-        self.estimator = (
-            estimator if isinstance(estimator, BudgetEstimator) else HeuristicEstimator()
-        )
+        # "zero-shot" asks the agent's own model: bound per call to the request's model
+        self._slot = resolve_estimator(estimator if estimator is not None else "heuristic")
         self.style = get_style(style)
         self.cap_headroom = cap_headroom
         self.prices = price_table or default_price_table()
@@ -177,14 +167,22 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             )
         return request.override(**overrides)
 
+    @property
+    def estimator(self) -> BudgetEstimator | None:
+        """The estimator object (``None`` for ``"zero-shot"``, built per call)."""
+        return self._slot.estimator
+
     def _estimator(self, request: ModelRequest[Any]) -> BudgetEstimator:
-        if self._zero_shot:
+        def agent_model() -> LangChainModel:
             # the agent's own model, in the current run's config, tagged so that tracers
             # record the call as the estimator's
             config = patch_config(ensure_config(), run_name="tale_estimator")
             config["tags"] = [*config.get("tags", []), ESTIMATOR_TAG]
-            return ZeroShotEstimator(LangChainModel(request.model, config))
-        return self.estimator
+            return LangChainModel(request.model, config)
+
+        estimator = self._slot.bind(agent_model)
+        assert estimator is not None  # the slot always holds one: "heuristic" by default
+        return estimator
 
     @staticmethod
     def _with_estimator_usage(response: ModelResponse[Any], budget: TokenBudget) -> Any:

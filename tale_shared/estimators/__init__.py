@@ -12,7 +12,10 @@ RegressionEstimator learned from optimal-budget search results        none
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tale_shared.estimators.base import (
     DEFAULT_FALLBACK_TOKENS,
@@ -37,6 +40,7 @@ __all__ = [
     "ESTIMATOR_PROMPT",
     "BudgetEstimator",
     "EstimatorFileError",
+    "EstimatorSlot",
     "FixedBudgetEstimator",
     "HeuristicEstimator",
     "RegressionEstimator",
@@ -45,6 +49,7 @@ __all__ = [
     "parse_budget_reply",
     "parse_estimator_spec",
     "question_features",
+    "resolve_estimator",
 ]
 
 
@@ -99,3 +104,64 @@ def make_estimator(spec: str, model: ChatModel | None = None) -> BudgetEstimator
     from tale_shared.profiles import default_regression_estimator
 
     return default_regression_estimator()
+
+
+@dataclass(frozen=True)
+class EstimatorSlot:
+    """An estimator as an adapter holds it: resolved once, at construction.
+
+    A spec that needs no model is built by :func:`resolve_estimator` (the regression file is
+    read and checked once, not per call); ``"zero-shot"`` is bound at call time with
+    :meth:`bind`, because its model call belongs to the caller's run (a LangChain config, a
+    LlamaIndex span) and uses the caller's model. An empty slot means a method without a
+    budget (vanilla, direct, chain-of-draft).
+
+    Example:
+        >>> slot = resolve_estimator("fixed:120")
+        >>> slot.bind(lambda: None).estimate("What is 2 + 2?").tokens
+        120
+        >>> resolve_estimator("zero-shot").zero_shot
+        True
+    """
+
+    estimator: BudgetEstimator | None = None
+    zero_shot: bool = False
+
+    @property
+    def spec(self) -> str | None:
+        """The spec string it serialises as (``None`` when empty)."""
+        if self.zero_shot:
+            return "zero-shot"
+        if self.estimator is None:
+            return None
+        return self.estimator.spec or self.estimator.name
+
+    def bind(
+        self, model: Callable[[], ChatModel | None], **zero_shot_options: Any
+    ) -> BudgetEstimator | None:
+        """The estimator for one call: ``model()`` is only asked for by ``"zero-shot"``."""
+        if not self.zero_shot:
+            return self.estimator
+        chat_model = model()
+        if chat_model is None:
+            raise ValueError("the zero-shot estimator needs a model")
+        return ZeroShotEstimator(chat_model, **zero_shot_options)
+
+
+def resolve_estimator(estimator: BudgetEstimator | str | None) -> EstimatorSlot:
+    """The one place an adapter turns its ``estimator=`` argument into an estimator.
+
+    An estimator object is used as it is; a spec string is checked and, unless it is
+    ``"zero-shot"``, built now; ``None`` gives an empty slot (no budget).
+    """
+    if estimator is None:
+        return EstimatorSlot()
+    if isinstance(estimator, BudgetEstimator):
+        return EstimatorSlot(estimator)
+    if not isinstance(estimator, str):
+        raise TypeError(
+            f"estimator must be a tale estimator or a spec string, got {type(estimator).__name__}"
+        )
+    if parse_estimator_spec(estimator)[0] == "zero-shot":
+        return EstimatorSlot(zero_shot=True)
+    return EstimatorSlot(make_estimator(estimator))
