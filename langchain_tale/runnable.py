@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -21,7 +21,14 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import add_usage
 from langchain_core.prompts import BasePromptTemplate
-from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables import (
+    Runnable,
+    RunnableBinding,
+    RunnableConfig,
+    RunnableParallel,
+    RunnableSequence,
+    RunnableSerializable,
+)
 from langchain_core.runnables.config import (
     patch_config,
 )
@@ -144,6 +151,52 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         if isinstance(est, BudgetEstimator) and est.spec and isinstance(kwargs, dict):
             kwargs["estimator"] = est.spec
         return data
+
+    # -- tools and structured output: the wrapped model's, with the budget kept -------------
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, BaseMessage]:
+        """The wrapped model's ``bind_tools``, budgeted: the tools (formatted by the model's
+        own ``bind_tools``) go with every answer call; the estimator's call gets none.
+
+        Example:
+            .. code-block:: python
+
+                model = TaleRunnable(llm=ChatOpenAI(model="gpt-4o-mini")).bind_tools([multiply])
+                model.invoke("What is 12.3 * 4.56?").tool_calls
+        """
+        binding = self.llm.bind_tools(tools, **kwargs)
+        return self._budgeted(binding)
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+        """The wrapped model's ``with_structured_output`` (any ``method``, ``include_raw``),
+        with this runnable in the model's place: the budget goes into the prompt, the
+        model's parser reads the reply."""
+        structured = self.llm.with_structured_output(schema, **kwargs)
+        return self._budgeted(structured)
+
+    def _budgeted(self, runnable: Runnable[Any, Any]) -> Runnable[Any, Any]:
+        """``runnable`` (built by the wrapped model) with each ``llm.bind(...)`` in it replaced
+        by ``self.bind(...)``: the same call kwargs, sent through the budget."""
+        found = False
+
+        def swap(part: Runnable[Any, Any]) -> Runnable[Any, Any]:
+            nonlocal found
+            if isinstance(part, RunnableBinding) and part.bound is self.llm:
+                found = True
+                bound = self.bind(**part.kwargs)
+                return bound.with_config(part.config) if part.config else bound
+            if isinstance(part, RunnableSequence):
+                return RunnableSequence(swap(part.first), *part.middle, part.last)
+            if isinstance(part, RunnableParallel):
+                return RunnableParallel({k: swap(v) for k, v in part.steps__.items()})
+            return part
+
+        swapped = swap(runnable)
+        if not found:
+            raise NotImplementedError(
+                f"{type(self.llm).__name__} built its tools/structured output without a "
+                "binding of the model; wrap the result instead: prompt | TaleRunnable(...) | parser"
+            )
+        return swapped
 
     # -- the parts of one call ---------------------------------------------------------------
     @property

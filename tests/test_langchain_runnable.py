@@ -269,3 +269,14 @@ def test_estimator_objects_serialise_as_their_spec(tmp_path):
     path = fitted.save(tmp_path / "est.json")
     data = dumpd(TaleRunnable(llm=UsageFakeChatModel(), estimator=fitted))
     assert data["kwargs"]["estimator"] == f"regression:{path}"
+
+
+def test_structured_output_without_a_model_binding_says_what_to_do():
+    from langchain_core.runnables import RunnableLambda
+
+    class Unbound(UsageFakeChatModel):
+        def with_structured_output(self, schema, **kwargs):  # type: ignore[no-untyped-def]
+            return RunnableLambda(lambda x: x)
+
+    with pytest.raises(NotImplementedError, match=r"prompt \| TaleRunnable"):
+        TaleRunnable(llm=Unbound(), estimator="fixed:50").with_structured_output(dict)

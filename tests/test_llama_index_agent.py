@@ -257,5 +257,5 @@ def test_zero_shot_asks_the_wrapped_llm_and_its_tokens_are_part_of_the_run():
     assert "estimate the minimum number of tokens" in estimate[-1].content
     assert "shorter than 70 tokens" in answer[0].content
     words = sum(len((m.content or "").split()) for m in [*estimate, *answer])
-    assert llm.spent_tokens == words + len("Budget: [[70]]".split()) + len(inner.answer.split())
+    assert llm.spent_tokens == words + len(inner.estimate_reply.split()) + len(inner.answer.split())
     assert llm.steps == 1  # the estimator's call is not a step of its own

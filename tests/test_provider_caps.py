@@ -122,3 +122,50 @@ def test_providers_are_told_apart_by_class_not_by_name(monkeypatch):
     monkeypatch.setitem(sys.modules, "langchain_google_genai", genai)
     assert cap_kwargs(ChatGoogleGenerativeAI(), 90) == {"max_output_tokens": 90}
     assert cap_kwargs(ChatAnthropic(), None) == {}
+
+
+TOOL_REPLY = {
+    **OPENAI_REPLY,
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "Answer", "arguments": '{"value": 8}'},
+                    }
+                ],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ],
+}
+
+
+def test_bind_tools_and_structured_output_keep_the_budget():
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        """The final answer."""
+
+        value: int
+
+    rec = Recorder(TOOL_REPLY)
+    runnable = TaleRunnable(llm=_openai(rec), estimator="fixed:60", style="paper")
+    reply = runnable.bind_tools([Answer], tool_choice="Answer").invoke(Q)
+    body = rec.bodies[-1]
+    assert body["tools"][0]["function"]["name"] == "Answer"
+    assert "60 tokens" in body["messages"][-1]["content"]  # the budget is in the prompt
+    assert reply.tool_calls[0]["args"] == {"value": 8}
+    assert reply.response_metadata["tale"]["budget"] == 60
+
+    structured = runnable.with_structured_output(Answer, method="function_calling")
+    assert structured.invoke(Q) == Answer(value=8)
+    assert "60 tokens" in rec.bodies[-1]["messages"][-1]["content"]
+    raw = runnable.with_structured_output(Answer, method="function_calling", include_raw=True)
+    out = raw.invoke(Q)
+    assert out["parsed"] == Answer(value=8) and out["raw"].response_metadata["tale"]["budget"] == 60
