@@ -19,6 +19,7 @@ from langchain_core.tracers.context import register_configure_hook
 
 from langchain_tale.model_adapter import usage_from_message
 from langchain_tale.runnable import BUDGET_EVENT, ESTIMATOR_TAG
+from tale_shared.caps import cap_from_params, warn_cap_exceeded
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.usage import CallRecord, QueryRecord, TokenUsage, UsageLedger, UsageSummary
 
@@ -29,6 +30,7 @@ class _PendingCall:
     role: str
     started: float
     prompt: list[BaseMessage] = field(default_factory=list)
+    cap: int | None = None
 
 
 @dataclass
@@ -59,6 +61,15 @@ def _model_of(serialized: dict[str, Any] | None, kwargs: dict[str, Any]) -> str 
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def _cap_of(kwargs: dict[str, Any]) -> int | None:
+    """The output cap a model call was sent with: its invocation parameters (the model's own
+    settings and the call's kwargs) and LangChain's ``ls_max_tokens`` metadata."""
+    metadata = kwargs.get("metadata") or {}
+    return cap_from_params(
+        kwargs.get("invocation_params"), {"max_tokens": metadata.get("ls_max_tokens")}
+    )
 
 
 class TaleCallbackHandler(BaseCallbackHandler):
@@ -257,6 +268,7 @@ class TaleCallbackHandler(BaseCallbackHandler):
                 role,
                 time.perf_counter(),
                 prompt if isinstance(prompt, list) else [],
+                _cap_of(kwargs),
             )
 
     def on_chat_model_start(
@@ -298,7 +310,10 @@ class TaleCallbackHandler(BaseCallbackHandler):
             latency_s=time.perf_counter() - pending.started,
             cost_usd=self.prices.cost(model, usage),
             error=repr(error) if error else None,
+            cap=pending.cap,
         )
+        if call.cap_exceeded and pending.cap is not None:
+            warn_cap_exceeded(model, pending.cap, usage.output_tokens)
         if query is not None:
             with self._lock:
                 query.calls.append(call)

@@ -39,6 +39,7 @@ from langchain_tale._messages import coerce_input, inject_budget, to_langchain, 
 from langchain_tale.model_adapter import LangChainModel, model_name_of
 from tale_shared.answers import bracketed_answer
 from tale_shared.budget import TokenBudget
+from tale_shared.caps import cap_from_params, hard_cap, warn_cap_exceeded
 from tale_shared.estimators import (
     BudgetEstimator,
     EstimatorSlot,
@@ -51,7 +52,6 @@ from tale_shared.methods import (
     Exemplar,
     Method,
     exemplar_turns,
-    hard_cap,
     load_exemplars,
 )
 from tale_shared.profiles import method_for, style_for
@@ -294,6 +294,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         if headroom is not None and budget is not None:
             cap = hard_cap(budget.tokens, headroom)
         kwargs = with_cap(call_kwargs, self.llm, cap)
+        tale["cap"] = cap_from_params(kwargs)
         tokens = budget.tokens if budget is not None and style.uses_budget else None
         prompt = with_exemplars(
             inject_budget(messages, style, tokens),
@@ -325,6 +326,17 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
             BUDGET_EVENT, {**plan.tale, "question": question}, config=child
         )
         return plan
+
+    def _note_cap(self, plan: _Plan, reply: BaseMessage) -> None:
+        """Compare the provider's output tokens with the cap; mark and warn when over."""
+        cap = plan.tale.get("cap")
+        usage = getattr(reply, "usage_metadata", None) or {}
+        output = usage.get("output_tokens")
+        if not isinstance(cap, int) or not isinstance(output, int):
+            return
+        plan.tale["cap_exceeded"] = output > cap
+        if output > cap:
+            warn_cap_exceeded(model_name_of(self.llm), cap, output)
 
     # -- budget forcing (+force): a reply the cap cut gets its final answer -----------------
     def _needs_forcing(self, plan: _Plan, reply: BaseMessage) -> bool:
@@ -378,6 +390,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         child = patch_config(config, callbacks=run_manager.get_child())
         plan = self._prepare(value, child, kwargs)
         reply: BaseMessage = self.llm.invoke(plan.prompt, plan.config, **plan.kwargs)
+        self._note_cap(plan, reply)
         if self._needs_forcing(plan, reply):
             prompt, cfg, kw = self._forcing_call(plan, reply)
             forced = self.llm.invoke(prompt, cfg, **kw)
@@ -394,6 +407,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         child = patch_config(config, callbacks=run_manager.get_child())
         plan = await self._aprepare(value, child, kwargs)
         reply: BaseMessage = await self.llm.ainvoke(plan.prompt, plan.config, **plan.kwargs)
+        self._note_cap(plan, reply)
         if self._needs_forcing(plan, reply):
             prompt, cfg, kw = self._forcing_call(plan, reply)
             forced = await self.llm.ainvoke(prompt, cfg, **kw)
@@ -434,6 +448,8 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
                 chunk = self._tag(chunk, plan.tale)
             final = chunk if final is None else final + chunk
             yield chunk
+        if final is not None:
+            self._note_cap(plan, final)
         if final is not None and self._needs_forcing(plan, final):
             prompt, cfg, kw = self._forcing_call(plan, final)
             yield self._forced_chunk(self.llm.invoke(prompt, cfg, **kw))
@@ -454,6 +470,8 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
                 chunk, first = self._tag(chunk, plan.tale), False
             final = chunk if final is None else final + chunk
             yield chunk
+        if final is not None:
+            self._note_cap(plan, final)
         if final is not None and self._needs_forcing(plan, final):
             prompt, cfg, kw = self._forcing_call(plan, final)
             yield self._forced_chunk(await self.llm.ainvoke(prompt, cfg, **kw))

@@ -29,8 +29,15 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from pydantic import ConfigDict, Field, PrivateAttr, SerializeAsAny, field_serializer
 
-from llama_index_tale.llm_adapter import LlamaIndexModel, model_name_of, usage_from_response
+from llama_index_tale.llm_adapter import (
+    LlamaIndexModel,
+    call_cap,
+    model_name_of,
+    usage_from_response,
+    with_max_tokens,
+)
 from tale_shared.budget import TokenBudget
+from tale_shared.caps import hard_cap
 from tale_shared.estimators import BudgetEstimator, EstimatorSlot, resolve_estimator
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
@@ -92,6 +99,7 @@ class TaleLLM(FunctionCallingLLM):
     total_usd: float | None = Field(default=None, gt=0)
     exit_behavior: ExitBehavior = "end"
     style: str = "system"
+    cap_headroom: float | None = Field(default=None, ge=1.0)
     price_table: Any = Field(default=None, exclude=True)
 
     _default_run: RunLedger = PrivateAttr(default_factory=RunLedger)
@@ -226,12 +234,24 @@ class TaleLLM(FunctionCallingLLM):
         users = [m.content for m in messages if m.role == MessageRole.USER and m.content]
         return users[0] if users else "continue the task"
 
-    def _budgeted(
-        self, messages: Sequence[ChatMessage], tokens: int | None = None
-    ) -> list[ChatMessage]:
+    def _step_cap_tokens(self, tokens: int) -> int | None:
+        return None if self.cap_headroom is None else hard_cap(tokens, self.cap_headroom)
+
+    def _call(self, tokens: int, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` of the wrapped LLM for a step of ``tokens``: with ``cap_headroom``,
+        on a copy capped at ``ceil(tokens * headroom)`` (LlamaIndex LLMs fix ``max_tokens``
+        at construction), with the cap announced to the tracer."""
+        cap = self._step_cap_tokens(tokens)
+        with call_cap(cap):
+            return getattr(with_max_tokens(self.llm, cap), method)(*args, **kwargs)
+
+    async def _acall(self, tokens: int, method: str, *args: Any, **kwargs: Any) -> Any:
+        cap = self._step_cap_tokens(tokens)
+        with call_cap(cap):
+            return await getattr(with_max_tokens(self.llm, cap), method)(*args, **kwargs)
+
+    def _budgeted(self, messages: Sequence[ChatMessage], tokens: int) -> list[ChatMessage]:
         style = self.prompt_style
-        if tokens is None:
-            tokens = self._step_budget(self._task(messages))
         return place_sentence(
             messages,
             style.placement,
@@ -251,24 +271,27 @@ class TaleLLM(FunctionCallingLLM):
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if (stop := self._stop_message()) is not None:
             return self._stopped(stop)
-        prompt = self._budgeted(messages)
-        response = self.llm.chat(prompt, **kwargs)
+        tokens = self._step_budget(self._task(messages))
+        prompt = self._budgeted(messages, tokens)
+        response: ChatResponse = self._call(tokens, "chat", prompt, **kwargs)
         self._count(response, prompt)
         return response
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if (stop := self._stop_message()) is not None:
             return self._stopped(stop)
-        prompt = self._budgeted(messages, await self._astep_budget(self._task(messages)))
-        response = await self.llm.achat(prompt, **kwargs)
+        tokens = await self._astep_budget(self._task(messages))
+        prompt = self._budgeted(messages, tokens)
+        response: ChatResponse = await self._acall(tokens, "achat", prompt, **kwargs)
         self._count(response, prompt)
         return response
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         if (stop := self._stop_message()) is not None:
             return _single(self._stopped(stop))
-        prompt = self._budgeted(messages)
-        inner = self.llm.stream_chat(prompt, **kwargs)
+        tokens = self._step_budget(self._task(messages))
+        prompt = self._budgeted(messages, tokens)
+        inner = self._call(tokens, "stream_chat", prompt, **kwargs)
         ledger = self.current_run
 
         def gen() -> Generator[ChatResponse, None, None]:
@@ -284,12 +307,12 @@ class TaleLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         stop = self._stop_message()
-        prompt = (
-            []
-            if stop is not None
-            else self._budgeted(messages, await self._astep_budget(self._task(messages)))
-        )
-        inner = None if stop is not None else await self.llm.astream_chat(prompt, **kwargs)
+        prompt: list[ChatMessage] = []
+        inner = None
+        if stop is None:
+            tokens = await self._astep_budget(self._task(messages))
+            prompt = self._budgeted(messages, tokens)
+            inner = await self._acall(tokens, "astream_chat", prompt, **kwargs)
         ledger = self.current_run
 
         async def gen() -> AsyncGenerator[ChatResponse, None]:
@@ -305,16 +328,17 @@ class TaleLLM(FunctionCallingLLM):
         return gen()
 
     # -- completion: the budget goes after the prompt ----------------------------------------
-    def _budgeted_prompt(self, prompt: str, tokens: int | None = None) -> str:
-        if tokens is None:
-            tokens = self._step_budget(prompt)
+    def _budgeted_prompt(self, prompt: str, tokens: int) -> str:
         return join_instruction(prompt, self.prompt_style.instruction(tokens))
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         if (stop := self._stop_message()) is not None:
             return CompletionResponse(text=stop)
-        text = self._budgeted_prompt(prompt)
-        response = self.llm.complete(text, formatted=formatted, **kwargs)
+        tokens = self._step_budget(prompt)
+        text = self._budgeted_prompt(prompt, tokens)
+        response: CompletionResponse = self._call(
+            tokens, "complete", text, formatted=formatted, **kwargs
+        )
         self._count(response, text)
         return response
 
@@ -323,8 +347,11 @@ class TaleLLM(FunctionCallingLLM):
     ) -> CompletionResponse:
         if (stop := self._stop_message()) is not None:
             return CompletionResponse(text=stop)
-        text = self._budgeted_prompt(prompt, await self._astep_budget(prompt))
-        response = await self.llm.acomplete(text, formatted=formatted, **kwargs)
+        tokens = await self._astep_budget(prompt)
+        text = self._budgeted_prompt(prompt, tokens)
+        response: CompletionResponse = await self._acall(
+            tokens, "acomplete", text, formatted=formatted, **kwargs
+        )
         self._count(response, text)
         return response
 
@@ -333,8 +360,9 @@ class TaleLLM(FunctionCallingLLM):
     ) -> CompletionResponseGen:
         if (stop := self._stop_message()) is not None:
             return _single(CompletionResponse(text=stop, delta=stop))
-        text = self._budgeted_prompt(prompt)
-        inner = self.llm.stream_complete(text, formatted=formatted, **kwargs)
+        tokens = self._step_budget(prompt)
+        text = self._budgeted_prompt(prompt, tokens)
+        inner = self._call(tokens, "stream_complete", text, formatted=formatted, **kwargs)
         ledger = self.current_run
 
         def gen() -> Generator[CompletionResponse, None, None]:
@@ -350,16 +378,14 @@ class TaleLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         stop = self._stop_message()
-        text = (
-            ""
-            if stop is not None
-            else self._budgeted_prompt(prompt, await self._astep_budget(prompt))
-        )
-        inner = (
-            None
-            if stop is not None
-            else await self.llm.astream_complete(text, formatted=formatted, **kwargs)
-        )
+        text = ""
+        inner = None
+        if stop is None:
+            tokens = await self._astep_budget(prompt)
+            text = self._budgeted_prompt(prompt, tokens)
+            inner = await self._acall(
+                tokens, "astream_complete", text, formatted=formatted, **kwargs
+            )
         ledger = self.current_run
 
         async def gen() -> AsyncGenerator[CompletionResponse, None]:

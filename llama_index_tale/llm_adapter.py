@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -45,6 +46,24 @@ def call_role(role: CallRole) -> Iterator[None]:
         yield
     finally:
         _call_role.reset(token)
+
+
+_call_cap: ContextVar[int | None] = ContextVar("tale_call_cap", default=None)
+
+
+def current_call_cap() -> int | None:
+    """The output cap tale gave the model call in progress, if any (read by the tracer:
+    LlamaIndex's completion events do not carry the LLM's ``max_tokens``)."""
+    return _call_cap.get()
+
+
+@contextmanager
+def call_cap(cap: int | None) -> Iterator[None]:
+    token = _call_cap.set(cap)
+    try:
+        yield
+    finally:
+        _call_cap.reset(token)
 
 
 def to_llama_index(messages: Sequence[Message]) -> list[ChatMessage]:
@@ -119,6 +138,35 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
     )
 
 
+CAP_FIELDS = ("max_tokens", "max_new_tokens")
+"""The fields LlamaIndex LLMs keep their output cap in (OpenAI, OpenAILike, Anthropic, ...;
+LlamaCPP and Hugging Face)."""
+_uncappable: set[str] = set()
+
+
+def with_max_tokens(llm: LLM, max_tokens: int | None) -> LLM:
+    """``llm`` with ``max_tokens`` as its output cap. LlamaIndex LLMs fix the cap at
+    construction, so a capped call goes to a shallow copy with the field changed (a tighter
+    cap the LLM already has is kept). An LLM without such a field is returned as it is, with
+    a warning once per class: its calls are not capped."""
+    if max_tokens is None:
+        return llm
+    fields = type(llm).model_fields
+    name = next((f for f in CAP_FIELDS if f in fields), None)
+    if name is None:
+        cls = type(llm).__name__
+        if cls not in _uncappable:
+            _uncappable.add(cls)
+            warnings.warn(
+                f"{cls} has no max_tokens field: tale cannot cap its output", stacklevel=2
+            )
+        return llm
+    current = getattr(llm, name, None)
+    if isinstance(current, int) and 0 < current <= max_tokens:
+        return llm
+    return llm.model_copy(update={name: max_tokens})
+
+
 def model_name_of(llm: Any, response: Any = None) -> str:
     """The model's one name (:func:`~tale_shared.local.registry.canonical_model_name`)."""
     raw = _get(response, "raw")
@@ -162,12 +210,7 @@ class LlamaIndexModel:
         )
 
     def _capped(self, max_tokens: int | None) -> LLM:
-        """The LLM with ``max_tokens`` as its output cap: LlamaIndex LLMs fix the cap at
-        construction, so a capped call goes to a shallow copy with the field changed (LLMs
-        without a ``max_tokens`` field are called as they are)."""
-        if max_tokens is None or "max_tokens" not in type(self.llm).model_fields:
-            return self.llm
-        return self.llm.model_copy(update={"max_tokens": max_tokens})
+        return with_max_tokens(self.llm, max_tokens)
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
         prompt = to_llama_index(messages)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import types
+from typing import TypeVar
+
 from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.base.response.schema import RESPONSE_TYPE
+from llama_index.core.llms import LLM
 from llama_index.core.query_engine import TransformQueryEngine
 from llama_index.core.schema import QueryBundle
 
+from llama_index_tale.llm_adapter import call_cap, with_max_tokens
 from llama_index_tale.query_transform import TaleQueryTransform
+from tale_shared.caps import hard_cap
+
+T = TypeVar("T")
 
 
 class TaleQueryEngine(TransformQueryEngine):
@@ -16,6 +25,10 @@ class TaleQueryEngine(TransformQueryEngine):
     The stock ``TransformQueryEngine.aquery`` calls the transform synchronously, which blocks
     the event loop for as long as the zero-shot estimator's model call takes; this engine
     awaits ``TaleQueryTransform.arun`` instead. Sync queries behave the same.
+    ``cap_headroom`` also caps the answer at ``ceil(budget * headroom)`` tokens (the
+    synthesizer's LLM, copied per query with that ``max_tokens``); the response's metadata
+    then holds ``tale_cap``, and :class:`~llama_index_tale.TaleTracer` marks a call whose
+    provider returned more.
 
     Example:
         .. code-block:: python
@@ -26,10 +39,23 @@ class TaleQueryEngine(TransformQueryEngine):
     """
 
     def __init__(
-        self, query_engine: BaseQueryEngine, query_transform: TaleQueryTransform | None = None
+        self,
+        query_engine: BaseQueryEngine,
+        query_transform: TaleQueryTransform | None = None,
+        cap_headroom: float | None = None,
     ) -> None:
         super().__init__(query_engine, query_transform or TaleQueryTransform())
         self._tale = self._query_transform
+        if cap_headroom is not None:
+            if cap_headroom < 1:
+                raise ValueError(f"cap_headroom must be at least 1.0, got {cap_headroom}")
+            if _synthesizer_llm(query_engine) is None:
+                raise TypeError(
+                    f"cap_headroom caps the LLM of a query engine's response synthesizer "
+                    f"(RetrieverQueryEngine, index.as_query_engine()); "
+                    f"{type(query_engine).__name__} has none"
+                )
+        self._cap_headroom = cap_headroom
 
     @classmethod
     def class_name(cls) -> str:
@@ -39,13 +65,53 @@ class TaleQueryEngine(TransformQueryEngine):
         response.metadata = {**(response.metadata or {}), **metadata}
         return response
 
+    def _cap(self, metadata: dict[str, object]) -> int | None:
+        budget = metadata.get("tale_budget")
+        if self._cap_headroom is None or not isinstance(budget, int):
+            return None
+        return hard_cap(budget, self._cap_headroom)
+
+    def _engine_for(self, metadata: dict[str, object]) -> BaseQueryEngine:
+        """The engine this query runs on: with ``cap_headroom``, a shallow copy whose
+        synthesizer calls a copy of the LLM capped at ``ceil(budget * headroom)`` (nothing
+        shared is changed, so concurrent queries keep their own caps)."""
+        cap = self._cap(metadata)
+        if cap is None:
+            return self._query_engine
+        metadata["tale_cap"] = cap
+        engine = copy.copy(self._query_engine)
+        synthesizer = _copy_with_own_methods(engine._response_synthesizer)  # type: ignore[attr-defined]
+        synthesizer._llm = with_max_tokens(synthesizer._llm, cap)
+        engine._response_synthesizer = synthesizer  # type: ignore[attr-defined]
+        return engine
+
     def _query(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
         metadata: dict[str, object] = {}
         budgeted = self._query_transform.run(query_bundle, metadata=metadata)
-        return self._with_budget(self._query_engine.query(budgeted), metadata)
+        engine = self._engine_for(metadata)
+        with call_cap(self._cap(metadata)):
+            return self._with_budget(engine.query(budgeted), metadata)
 
     async def _aquery(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
         metadata: dict[str, object] = {}
         assert isinstance(self._query_transform, TaleQueryTransform)
         budgeted = await self._query_transform.arun(query_bundle, metadata=metadata)
-        return self._with_budget(await self._query_engine.aquery(budgeted), metadata)
+        engine = self._engine_for(metadata)
+        with call_cap(self._cap(metadata)):
+            return self._with_budget(await engine.aquery(budgeted), metadata)
+
+
+def _copy_with_own_methods(obj: T) -> T:
+    """A shallow copy whose stored bound methods of ``obj`` (a synthesizer keeps e.g. its
+    program factory as ``self._default_program_factory``) are bound to the copy, so that
+    they read the copy's attributes."""
+    clone = copy.copy(obj)
+    for name, value in vars(clone).items():
+        if isinstance(value, types.MethodType) and value.__self__ is obj:
+            setattr(clone, name, types.MethodType(value.__func__, clone))
+    return clone
+
+
+def _synthesizer_llm(engine: BaseQueryEngine) -> LLM | None:
+    llm = getattr(getattr(engine, "_response_synthesizer", None), "_llm", None)
+    return llm if isinstance(llm, LLM) else None

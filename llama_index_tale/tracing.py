@@ -26,8 +26,13 @@ from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.schema import QueryBundle
 from pydantic import ConfigDict, PrivateAttr
 
-from llama_index_tale.llm_adapter import current_call_role, usage_from_response
+from llama_index_tale.llm_adapter import (
+    current_call_cap,
+    current_call_role,
+    usage_from_response,
+)
 from llama_index_tale.query_transform import TaleBudgetEvent
+from tale_shared.caps import cap_from_params, warn_cap_exceeded
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.usage import CallRecord, CallRole, QueryRecord, UsageLedger, UsageSummary
 
@@ -39,6 +44,7 @@ class _PendingCall:
     started: float
     prompt: Any
     depth: int = 1  # LLM events of inner calls in the same span (chat through complete)
+    cap: int | None = None  # the output cap: the call's kwargs or the LLM's own max_tokens
 
 
 @dataclass
@@ -350,7 +356,15 @@ class TaleTracer:
                 if self._inside_call(event.span_id):
                     return
                 self._calls[key] = _PendingCall(
-                    current_call_role(), model, time.perf_counter(), prompt
+                    current_call_role(),
+                    model,
+                    time.perf_counter(),
+                    prompt,
+                    cap=cap_from_params(
+                        event.additional_kwargs,
+                        event.model_dict,
+                        {"max_tokens": current_call_cap()},
+                    ),
                 )
                 pending = self._query_of(event)
                 if pending is not None:
@@ -390,7 +404,10 @@ class TaleTracer:
             usage=usage,
             latency_s=time.perf_counter() - call.started,
             cost_usd=self.prices.cost(model, usage),
+            cap=call.cap,
         )
+        if record.cap_exceeded and call.cap is not None:
+            warn_cap_exceeded(model, call.cap, usage.output_tokens)
         with self._lock:
             pending = self._query_of(event)
             if pending is not None:

@@ -36,7 +36,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -363,10 +362,3 @@ async def _acall(model: ChatModel, request: Request) -> Completion:
             request.messages, request.partial, max_tokens=request.max_tokens or 512
         )
     return await model.acomplete(request.messages, max_tokens=request.max_tokens)
-
-
-def hard_cap(budget: int, headroom: float) -> int:
-    """``max_tokens = ceil(budget * headroom)``: a cap with room above the prompted budget."""
-    if headroom < 1:
-        raise ValueError(f"headroom must be at least 1.0, got {headroom}")
-    return max(1, math.ceil(budget * headroom))

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from tale_shared._validation import require_question
 from tale_shared.answers import extract_answer
 from tale_shared.budget import TokenBudget
+from tale_shared.caps import hard_cap
 from tale_shared.estimators import make_estimator
 from tale_shared.estimators.base import BudgetEstimator
 from tale_shared.methods import (
@@ -34,7 +35,6 @@ from tale_shared.methods import (
     Plan,
     answer_plan,
     arun_plan,
-    hard_cap,
     load_exemplars,
     render,
     run_plan,

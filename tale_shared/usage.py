@@ -122,7 +122,9 @@ def sum_usage(usages: Iterable[TokenUsage]) -> TokenUsage:
 class CallRecord(BaseModel):
     """One model call: which part of the method made it, its tokens, latency and cost.
 
-    ``cost_usd`` is ``None`` when the model's price is unknown — never a silent 0.
+    ``cost_usd`` is ``None`` when the model's price is unknown — never a silent 0. ``cap`` is
+    the output cap the call was sent with (``None``: uncapped); ``cap_exceeded`` says the
+    provider reported more output tokens than that.
     """
 
     role: CallRole = "answer"
@@ -131,6 +133,12 @@ class CallRecord(BaseModel):
     latency_s: float = Field(default=0.0, ge=0)
     cost_usd: float | None = None
     error: str | None = None
+    cap: int | None = Field(default=None, ge=1)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cap_exceeded(self) -> bool:
+        return self.cap is not None and self.usage.output_tokens > self.cap
 
 
 class QueryRecord(BaseModel):
@@ -195,6 +203,12 @@ class QueryRecord(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def cap_exceeded(self) -> bool:
+        """Whether any call returned more output tokens than its cap allowed."""
+        return any(c.cap_exceeded for c in self.calls)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def budget_adherence(self) -> float | None:
         """Answer output tokens divided by the budget (below 1.0: within budget)."""
         if not self.budget:
@@ -217,14 +231,21 @@ class UsageSummary(BaseModel):
     mean_budget: float | None
     mean_budget_adherence: float | None
     mean_latency_s: float | None
+    capped_calls: int = 0
+    cap_exceeded_calls: int = 0
 
     def __str__(self) -> str:
         cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}"
+        exceeded = (
+            f", {self.cap_exceeded_calls} of {self.capped_calls} capped calls over their cap"
+            if self.cap_exceeded_calls
+            else ""
+        )
         return (
             f"{self.queries} queries, {self.calls} calls, "
             f"{self.input_tokens} in / {self.output_tokens} out tokens "
             f"(estimator {self.estimator_input_tokens} in / {self.estimator_output_tokens} out), "
-            f"cost {cost}"
+            f"cost {cost}{exceeded}"
         )
 
 
@@ -249,6 +270,8 @@ def summarize(records: Iterable[QueryRecord]) -> UsageSummary:
         mean_budget=sum(budgets) / len(budgets) if budgets else None,
         mean_budget_adherence=sum(adherence) / len(adherence) if adherence else None,
         mean_latency_s=sum(r.latency_s for r in records) / len(records) if records else None,
+        capped_calls=sum(1 for r in records for c in r.calls if c.cap is not None),
+        cap_exceeded_calls=sum(1 for r in records for c in r.calls if c.cap_exceeded),
     )
 
 
@@ -271,6 +294,7 @@ CSV_COLUMNS = (
     "latency_s",
     "cost_usd",
     "budget_adherence",
+    "cap_exceeded",
     "error",
 )
 
@@ -295,6 +319,7 @@ def _csv_row(r: QueryRecord) -> dict[str, object]:
         "latency_s": round(r.latency_s, 6),
         "cost_usd": r.cost_usd,
         "budget_adherence": r.budget_adherence,
+        "cap_exceeded": r.cap_exceeded,
         "error": r.error,
     }
 

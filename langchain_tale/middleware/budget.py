@@ -25,8 +25,8 @@ from langchain_tale._messages import inject_budget
 from langchain_tale.model_adapter import LangChainModel, usage_from_message
 from langchain_tale.runnable import ESTIMATOR_TAG
 from tale_shared.budget import TokenBudget
+from tale_shared.caps import hard_cap
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
-from tale_shared.pipeline import hard_cap
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import get_style, join_instruction
 from tale_shared.run_budget import (
