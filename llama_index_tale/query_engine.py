@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import types
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 from llama_index.core.base.base_query_engine import BaseQueryEngine
-from llama_index.core.base.response.schema import RESPONSE_TYPE
+from llama_index.core.base.response.schema import RESPONSE_TYPE, StreamingResponse
 from llama_index.core.llms import LLM
 from llama_index.core.query_engine import TransformQueryEngine
 from llama_index.core.schema import QueryBundle
@@ -63,6 +64,10 @@ class TaleQueryEngine(TransformQueryEngine):
 
     def _with_budget(self, response: RESPONSE_TYPE, metadata: dict[str, object]) -> RESPONSE_TYPE:
         response.metadata = {**(response.metadata or {}), **metadata}
+        cap = metadata.get("tale_cap")
+        if isinstance(response, StreamingResponse) and isinstance(cap, int):
+            # a streamed answer calls the model when the stream is read: announce its cap then
+            response.response_gen = _under_cap(response.response_gen, cap)
         return response
 
     def _cap(self, metadata: dict[str, object]) -> int | None:
@@ -99,6 +104,11 @@ class TaleQueryEngine(TransformQueryEngine):
         engine = self._engine_for(metadata)
         with call_cap(self._cap(metadata)):
             return self._with_budget(await engine.aquery(budgeted), metadata)
+
+
+def _under_cap(tokens: Iterator[str], cap: int) -> Generator[str, None, None]:
+    with call_cap(cap):
+        yield from tokens
 
 
 def _copy_with_own_methods(obj: T) -> T:

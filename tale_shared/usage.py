@@ -124,7 +124,8 @@ class CallRecord(BaseModel):
 
     ``cost_usd`` is ``None`` when the model's price is unknown — never a silent 0. ``cap`` is
     the output cap the call was sent with (``None``: uncapped); ``cap_exceeded`` says the
-    provider reported more output tokens than that.
+    provider reported more output tokens than that (tokens tale counted itself, with another
+    tokenizer than the model's, are never taken as proof).
     """
 
     role: CallRole = "answer"
@@ -138,7 +139,11 @@ class CallRecord(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def cap_exceeded(self) -> bool:
-        return self.cap is not None and self.usage.output_tokens > self.cap
+        return (
+            self.cap is not None
+            and self.usage.source == "provider"
+            and self.usage.output_tokens > self.cap
+        )
 
 
 class QueryRecord(BaseModel):
