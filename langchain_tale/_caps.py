@@ -13,6 +13,25 @@ from typing import Any
 from urllib.parse import urlparse
 
 OPENAI_HOSTS = ("api.openai.com",)
+OLLAMA_OPTIONS = (
+    "mirostat",
+    "mirostat_eta",
+    "mirostat_tau",
+    "num_ctx",
+    "num_gpu",
+    "num_thread",
+    "num_predict",
+    "repeat_last_n",
+    "repeat_penalty",
+    "temperature",
+    "seed",
+    "stop",
+    "tfs_z",
+    "top_k",
+    "top_p",
+)
+"""The model fields ``ChatOllama`` turns into ``options`` (a per-call ``options`` replaces
+them all, so the cap is sent with the model's own)."""
 
 
 def _is(llm: Any, module: str, name: str) -> bool:
@@ -49,6 +68,8 @@ def cap_kwargs(llm: Any, max_tokens: int | None) -> dict[str, Any]:
     - Gemini (``ChatGoogleGenerativeAI``/``ChatVertexAI``) takes ``max_output_tokens``.
     - Anthropic with extended thinking needs ``thinking.budget_tokens >= 1024`` and below
       ``max_tokens``: the cap is added on top of the thinking budget.
+    - Ollama (``ChatOllama``) reads ``options.num_predict``; a per-call ``options`` replaces
+      the model's, so they are sent along.
     - Everything else (local llama.cpp, most others) takes ``max_tokens``.
     """
     if max_tokens is None:
@@ -63,6 +84,9 @@ def cap_kwargs(llm: Any, max_tokens: int | None) -> dict[str, Any]:
             budget = max(1024, int(thinking.get("budget_tokens", 1024)))
             return {"max_tokens": budget + max_tokens}
         return {"max_tokens": max_tokens}
+    if _is(llm, "langchain_ollama", "ChatOllama"):
+        own = {k: v for k in OLLAMA_OPTIONS if (v := getattr(llm, k, None)) is not None}
+        return {"options": {**own, "num_predict": max_tokens}}
     if _is(llm, "langchain_openai", "ChatOpenAI") and not serves_openai_itself(llm):
         extra = dict(getattr(llm, "extra_body", None) or {})
         return {"max_tokens": max_tokens, "extra_body": {**extra, "max_tokens": max_tokens}}
@@ -82,4 +106,7 @@ def with_cap(kwargs: Mapping[str, Any], llm: Any, max_tokens: int | None) -> dic
     merged = dict(kwargs)
     for key, cap in cap_kwargs(llm, max_tokens).items():
         merged[key] = _tighter(merged.get(key), cap)
+    if isinstance(merged.get("options"), Mapping) and "stop" in merged:
+        # ChatOllama reads a call's stop words from options once options are given
+        merged["options"] = {**merged["options"], "stop": merged.pop("stop")}
     return merged

@@ -169,3 +169,70 @@ def test_bind_tools_and_structured_output_keep_the_budget():
     raw = runnable.with_structured_output(Answer, method="function_calling", include_raw=True)
     out = raw.invoke(Q)
     assert out["parsed"] == Answer(value=8) and out["raw"].response_metadata["tale"]["budget"] == 60
+
+
+def test_ollama_gets_num_predict_in_options_with_the_models_own_options():
+    langchain_ollama = pytest.importorskip("langchain_ollama")
+    bodies = []
+
+    def reply(request):
+        bodies.append(json.loads(request.content))
+        line = {
+            "model": "llama3.2",
+            "created_at": "2026-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": "3 + 5 = 8 [[8]]"},
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": 40,
+            "eval_count": 9,
+        }
+        return httpx.Response(
+            200, content=json.dumps(line) + "\n", headers={"content-type": "application/x-ndjson"}
+        )
+
+    llm = langchain_ollama.ChatOllama(
+        model="llama3.2",
+        temperature=0.2,
+        num_ctx=4096,
+        client_kwargs={"transport": httpx.MockTransport(reply)},
+    )
+    runnable = TaleRunnable(llm=llm, estimator="fixed:100", cap_headroom=1.5)
+    out = runnable.invoke(Q, stop=["\n\n"])
+    options = bodies[-1]["options"]
+    assert options["num_predict"] == 150 and "max_tokens" not in bodies[-1]
+    assert options["temperature"] == 0.2 and options["num_ctx"] == 4096  # the model's kept
+    assert options["stop"] == ["\n\n"]  # the call's stop words too
+    assert out.usage_metadata["output_tokens"] == 9
+
+
+def test_gemini_gets_max_output_tokens_in_its_generation_config():
+    genai = pytest.importorskip("langchain_google_genai")
+
+    bodies = []
+    gemini_reply = {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": "3 + 5 = 8 [[8]]"}], "role": "model"},
+                "finishReason": "STOP",
+            }
+        ],
+        "usageMetadata": {
+            "promptTokenCount": 40,
+            "candidatesTokenCount": 9,
+            "totalTokenCount": 49,
+        },
+        "modelVersion": "gemini-test",
+    }
+
+    def reply(request):
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=gemini_reply)
+
+    llm = genai.ChatGoogleGenerativeAI(
+        model="gemini-test",
+        api_key="test-key",
+        client_args={"transport": httpx.MockTransport(reply)},
+    )
+    out = TaleRunnable(llm=llm, estimator="fixed:100", cap_headroom=1.5).invoke(Q)
+    assert bodies[-1]["generationConfig"]["maxOutputTokens"] == 150
+    assert out.usage_metadata["output_tokens"] == 9
