@@ -5,6 +5,7 @@ import pytest
 from tale_shared.compression import (
     SEPARATOR,
     compress,
+    kept_ratio,
     tokenize,
     training_example,
 )
@@ -71,3 +72,93 @@ def test_training_examples_follow_the_reference_layout(tmp_path):
     assert export_tokenskip(runs, tmp_path / "new" / "ts.jsonl") == 3  # folder made
     first = json.loads((tmp_path / "new" / "ts.jsonl").read_text().splitlines()[0])
     assert first["ratio"] in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5) and "[[72]]" in first["completion"]
+
+
+LAID_OUT = (
+    "Step 1: Natalia sold 48 clips in April.\n"
+    "Step 2: In May she sold half as many, so 48 / 2 = 24 clips.\n"
+    "Step 3: In total she sold 48 + 24 = 72 clips.\n"
+    "So the answer is [[72]]."
+)
+PROSE = (
+    "To solve this we first need to understand what the question is asking about the trip. "
+    "The family drives for several hours in the morning and then stops for a long lunch "
+    "before continuing their journey through the mountains in the afternoon, and the total "
+    "time spent driving is what we want to find out in the end, so we add the two parts."
+)
+
+
+def test_line_breaks_and_step_layout_survive():
+    out = compress(LAID_OUT, 0.7)
+    lines = out.splitlines()
+    assert len(lines) == 4 and [line.split()[0] for line in lines[:3]] == ["Step"] * 3
+    assert "48 / 2 = 24" in lines[1] and "48 + 24 = 72" in lines[2]
+
+
+@pytest.mark.parametrize("ratio", [0.9, 0.7, 0.5])
+@pytest.mark.parametrize("count", [None, len], ids=["tiktoken", "characters"])
+def test_the_ratio_is_met_in_the_target_tokenizer(ratio, count):
+    out = compress(PROSE, ratio, count=count)
+    assert abs(kept_ratio(PROSE, out, count) - ratio) <= 0.05
+
+
+def test_protected_tokens_may_exceed_a_low_ratio_but_nothing_else_is_kept():
+    out = compress(LAID_OUT, 0.5)
+    assert kept_ratio(LAID_OUT, out) > 0.5  # numbers and operators are never dropped
+    assert "Natalia" not in out and "[[72]]" in out
+
+
+def test_bad_input_gets_clear_errors_or_documented_pass_through():
+    from tale_shared.compression import ScorerError
+
+    assert compress("", 0.5) == "" and compress("   ", 0.5) == ""
+    assert compress("Eight.", 0.5) == "Eight." or compress("Eight", 0.5) == "Eight"
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        compress(COT, float("nan"))
+
+    def broken(tokens):
+        raise RuntimeError("model crashed")
+
+    with pytest.raises(ScorerError, match="model crashed"):
+        compress(COT, 0.5, broken)
+    with pytest.raises(ScorerError, match="scores for"):
+        compress(COT, 0.5, lambda tokens: [1.0])
+    with pytest.raises(ScorerError, match="NaN"):
+        compress(COT, 0.5, lambda tokens: [float("nan")] * len(tokens))
+
+
+def test_model_scores_are_summed_over_the_words_they_cover():
+    from tale_shared.compression import spans
+    from tale_shared.compression.scorers import _aggregate
+
+    text = "it costs 1,250 dollars"
+    # model tokens: "it", " costs", " 1", ",", "250", " dollars" (byte offsets)
+    pieces = [(0, 2, 1.0), (2, 8, 2.0), (8, 10, 3.0), (10, 11, 0.5), (11, 14, 4.0), (14, 22, 1.5)]
+    assert _aggregate(text, spans(text), pieces) == [1.0, 2.0, 7.5, 1.5]  # the number whole
+
+
+def test_llmlingua2_scorer_wraps_a_token_classifier():
+    from tale_shared.compression import LLMLingua2Scorer
+
+    seen = []
+
+    def classifier(words):
+        seen.append(words)
+        return [0.9 if w.istitle() else 0.1 for w in words]
+
+    scorer = LLMLingua2Scorer(classifier)
+    out = compress(COT, 0.6, scorer)
+    assert seen[0] == tokenize(COT) and "Natalia" in out and "48 + 24 = 72" in out
+    with pytest.raises(FileNotFoundError, match="tale never downloads|download it"):
+        LLMLingua2Scorer.from_pretrained("/nonexistent/llmlingua-2")
+    with pytest.raises(Exception, match="2 scores for"):
+        compress(COT, 0.5, LLMLingua2Scorer(lambda words: [0.5, 0.5]))
+
+
+def test_one_formatter_for_training_and_inference():
+    from tale_shared.compression import tokenskip_prompt
+
+    assert training_example("Q?", COT, "72", 0.7)["prompt"] == tokenskip_prompt("Q?", 0.7)
+    assert tokenskip_prompt("Q?", 1.0) == "Q?"
+    with pytest.raises(ValueError):
+        tokenskip_prompt("Q?", 0)

@@ -162,3 +162,30 @@ def test_forcing_and_early_exit_continue_the_real_models_reply(smollm):
     assert all(0 < c.usage.output_tokens <= 12 for c in probes)
     if early.stopped_early:
         assert PROBE_CUE in early.text and early.answer is not None
+
+
+def test_surprisal_scorer_scores_words_with_the_small_model(monkeypatch):
+    from tale_shared.compression import SurprisalScorer, compress, kept_ratio, spans
+
+    scorer = SurprisalScorer("smollm2-135m")
+    text = "Natalia sold 48 clips in April, and in May she sold half of the clips: 48 / 2 = 24."
+    words = spans(text)
+    scores = scorer.score_spans(text, words)
+    by_word = {w.text: s for w, s in zip(words, scores, strict=True)}
+    assert by_word["48"] == by_word["/"] == float("inf")  # numbers and operators protected
+    assert all(0 < s < float("inf") for w, s in by_word.items() if w.isalpha())
+    assert by_word["Natalia"] > by_word["the"]  # a name carries more information than "the"
+
+    prose = (
+        "To solve this we first need to understand what the question is asking about the trip. "
+        "The family drives for several hours in the morning and then stops for a long lunch "
+        "before continuing their journey through the mountains in the afternoon."
+    )
+    out = compress(prose, 0.7, scorer)
+    assert abs(kept_ratio(prose, out) - 0.7) <= 0.05
+
+    def no_second_pass(text):
+        raise AssertionError("scores are cached per text")
+
+    monkeypatch.setattr(scorer, "token_surprisals", no_second_pass)
+    assert compress(prose, 0.7, scorer) == out
