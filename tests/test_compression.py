@@ -149,7 +149,7 @@ def test_llmlingua2_scorer_wraps_a_token_classifier():
     scorer = LLMLingua2Scorer(classifier)
     out = compress(COT, 0.6, scorer)
     assert seen[0] == tokenize(COT) and "Natalia" in out and "48 + 24 = 72" in out
-    with pytest.raises(FileNotFoundError, match="tale never downloads|download it"):
+    with pytest.raises(FileNotFoundError, match="download it"):
         LLMLingua2Scorer.from_pretrained("/nonexistent/llmlingua-2")
     with pytest.raises(Exception, match="2 scores for"):
         compress(COT, 0.5, LLMLingua2Scorer(lambda words: [0.5, 0.5]))
