@@ -22,12 +22,14 @@ from langchain_tale.callbacks import TaleCallbackHandler, tale_usage
 from langchain_tale.chat_models import ChatLocalLlama
 from langchain_tale.model_adapter import LangChainModel, usage_from_message
 from langchain_tale.runnable import TaleRunnable
+from langchain_tale.tokenskip import TokenSkipRunnable
 
 __all__ = [
     "ChatLocalLlama",
     "LangChainModel",
     "TaleCallbackHandler",
     "TaleRunnable",
+    "TokenSkipRunnable",
     "tale_usage",
     "usage_from_message",
 ]

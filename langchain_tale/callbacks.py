@@ -41,6 +41,7 @@ class _PendingQuery:
     budget: int | None = None
     estimator: str | None = None
     style: str | None = None
+    method: str | None = None
     members: list[UUID] = field(default_factory=list)
 
 
@@ -169,6 +170,7 @@ class TaleCallbackHandler(BaseCallbackHandler):
                 budget=pending.budget,
                 estimator=pending.estimator,
                 style=pending.style,
+                method=pending.method,
                 answer=text if isinstance(text, str) else None,
                 calls=pending.calls,
                 latency_s=time.perf_counter() - pending.started,
@@ -245,6 +247,7 @@ class TaleCallbackHandler(BaseCallbackHandler):
                 pending.budget = data.get("budget")
                 pending.estimator = data.get("estimator")
                 pending.style = data.get("style")
+                pending.method = data.get("method")
                 pending.question = data.get("question") or pending.question
 
     # -- model calls -------------------------------------------------------------------------

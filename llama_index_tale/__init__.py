@@ -26,6 +26,7 @@ from llama_index_tale.llm_adapter import LlamaIndexModel, usage_from_response
 from llama_index_tale.llms import LocalLlamaLLM
 from llama_index_tale.query_engine import TaleQueryEngine
 from llama_index_tale.query_transform import TaleBudgetEvent, TaleQueryTransform
+from llama_index_tale.tokenskip import TokenSkipQueryTransform
 from llama_index_tale.tracing import TaleTracer
 from tale_shared.run_budget import TaleBudgetExceededError
 
@@ -38,5 +39,6 @@ __all__ = [
     "TaleQueryEngine",
     "TaleQueryTransform",
     "TaleTracer",
+    "TokenSkipQueryTransform",
     "usage_from_response",
 ]

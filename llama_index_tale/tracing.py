@@ -55,6 +55,7 @@ class _PendingQuery:
     budget: int | None = None
     estimator: str | None = None
     style: str | None = None
+    method: str | None = None
     answer: str | None = None
     error: BaseException | None = None
     ended: bool = False
@@ -315,6 +316,7 @@ class TaleTracer:
                 budget=pending.budget,
                 estimator=pending.estimator,
                 style=pending.style,
+                method=pending.method,
                 answer=pending.answer,
                 calls=pending.calls,
                 latency_s=time.perf_counter() - pending.started,
@@ -343,6 +345,7 @@ class TaleTracer:
                     pending.budget = event.budget
                     pending.estimator = event.estimator
                     pending.style = event.style
+                    pending.method = event.method
         elif isinstance(event, (LLMChatStartEvent, LLMCompletionStartEvent)):
             model = event.model_dict.get("model") or event.model_dict.get("model_name")
             prompt = event.messages if isinstance(event, LLMChatStartEvent) else event.prompt

@@ -79,6 +79,16 @@ def check_ratio(ratio: float) -> float:
     return float(ratio)
 
 
+def check_trained_ratio(ratio: float, trained: Sequence[float] = RATIOS) -> float:
+    """``ratio`` if a TokenSkip model was trained on it; a clear error otherwise (a tuned model
+    only knows the ratios its data had)."""
+    ratio = check_ratio(ratio)
+    if not any(math.isclose(ratio, t) for t in trained):
+        known = ", ".join(str(t) for t in sorted(trained, reverse=True))
+        raise ValueError(f"gamma {ratio} was not trained: the model knows {known}")
+    return ratio
+
+
 def _scores(scorer: ImportanceScorer, text: str, tokens: list[Span]) -> list[float]:
     try:
         score_spans = getattr(scorer, "score_spans", None)

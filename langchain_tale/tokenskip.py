@@ -1,0 +1,88 @@
+"""``TokenSkipRunnable``: ask a TokenSkip-tuned chat model for a compressed CoT at a ratio."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
+from pydantic import Field
+
+from langchain_tale._caps import with_cap
+from langchain_tale.runnable import TaleRunnable, _Plan
+from tale_shared.answers import extract_answer
+from tale_shared.budget import TokenBudget
+from tale_shared.caps import cap_from_params
+from tale_shared.compression import RATIOS, check_trained_ratio, tokenskip_prompt
+
+
+def _formatted(messages: list[BaseMessage], gamma: float) -> list[BaseMessage]:
+    """The messages with the last human message in TokenSkip's layout."""
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if message.type == "human" and isinstance(message.content, str):
+            text = tokenskip_prompt(message.content, gamma)
+            return [*messages[:i], message.model_copy(update={"content": text}), *messages[i + 1 :]]
+    raise ValueError("TokenSkip needs a text question in a human message")
+
+
+class TokenSkipRunnable(TaleRunnable):
+    """A chat model tuned with TokenSkip data (``tale export tokenskip``, ``tale train
+    tokenskip``), asked for a CoT compressed to ``gamma``: the question goes out in exactly the
+    layout the training data had (:func:`~tale_shared.compression.tokenskip_prompt`, the one
+    formatter both use). ``gamma`` must be one of ``trained_ratios``; ``max_tokens`` (when
+    given) is scaled by ``gamma`` into the call's cap. The reply carries
+    ``response_metadata["tale"]`` with the method, ``gamma`` and the parsed ``answer``; the
+    call is traced by :class:`~langchain_tale.TaleCallbackHandler` like any other.
+
+    An untuned model reads the separators as noise: this needs a TokenSkip model.
+
+    Example:
+        .. code-block:: python
+
+            runnable = TokenSkipRunnable(llm=ChatLocalLlama(model="/models/qwen-tokenskip.gguf"),
+                                         gamma=0.6, max_tokens=512)
+            runnable.invoke("Natalia sold clips to 48 of her friends ...")
+    """
+
+    gamma: float = 0.5
+    trained_ratios: tuple[float, ...] = RATIOS
+    max_tokens: int | None = Field(default=None, ge=1)
+    method: str | None = "vanilla"
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        return ["langchain_tale", "tokenskip"]
+
+    def model_post_init(self, context: Any) -> None:
+        check_trained_ratio(self.gamma, self.trained_ratios)
+        super().model_post_init(context)
+
+    def _plan(
+        self,
+        budget: TokenBudget | None,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        call_kwargs: dict[str, Any],
+    ) -> _Plan:
+        cap = math.ceil(self.max_tokens * self.gamma) if self.max_tokens else None
+        kwargs = with_cap(call_kwargs, self.llm, cap)
+        tale: dict[str, Any] = {
+            "method": f"tokenskip@{self.gamma}",
+            "gamma": self.gamma,
+            "budget": None,
+            "estimator": None,
+            "style": "tokenskip",
+            "estimator_usage": None,
+            "fallback_reason": None,
+            "cap": cap_from_params(kwargs),
+        }
+        prompt = _formatted(messages, self.gamma)
+        return _Plan(prompt, self._answer_config(config, tale), kwargs, tale)
+
+    @staticmethod
+    def _tag(message: BaseMessage, tale: dict[str, Any]) -> Any:
+        if message.type == "ai":  # a whole reply (a stream's chunks are "AIMessageChunk")
+            tale = {**tale, "answer": extract_answer(message.text)}
+        return TaleRunnable._tag(message, tale)
