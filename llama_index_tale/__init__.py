@@ -22,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from llama_index_tale.agents import TaleLLM
+from llama_index_tale.compression import CompressingNodePostprocessor
 from llama_index_tale.llm_adapter import LlamaIndexModel, usage_from_response
 from llama_index_tale.llms import LocalLlamaLLM
 from llama_index_tale.query_engine import TaleQueryEngine
@@ -31,6 +32,7 @@ from llama_index_tale.tracing import TaleTracer
 from tale_shared.run_budget import TaleBudgetExceededError
 
 __all__ = [
+    "CompressingNodePostprocessor",
     "LlamaIndexModel",
     "LocalLlamaLLM",
     "TaleBudgetEvent",

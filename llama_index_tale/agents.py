@@ -29,6 +29,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from pydantic import ConfigDict, Field, PrivateAttr, SerializeAsAny, field_serializer
 
+from llama_index_tale.compression import compressed_history
 from llama_index_tale.llm_adapter import (
     LlamaIndexModel,
     call_cap,
@@ -38,6 +39,7 @@ from llama_index_tale.llm_adapter import (
 )
 from tale_shared.budget import TokenBudget
 from tale_shared.caps import hard_cap
+from tale_shared.compression import ContextCompressor
 from tale_shared.estimators import BudgetEstimator, EstimatorSlot, resolve_estimator
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
@@ -100,12 +102,14 @@ class TaleLLM(FunctionCallingLLM):
     exit_behavior: ExitBehavior = "end"
     style: str = "system"
     cap_headroom: float | None = Field(default=None, ge=1.0)
+    context_ratio: float | None = Field(default=None, gt=0, le=1)
     price_table: Any = Field(default=None, exclude=True)
 
     _default_run: RunLedger = PrivateAttr(default_factory=RunLedger)
     _current_run: ContextVar[RunLedger | None] = PrivateAttr()
     _run_budget: RunBudget = PrivateAttr()
     _slot: EstimatorSlot = PrivateAttr(default_factory=EstimatorSlot)
+    _compressor: ContextCompressor | None = PrivateAttr(default=None)
 
     @field_serializer("estimator")
     def _estimator_spec(self, estimator: Any) -> str | None:
@@ -121,6 +125,8 @@ class TaleLLM(FunctionCallingLLM):
             self.estimator if self.estimator is not None else "heuristic"
         )
         get_style(self.style)
+        if self.context_ratio is not None:
+            self._compressor = ContextCompressor(self.context_ratio)
         self._current_run = ContextVar(f"tale_llm_run_{id(self)}", default=None)
         self._run_budget = RunBudget(self.total_tokens, self.total_usd, self.exit_behavior)
 
@@ -252,6 +258,8 @@ class TaleLLM(FunctionCallingLLM):
 
     def _budgeted(self, messages: Sequence[ChatMessage], tokens: int) -> list[ChatMessage]:
         style = self.prompt_style
+        if self._compressor is not None:  # the history the step re-sends, compressed
+            messages = compressed_history(messages, self._compressor)
         return place_sentence(
             messages,
             style.placement,

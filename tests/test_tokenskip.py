@@ -70,3 +70,113 @@ def test_llama_index_transform_words_the_query_and_keeps_retrieval_on_the_questi
     assert record.method == "tokenskip@0.7" and record.n_calls == 1
     with pytest.raises(ValueError, match="not trained"):
         TokenSkipQueryTransform(gamma=0.55)
+
+
+# -- compressed context in agent loops ---------------------------------------------------------
+LONG_OBSERVATION = (
+    "The weather service reports that the temperature in the city is currently 21 degrees, "
+    "with a light wind from the west at 12 km/h, and the forecast says that there will be "
+    "some clouds in the afternoon but that the evening should be clear and mild for the "
+    "whole region, according to the latest update that was published this morning at 6."
+)
+
+
+def test_langchain_middleware_compresses_old_steps_and_keeps_the_structure():
+    from langchain.agents import create_agent
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.tools import tool
+    from lc_fakes import ToolCallingFake
+
+    from langchain_tale.middleware import TaleContextCompressionMiddleware
+
+    @tool
+    def weather(city: str) -> str:
+        """The weather report for a city."""
+        return LONG_OBSERVATION
+
+    script = [
+        AIMessage(
+            content=f"I will look up the weather, step {i}, " + "thinking about it " * 20,
+            tool_calls=[
+                {"name": "weather", "args": {"city": "x"}, "id": f"c{i}", "type": "tool_call"}
+            ],
+        )
+        for i in range(3)
+    ] + [AIMessage(content="It is 21 degrees. [[21]]")]
+    model = ToolCallingFake(script=script)
+    middleware = TaleContextCompressionMiddleware(ratio=0.5, min_tokens=20)
+    agent = create_agent(
+        model,
+        tools=[weather],
+        system_prompt="You are a weather bot. " * 10,
+        middleware=[middleware],
+    )
+    task = "What is the temperature in the city? " * 5
+    result = agent.invoke({"messages": [HumanMessage(task)]})
+    assert result["messages"][-1].text.endswith("[[21]]")
+    assert result["messages"][2].text == LONG_OBSERVATION  # the agent's state is untouched
+    last_step, _ = model.seen[-1]  # system, human, (ai, tool) x 3
+    assert last_step[0].type == "system" and last_step[0].text == "You are a weather bot. " * 10
+    assert last_step[1].text == task  # the latest human message, whole
+    tools = [m for m in last_step if m.type == "tool"]
+    ais = [m for m in last_step if m.type == "ai"]
+    assert [m.tool_call_id for m in tools] == ["c0", "c1", "c2"]  # structure kept
+    assert [m.tool_calls[0]["id"] for m in ais] == ["c0", "c1", "c2"]
+    assert tools[-1].text == LONG_OBSERVATION  # the latest result, whole
+    for old in tools[:-1]:
+        assert len(old.text) < 0.7 * len(LONG_OBSERVATION) and "21" in old.text
+    assert all(len(m.text) < len(script[0].text) for m in ais)
+
+
+def test_a_failing_scorer_leaves_the_context_whole_and_warns():
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from langchain_tale.middleware import TaleContextCompressionMiddleware
+
+    def broken(tokens):
+        raise RuntimeError("scorer down")
+
+    middleware = TaleContextCompressionMiddleware(ratio=0.5, min_tokens=5, scorer=broken)
+    messages = [
+        HumanMessage("task"),
+        AIMessage(
+            content="", tool_calls=[{"name": "t", "args": {}, "id": "c0", "type": "tool_call"}]
+        ),
+        ToolMessage(LONG_OBSERVATION, tool_call_id="c0"),
+        ToolMessage(LONG_OBSERVATION, tool_call_id="c0"),
+    ]
+    with pytest.warns(UserWarning, match="scorer down"):
+        out = middleware.compressed(messages)
+    assert [m.text for m in out] == [m.text for m in messages]
+
+
+def test_llama_index_node_postprocessor_and_tale_llm_history():
+    from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    from llama_index_tale import CompressingNodePostprocessor, TaleLLM
+
+    nodes = [
+        NodeWithScore(node=TextNode(text=LONG_OBSERVATION), score=0.9),
+        NodeWithScore(node=TextNode(text="short"), score=0.5),
+    ]
+    out = CompressingNodePostprocessor(ratio=0.5).postprocess_nodes(nodes)
+    assert len(out[0].node.text) < 0.7 * len(LONG_OBSERVATION) and out[1].node.text == "short"
+    assert nodes[0].node.text == LONG_OBSERVATION and out[0].score == 0.9
+
+    inner = UsageMockLLM(answer="[[21]]")
+    llm = TaleLLM(llm=inner, estimator="fixed:50", context_ratio=0.5)
+    image = ChatMessage(role=MessageRole.USER, blocks=[ImageBlock(url="http://x/y.png")])
+    history = [
+        ChatMessage(role=MessageRole.SYSTEM, content="You are a weather bot."),
+        ChatMessage(role=MessageRole.USER, content="What is the temperature?"),
+        ChatMessage(role=MessageRole.TOOL, content=LONG_OBSERVATION),
+        image,
+        ChatMessage(role=MessageRole.TOOL, content=LONG_OBSERVATION),
+    ]
+    llm.chat(history)
+    sent = inner.seen[-1]
+    assert sent[1].content == "What is the temperature?"  # the latest user message
+    assert len(sent[2].content) < 0.7 * len(LONG_OBSERVATION)  # an older tool result
+    assert sent[3].blocks == image.blocks  # not text: passed through
+    assert sent[4].content == LONG_OBSERVATION  # the latest tool result

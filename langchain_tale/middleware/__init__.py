@@ -1,4 +1,4 @@
-"""Budgets for LangChain agent steps (``langchain.agents.create_agent`` middleware).
+"""Budgets and compressed context for LangChain agent steps (``create_agent`` middleware).
 
 Needs ``langchain`` 1.x: ``pip install 'tale[agents]'``.
 """
@@ -18,5 +18,11 @@ from langchain_tale.middleware.budget import (
     TaleBudgetMiddleware,
     TaleBudgetState,
 )
+from langchain_tale.middleware.compression import TaleContextCompressionMiddleware
 
-__all__ = ["TaleBudgetExceededError", "TaleBudgetMiddleware", "TaleBudgetState"]
+__all__ = [
+    "TaleBudgetExceededError",
+    "TaleBudgetMiddleware",
+    "TaleBudgetState",
+    "TaleContextCompressionMiddleware",
+]

@@ -5,6 +5,7 @@
 surprisal, LLMLingua-2).
 """
 
+from tale_shared.compression.context import ContextCompressor
 from tale_shared.compression.core import (
     RATIOS,
     SEPARATOR,
@@ -29,6 +30,7 @@ from tale_shared.compression.scorers import (
 __all__ = [
     "RATIOS",
     "SEPARATOR",
+    "ContextCompressor",
     "ImportanceScorer",
     "LLMLingua2Scorer",
     "ScorerError",
