@@ -162,3 +162,51 @@ def test_one_formatter_for_training_and_inference():
     assert tokenskip_prompt("Q?", 1.0) == "Q?"
     with pytest.raises(ValueError):
         tokenskip_prompt("Q?", 0)
+
+
+def test_recoverability_runs_every_variant_once_and_resumes(tmp_path, scripted):
+    from tale_shared.compression import rule_scorer
+    from tale_shared.research.recoverability import (
+        load_recover_rows,
+        recoverability_table,
+        run_recoverability,
+        summarize_recoverability,
+        truncation,
+        without_final_answer,
+    )
+
+    assert (
+        without_final_answer("48 + 24 = 72. So \\boxed{72} or [[72]].") == "48 + 24 = 72. So  or ."
+    )
+    assert truncation(PROSE, 0.5) == PROSE[: len(truncation(PROSE, 0.5))]
+    assert abs(kept_ratio(PROSE, truncation(PROSE, 0.5)) - 0.5) <= 0.05
+
+    def answer(messages):  # recovers the answer only when "48 + 24 = 72" survived
+        return "[[72]]" if "48 + 24 = 72" in messages[-1].content else "[[0]]"
+
+    model = scripted(answer)
+    results = [
+        SearchResult(
+            id=str(i),
+            question="Q?",
+            gold="72",
+            model="m",
+            style="words",
+            vanilla_correct=True,
+            vanilla_text=LAID_OUT.replace("[[72]]", "\\boxed{72}"),
+        )
+        for i in range(2)
+    ]
+    out = tmp_path / "recover.jsonl"
+    ran = run_recoverability(model, results, [0.7, 0.5], {"rule": rule_scorer}, out, progress=False)
+    assert ran == 2 * (1 + 2 * 3)  # full, then (rule, random, truncate) x 2 ratios
+    assert (
+        run_recoverability(model, results, [0.7, 0.5], {"rule": rule_scorer}, out, progress=False)
+        == 0
+    )
+    assert all("boxed" not in c[0][-1].content for c in model.calls)
+    summaries = {(s.method, s.ratio): s for s in summarize_recoverability(load_recover_rows(out))}
+    assert summaries[("full", 1.0)].recovered == 1.0
+    assert summaries[("rule", 0.5)].recovered == 1.0  # numbers and operators are protected
+    assert summaries[("truncate", 0.5)].recovered == 0.0  # the last step is cut off
+    assert "| rule | 0.5 |" in recoverability_table(list(summaries.values()))
