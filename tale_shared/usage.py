@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from tale_shared._io import atomic_writer
+
+logger = logging.getLogger(__name__)
 
 UsageSource = Literal["provider", "counted", "none"]
 """Where token numbers came from: the provider's report, our own counting, or nowhere."""
@@ -342,13 +345,31 @@ class UsageLedger:
         1
     """
 
-    def __init__(self, records: Iterable[QueryRecord] = ()) -> None:
+    def __init__(
+        self,
+        records: Iterable[QueryRecord] = (),
+        listeners: Iterable[Callable[[QueryRecord], object]] = (),
+    ) -> None:
         self._lock = threading.Lock()
         self._records: list[QueryRecord] = list(records)
+        self._listeners: list[Callable[[QueryRecord], object]] = list(listeners)
+
+    def add_listener(self, listener: Callable[[QueryRecord], object]) -> None:
+        """Call ``listener(record)`` for every record added from now on (an exporter such as
+        :class:`tale_shared.otel.OTelExporter`). A listener that raises is logged, never lets
+        the traced query fail."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def add(self, record: QueryRecord) -> None:
         with self._lock:
             self._records.append(record)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(record)
+            except Exception:
+                logger.exception("a usage listener failed on query %s", record.query_id)
 
     @property
     def records(self) -> list[QueryRecord]:
