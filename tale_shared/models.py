@@ -70,11 +70,17 @@ class ModelCallError(RuntimeError):
 
 
 def load_model(spec: str, threads: int | None = None) -> ChatModel:
-    """A core ChatModel: a local model name or GGUF path, or ``provider:model`` through
-    LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``, needs ``tale[agents]``)."""
+    """A core ChatModel: a local model name or GGUF path, an OpenAI-compatible endpoint
+    (``http://host:port/v1`` or ``...#MODEL``), or ``provider:model`` through LangChain's
+    ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``, needs ``tale[agents]``)."""
     from tale_shared._status import status
     from tale_shared.local import LocalChatModel
     from tale_shared.local.registry import MODELS
+
+    if spec.startswith(("http://", "https://")):
+        from tale_shared.served import ServedModel
+
+        return ServedModel.from_spec(spec)
 
     if ":" in spec and spec not in MODELS and not spec.endswith(".gguf"):
         try:

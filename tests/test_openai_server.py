@@ -219,3 +219,33 @@ def test_llama_index_through_openai_like_counts_the_servers_tokens_and_the_cap_h
     assert sync_answer.strip() == async_answer.strip() == streamed.strip()
     assert stream_query.budget == CAP and stream_call.calls[0].cap == CAP
     assert llm.max_tokens == 256  # the user's LLM is untouched: each query used a capped copy
+
+
+def test_bench_through_the_server_with_concurrency_gives_the_sequential_rows(server, tmp_path):
+    from tale_shared.research.bench import load_rows, run_bench
+    from tale_shared.research.datasets import Item
+    from tale_shared.served import ServedModel
+
+    items = [
+        Item(
+            id=str(i),
+            question=f"Sara has {i} apples and buys 3 more. How many now?",
+            answer=str(i + 3),
+        )
+        for i in range(4)
+    ]
+    model = ServedModel(server, "smollm2")
+    methods = ["vanilla", "tale-fixed:24"]
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    run_bench(model, items, methods, one, max_tokens=48, progress=False)
+    assert run_bench(model, items, methods, many, max_tokens=48, concurrency=4, progress=False) == 8
+    sequential = {(r.method, r.id): r for r in load_rows(one)}
+    parallel = {(r.method, r.id): r for r in load_rows(many)}
+    assert sequential.keys() == parallel.keys() and len(parallel) == 8
+    for key, row in parallel.items():
+        assert row.error is None and row.output_tokens > 0
+        assert (row.text, row.output_tokens) == (
+            sequential[key].text,
+            sequential[key].output_tokens,
+        )
+    assert run_bench(model, items, methods, many, concurrency=4, progress=False) == 0  # resumed

@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,11 +110,14 @@ def run_bench(
     *,
     max_tokens: int = 512,
     oracle: OracleEstimator | None = None,
+    concurrency: int = 1,
     progress: bool = True,
 ) -> int:
     """Run every (method, item) pair not yet in ``out``; returns how many were run. Items go
     in the outer loop, so a run stopped early still compares the methods on the same items.
-    A failed call is recorded with ``error`` (and run again on the next run)."""
+    A failed call is recorded with ``error`` (and run again on the next run). With
+    ``concurrency`` N > 1 (a served model), N pairs are in flight at once; rows are written
+    as they finish."""
     path = Path(out)
     done = (
         {(r.method, r.id) for r in load_rows(path) if r.error is None} if path.exists() else set()
@@ -128,38 +132,50 @@ def run_bench(
         for m in methods
     }
     todo = [(m, item) for item in items for m in methods if (m, item.id) not in done]
+
+    def run_one(method: str, item: Item) -> BenchRow:
+        try:
+            result = pipelines[method].solve(item.question)
+        except Exception as exc:
+            return BenchRow(method=method, id=item.id, error=repr(exc))
+        rec = result.record
+        return BenchRow(
+            method=method,
+            id=item.id,
+            correct=is_correct(result.text, item.answer),
+            answer=result.answer,
+            budget=rec.budget,
+            output_tokens=rec.usage.output_tokens,
+            input_tokens=rec.usage.input_tokens,
+            estimator_tokens=rec.estimator_usage.total_tokens,
+            calls=rec.n_calls,
+            seconds=rec.latency_s,
+            forced=result.forced,
+            stopped_early=result.stopped_early,
+            model=model.model_name,
+            text=result.text,
+        )
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="bench", unit="call")
     with JsonlAppender(path) as appender:
-        for method, item in todo:
-            try:
-                result = pipelines[method].solve(item.question)
-            except Exception as exc:
-                row = BenchRow(method=method, id=item.id, error=repr(exc))
-            else:
-                rec = result.record
-                row = BenchRow(
-                    method=method,
-                    id=item.id,
-                    correct=is_correct(result.text, item.answer),
-                    answer=result.answer,
-                    budget=rec.budget,
-                    output_tokens=rec.usage.output_tokens,
-                    input_tokens=rec.usage.input_tokens,
-                    estimator_tokens=rec.estimator_usage.total_tokens,
-                    calls=rec.n_calls,
-                    seconds=rec.latency_s,
-                    forced=result.forced,
-                    stopped_early=result.stopped_early,
-                    model=model.model_name,
-                    text=result.text,
-                )
-            appender.write_line(row.model_dump_json())
-            if bar is not None:
-                bar.update(1)
+        if concurrency <= 1:
+            rows: Iterable[BenchRow] = (run_one(m, item) for m, item in todo)
+        else:  # a served model: keep ``concurrency`` requests in flight
+            pool = ThreadPoolExecutor(max_workers=concurrency)
+            futures = [pool.submit(run_one, m, item) for m, item in todo]
+            rows = (f.result() for f in as_completed(futures))
+        try:
+            for row in rows:
+                appender.write_line(row.model_dump_json())
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if concurrency > 1:
+                pool.shutdown(wait=True, cancel_futures=True)
     if bar is not None:
         bar.close()
     return len(todo)

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Sequence
 
 from tale_shared.answers import is_correct
-from tale_shared.models import ChatModel
+from tale_shared.models import ChatModel, Completion
 from tale_shared.profiles import ModelProfile
 from tale_shared.prompts import get_style, list_styles
 from tale_shared.research._tables import markdown_table
@@ -38,14 +38,31 @@ def measure_style(
     items: Sequence[Item],
     budgets: Sequence[int],
     max_tokens: int = 512,
+    concurrency: int = 1,
 ) -> dict[str, float]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     style = get_style(style_name)
     xs, ys, within, correct = [], [], [], []
     runs = [(budget, item) for budget in budgets for item in items]
-    for budget, item in tqdm(runs, desc=f"calibrate {style_name}", unit="call", leave=False):
-        c = model.complete(style.render(item.question, budget), max_tokens=max_tokens)
+
+    def call(run: tuple[int, Item]) -> Completion:
+        budget, item = run
+        return model.complete(style.render(item.question, budget), max_tokens=max_tokens)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        replies = list(
+            tqdm(
+                pool.map(call, runs),
+                total=len(runs),
+                desc=f"calibrate {style_name}",
+                unit="call",
+                leave=False,
+            )
+        )
+    for (budget, item), c in zip(runs, replies, strict=True):
         xs.append(float(budget))
         ys.append(float(c.usage.output_tokens))
         within.append(c.usage.output_tokens <= budget)
@@ -65,6 +82,7 @@ def calibrate(
     budgets: Sequence[int] = (50, 100, 200),
     styles: Sequence[str] = CALIBRATED_STYLES,
     max_tokens: int = 512,
+    concurrency: int = 1,
 ) -> tuple[ModelProfile, str]:
     """Measure ``styles`` on ``items``; return the best as a profile, and a Markdown table."""
     known = {s.name for s in list_styles()}
@@ -72,7 +90,7 @@ def calibrate(
     for name in styles:
         if name not in known:
             raise ValueError(f"unknown style {name!r}")
-        measurements[name] = measure_style(model, name, items, budgets, max_tokens)
+        measurements[name] = measure_style(model, name, items, budgets, max_tokens, concurrency)
     best = max(measurements, key=lambda n: score(measurements[n]))
     profile = ModelProfile(
         model=model.model_name,

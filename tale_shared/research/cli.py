@@ -62,7 +62,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.threads)
     items = load_items(args.data, limit=args.n)
     budgets = [int(b) for b in args.budgets.split(",")]
-    profile, table = calibrate(model, items, budgets=budgets, max_tokens=args.max_tokens)
+    profile, table = calibrate(
+        model, items, budgets=budgets, max_tokens=args.max_tokens, concurrency=args.concurrency
+    )
     print(table)
     if not args.dry_run:
         print(f"saved profile: {save_profile(profile)} (style {profile.style})")
@@ -154,7 +156,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"-> {args.out}",
             file=sys.stderr,
         )
-        run_bench(model, items, methods, args.out, max_tokens=args.max_tokens, oracle=oracle)
+        run_bench(
+            model,
+            items,
+            methods,
+            args.out,
+            max_tokens=args.max_tokens,
+            oracle=oracle,
+            concurrency=args.concurrency,
+        )
     ids = {item.id for item in items}
     rows = [r for r in load_rows(args.out) if r.id in ids]
     summaries = summarize_bench(rows, methods, baseline=args.baseline)
@@ -187,16 +197,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common.add_argument(
         "--model",
         default=DEFAULT_LOCAL_MODEL,
-        help="local model name, .gguf path, or provider:model (API)",
+        help="local model name, .gguf path, an OpenAI-compatible URL[#MODEL], or provider:model",
     )
     common.add_argument("--threads", type=int, default=None)
     common.add_argument("--max-tokens", type=int, default=512)
+    served = argparse.ArgumentParser(add_help=False)
+    served.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="requests in flight (for a served model: --model http://host:port/v1[#MODEL])",
+    )
 
-    p = sub.add_parser("search", parents=[common], help="optimal budget search over a data set")
+    p = sub.add_parser(
+        "search", parents=[common, served], help="optimal budget search over a data set"
+    )
     p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
     p.add_argument("--out", required=True, help="results JSONL (appended; reruns resume)")
     p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--style", default=None)
     p.set_defaults(func=cmd_search)
 
@@ -213,7 +231,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("calibrate", parents=[common], help="pick the prompt style a model follows")
+    p = sub.add_parser(
+        "calibrate", parents=[common, served], help="pick the prompt style a model follows"
+    )
     p.add_argument("--data", default=str(GSM8K_TRAIN), help="training questions (JSONL)")
     p.add_argument("--n", type=int, default=6, help="questions per style and budget")
     p.add_argument("--budgets", default="50,100,200")
@@ -237,7 +257,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", default="elasticity.png")
     p.set_defaults(func=cmd_elasticity)
 
-    p = sub.add_parser("bench", parents=[common], help="benchmark methods side by side (resumable)")
+    p = sub.add_parser(
+        "bench", parents=[common, served], help="benchmark methods side by side (resumable)"
+    )
     p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
     p.add_argument(
         "--methods",

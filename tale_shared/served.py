@@ -1,0 +1,162 @@
+"""Any OpenAI-compatible endpoint (vLLM, llama.cpp's server, TGI, hosted APIs) as a core
+:class:`~tale_shared.models.ChatModel`, for the research tools that run many calls.
+
+Sends ``max_tokens`` (what compatible servers read), takes usage from the reply, retries 429
+and 5xx replies and connection errors with exponential backoff and jitter (a ``Retry-After``
+header wins), and is safe to call from many threads or tasks at once: ``tale bench``,
+``tale search`` and ``tale calibrate`` keep ``--concurrency N`` requests in flight.
+
+Example:
+    .. code-block:: python
+
+        model = ServedModel("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-Coder-1.5B-Instruct")
+        model.complete([Message("user", "What is 2 + 3?")], max_tokens=32).usage
+        # or: tale bench --model http://127.0.0.1:8000/v1#Qwen/... --concurrency 16
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from tale_shared.models import Completion, ModelCallError
+from tale_shared.prompts import Message
+from tale_shared.usage import TokenUsage
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class ServedModel:
+    """An OpenAI-compatible chat completions endpoint; temperature 0 by default."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        temperature: float = 0.0,
+        timeout_s: float = 600.0,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.temperature = temperature
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
+        self._async_headers = headers
+        self._timeout_s = timeout_s
+        self._async_transport = async_transport
+        self._model = model or self._first_model()
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs: Any) -> ServedModel:
+        """``URL`` or ``URL#MODEL`` (``http://127.0.0.1:8000/v1#qwen``)."""
+        url, _, model = spec.partition("#")
+        return cls(url, model or None, **kwargs)
+
+    @property
+    def model_name(self) -> str:
+        return self._model
+
+    def _first_model(self) -> str:
+        response = self._send(lambda: self._client.get(f"{self.base_url}/models"))
+        models = response.json().get("data") or []
+        if not models:
+            raise ModelCallError(f"{self.base_url} serves no model; name one: URL#MODEL")
+        return str(models[0]["id"])
+
+    def _body(self, messages: Sequence[Message], max_tokens: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self._model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "temperature": self.temperature,
+        }
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        return body
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        retry_after = response.headers.get("retry-after") if response is not None else None
+        if retry_after:
+            try:
+                return float(retry_after)
+            except ValueError:
+                pass
+        return float(self.backoff_s * (2**attempt) * (0.5 + random.random()))
+
+    def _send(self, call: Any) -> httpx.Response:
+        for attempt in range(self.max_retries + 1):
+            response = None
+            try:
+                response = call()
+                if response.status_code not in RETRY_STATUS:
+                    response.raise_for_status()
+                    return response  # type: ignore[no-any-return]
+            except httpx.TransportError as exc:
+                if attempt == self.max_retries:
+                    raise ModelCallError(f"{self.base_url}: {exc!r}") from exc
+            except httpx.HTTPStatusError as exc:
+                raise ModelCallError(f"{self.base_url}: {exc.response.text[:300]}") from exc
+            if attempt < self.max_retries:
+                time.sleep(self._delay(attempt, response))
+        raise ModelCallError(f"{self.base_url}: still failing after {self.max_retries} retries")
+
+    async def _asend(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+        url = f"{self.base_url}/chat/completions"
+        for attempt in range(self.max_retries + 1):
+            response = None
+            try:
+                response = await client.post(url, json=body)
+                if response.status_code not in RETRY_STATUS:
+                    response.raise_for_status()
+                    return response
+            except httpx.TransportError as exc:
+                if attempt == self.max_retries:
+                    raise ModelCallError(f"{self.base_url}: {exc!r}") from exc
+            except httpx.HTTPStatusError as exc:
+                raise ModelCallError(f"{self.base_url}: {exc.response.text[:300]}") from exc
+            if attempt < self.max_retries:
+                await asyncio.sleep(self._delay(attempt, response))
+        raise ModelCallError(f"{self.base_url}: still failing after {self.max_retries} retries")
+
+    def _completion(self, data: dict[str, Any], started: float) -> Completion:
+        choice = (data.get("choices") or [{}])[0]
+        usage = data.get("usage") or {}
+        return Completion(
+            text=(choice.get("message") or {}).get("content") or "",
+            usage=TokenUsage(
+                input_tokens=int(usage.get("prompt_tokens", 0)),
+                output_tokens=int(usage.get("completion_tokens", 0)),
+                source="provider" if usage else "none",
+            ),
+            model=data.get("model") or self._model,
+            latency_s=time.perf_counter() - started,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
+        started = time.perf_counter()
+        body = self._body(messages, max_tokens)
+        url = f"{self.base_url}/chat/completions"
+        response = self._send(lambda: self._client.post(url, json=body))
+        return self._completion(response.json(), started)
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None
+    ) -> Completion:
+        started = time.perf_counter()
+        async with httpx.AsyncClient(
+            headers=self._async_headers, timeout=self._timeout_s, transport=self._async_transport
+        ) as client:
+            response = await self._asend(client, self._body(messages, max_tokens))
+        return self._completion(response.json(), started)
