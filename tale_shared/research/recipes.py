@@ -1,0 +1,283 @@
+"""Training recipes: TALE-PT (SFT, DPO) and TokenSkip (LoRA SFT) on the exported data.
+
+``tale train sft|dpo|tokenskip DATA --base MODEL --out DIR`` runs TRL's ``SFTTrainer`` /
+``DPOTrainer`` with a PEFT LoRA adapter. Defaults are the papers' (TALE-PT: LoRA r 8, alpha 32,
+SFT 3 epochs at lr 1e-4, DPO 2 epochs at lr 3e-5 with beta 0.5; TokenSkip: r 8, alpha 16, lr
+5e-5, 3 epochs), all overridable. The loss is on the answer only (TRL's completion-only loss
+for prompt/completion data); prompts go through the base model's chat template; runs are
+seeded; checkpoints are written every ``save_steps`` and a rerun resumes from the last one.
+The adapter is saved with a card (``tale-card.json`` and ``README.md``) recording the data (and
+its sha256), the base model, the hyper-parameters, the loss curve and, when given, an
+evaluation.
+
+The base model is a local folder in Hugging Face layout, or a GGUF file (an embedded model's
+name works too) that transformers loads and dequantises (needs ``gguf``). Nothing is
+downloaded. Extra ``train`` (torch, transformers, peft, trl, accelerate, datasets) — kept out
+of ``all`` because torch is large.
+
+Example:
+    .. code-block:: python
+
+        from tale_shared.research.recipes import TrainConfig, train
+
+        adapter = train(TrainConfig("sft", "sft.jsonl", base="/models/qwen2.5-0.5b", out="out"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tale_shared._io import atomic_writer, iter_json_lines
+
+Kind = Literal["sft", "dpo", "tokenskip"]
+TRAIN_INSTALL = "pip install 'tale[train]'  (torch, transformers, peft, trl, accelerate, datasets)"
+
+PAPER_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "sft": {"lora_r": 8, "lora_alpha": 32, "epochs": 3, "learning_rate": 1e-4},
+    "dpo": {"lora_r": 8, "lora_alpha": 32, "epochs": 2, "learning_rate": 3e-5, "beta": 0.5},
+    "tokenskip": {"lora_r": 8, "lora_alpha": 16, "epochs": 3, "learning_rate": 5e-5},
+}
+
+
+@dataclass
+class TrainConfig:
+    """One training run; ``None`` fields take the paper's default for ``kind``."""
+
+    kind: Kind
+    data: str | Path
+    base: str | Path
+    out: str | Path
+    epochs: float | None = None
+    learning_rate: float | None = None
+    lora_r: int | None = None
+    lora_alpha: int | None = None
+    beta: float | None = None
+    batch_size: int = 1
+    grad_accum: int = 4
+    max_length: int = 1024
+    max_steps: int = -1
+    save_steps: int = 50
+    seed: int = 0
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> TrainConfig:
+        if self.kind not in PAPER_DEFAULTS:
+            raise ValueError(f"kind must be sft, dpo or tokenskip, got {self.kind!r}")
+        values = asdict(self)
+        for key, default in PAPER_DEFAULTS[self.kind].items():
+            if values.get(key) is None:
+                values[key] = default
+        return TrainConfig(**values)
+
+
+def _need(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"tale train needs {module}: {TRAIN_INSTALL}") from exc
+
+
+def _turns(value: Any, role: str) -> list[dict[str, str]]:
+    """A chat turn list from a string or from the messages layout."""
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    if isinstance(value, list) and all(isinstance(m, dict) for m in value):
+        return [{"role": str(m["role"]), "content": str(m["content"])} for m in value]
+    raise ValueError(f"expected text or a list of messages, got {type(value).__name__}")
+
+
+def read_examples(path: str | Path, kind: Kind) -> list[dict[str, Any]]:
+    """The exported rows (either layout ``tale export`` writes) as TRL conversational data:
+    ``prompt``/``completion`` (SFT, TokenSkip) or ``prompt``/``chosen``/``rejected`` (DPO)."""
+    rows = []
+    for n, row, problem in iter_json_lines(path):
+        if problem is not None or not isinstance(row, dict):
+            raise ValueError(f"{path}:{n} is not a JSON object ({problem or type(row).__name__})")
+        if kind == "dpo":
+            if "input" in row:  # the messages layout
+                prompt = row["input"]["messages"]
+                chosen, rejected = row["preferred_output"], row["non_preferred_output"]
+            else:
+                prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
+            rows.append(
+                {
+                    "prompt": _turns(prompt, "user"),
+                    "chosen": _turns(chosen, "assistant"),
+                    "rejected": _turns(rejected, "assistant"),
+                }
+            )
+        else:
+            if "messages" in row:
+                messages = row["messages"]
+                prompt, completion = messages[:-1], messages[-1:]
+            else:
+                prompt, completion = row["prompt"], row["completion"]
+            rows.append(
+                {"prompt": _turns(prompt, "user"), "completion": _turns(completion, "assistant")}
+            )
+    if not rows:
+        raise ValueError(f"{path} holds no training examples")
+    return rows
+
+
+def _sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_base(base: str | Path) -> tuple[Any, Any]:
+    """The base model and tokenizer from a Hugging Face folder, a ``.gguf`` file or an
+    embedded model's name (its GGUF, dequantised by transformers)."""
+    transformers = _need("transformers")
+    path = Path(base)
+    if not path.exists():
+        from tale_shared.local.registry import resolve_model_path
+
+        _, path = resolve_model_path(str(base))
+    if path.is_file() and path.suffix == ".gguf":
+        _need("gguf")
+        kwargs = {"gguf_file": path.name}
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(path.parent, **kwargs)
+    else:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        model = transformers.AutoModelForCausalLM.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    checkpoints = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.is_dir()),
+        key=lambda p: int(p.name.rsplit("-", 1)[-1]),
+    )
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def train(config: TrainConfig, *, progress: bool = True) -> Path:
+    """Train the adapter; returns its folder (``out/adapter``). Resumes from ``out``'s last
+    checkpoint when there is one."""
+    cfg = config.resolved()
+    datasets = _need("datasets")
+    peft = _need("peft")
+    trl = _need("trl")
+    transformers = _need("transformers")
+    transformers.set_seed(cfg.seed)
+    out = Path(cfg.out)
+    checkpoints = out / "checkpoints"
+    examples = read_examples(cfg.data, cfg.kind)
+    model, tokenizer = load_base(cfg.base)
+    lora = peft.LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=0.05,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    torch = _need("torch")
+    gpu = bool(torch.cuda.is_available())
+    common: dict[str, Any] = {
+        "output_dir": str(checkpoints),
+        "bf16": gpu and bool(torch.cuda.is_bf16_supported()),
+        "use_cpu": not gpu,
+        "num_train_epochs": cfg.epochs,
+        "learning_rate": cfg.learning_rate,
+        "per_device_train_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "max_steps": cfg.max_steps,
+        "logging_steps": 1,
+        "save_steps": cfg.save_steps,
+        "save_total_limit": 2,
+        "seed": cfg.seed,
+        "report_to": [],
+        "disable_tqdm": not progress,
+        "max_length": cfg.max_length,
+    }
+    dataset = datasets.Dataset.from_list(examples)
+    if cfg.kind == "dpo":
+        args = trl.DPOConfig(beta=cfg.beta, **common)
+        trainer = trl.DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
+        )
+    else:
+        args = trl.SFTConfig(completion_only_loss=True, **common)
+        trainer = trl.SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
+        )
+    result = trainer.train(resume_from_checkpoint=_last_checkpoint(checkpoints))
+    adapter = out / "adapter"
+    trainer.model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    write_card(adapter, cfg, losses=losses, metrics=dict(result.metrics))
+    return adapter
+
+
+def write_card(
+    adapter: Path, cfg: TrainConfig, *, losses: list[float], metrics: dict[str, Any]
+) -> None:
+    """``tale-card.json`` and a ``README.md`` that say how the adapter was made."""
+    digest = _sha256(cfg.data)
+    card: dict[str, Any] = {
+        "kind": cfg.kind,
+        "base_model": str(cfg.base),
+        "data": str(cfg.data),
+        "data_sha256": digest,
+        "hyperparameters": {
+            k: v for k, v in asdict(cfg).items() if k not in ("data", "base", "out", "evaluation")
+        },
+        "loss": losses,
+        "train_metrics": metrics,
+        "evaluation": cfg.evaluation,
+    }
+    with atomic_writer(adapter / "tale-card.json") as fh:
+        json.dump(card, fh, indent=2, default=str)
+    lines = [
+        f"# tale {cfg.kind} adapter",
+        "",
+        f"- base model: `{cfg.base}`",
+        f"- data: `{cfg.data}` (sha256 `{card['data_sha256'][:16]}...`)",
+        f"- hyper-parameters: `{json.dumps(card['hyperparameters'], default=str)}`",
+        f"- loss: first {losses[0]:.4f}, last {losses[-1]:.4f}"
+        if losses
+        else "- loss: none logged",
+        f"- evaluation: `{json.dumps(cfg.evaluation)}`" if cfg.evaluation else "- evaluation: none",
+    ]
+    with atomic_writer(adapter / "README.md") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def merge(adapter: str | Path, out: str | Path, base: str | Path | None = None) -> Path:
+    """Merge a LoRA adapter into its base model and save the result (Hugging Face layout).
+    Turn it into GGUF for llama.cpp with llama.cpp's ``convert_hf_to_gguf.py OUT`` (see the
+    README); ``tale ask --model OUT.gguf`` then runs it."""
+    peft = _need("peft")
+    card = json.loads((Path(adapter) / "tale-card.json").read_text())
+    model, tokenizer = load_base(base or card["base_model"])
+    merged = peft.PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    target = Path(out)
+    merged.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def examples_tokens(path: str | Path, kind: Kind, tokenizer: Any) -> Iterator[int]:
+    """Token count of each example with the tokenizer's chat template (for throughput)."""
+    for ex in read_examples(path, kind):
+        turns = ex["prompt"] + ex.get("completion", ex.get("chosen", []))
+        yield len(tokenizer.apply_chat_template(turns, tokenize=True))
