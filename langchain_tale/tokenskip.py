@@ -68,14 +68,11 @@ class TokenSkipRunnable(TaleRunnable):
     ) -> _Plan:
         cap = math.ceil(self.max_tokens * self.gamma) if self.max_tokens else None
         kwargs = with_cap(call_kwargs, self.llm, cap)
-        tale: dict[str, Any] = {
+        tale = {
+            **self._metadata(None, self.prompt_style),
             "method": f"tokenskip@{self.gamma}",
             "gamma": self.gamma,
-            "budget": None,
-            "estimator": None,
             "style": "tokenskip",
-            "estimator_usage": None,
-            "fallback_reason": None,
             "cap": cap_from_params(kwargs),
         }
         prompt = _formatted(messages, self.gamma)

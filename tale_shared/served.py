@@ -94,19 +94,27 @@ class ServedModel:
                 pass
         return float(self.backoff_s * (2**attempt) * (0.5 + random.random()))
 
+    def _settled(self, response: httpx.Response) -> bool:
+        """True for a reply to keep; False for one to retry; raises for a client error."""
+        if response.status_code in RETRY_STATUS:
+            return False
+        if response.is_error:
+            raise ModelCallError(f"{self.base_url}: {response.text[:300]}")
+        return True
+
+    def _give_up(self, attempt: int, exc: Exception) -> None:
+        if attempt == self.max_retries:
+            raise ModelCallError(f"{self.base_url}: {exc!r}") from exc
+
     def _send(self, call: Any) -> httpx.Response:
         for attempt in range(self.max_retries + 1):
             response = None
             try:
                 response = call()
-                if response.status_code not in RETRY_STATUS:
-                    response.raise_for_status()
+                if self._settled(response):
                     return response  # type: ignore[no-any-return]
             except httpx.TransportError as exc:
-                if attempt == self.max_retries:
-                    raise ModelCallError(f"{self.base_url}: {exc!r}") from exc
-            except httpx.HTTPStatusError as exc:
-                raise ModelCallError(f"{self.base_url}: {exc.response.text[:300]}") from exc
+                self._give_up(attempt, exc)
             if attempt < self.max_retries:
                 time.sleep(self._delay(attempt, response))
         raise ModelCallError(f"{self.base_url}: still failing after {self.max_retries} retries")
@@ -117,14 +125,10 @@ class ServedModel:
             response = None
             try:
                 response = await client.post(url, json=body)
-                if response.status_code not in RETRY_STATUS:
-                    response.raise_for_status()
+                if self._settled(response):
                     return response
             except httpx.TransportError as exc:
-                if attempt == self.max_retries:
-                    raise ModelCallError(f"{self.base_url}: {exc!r}") from exc
-            except httpx.HTTPStatusError as exc:
-                raise ModelCallError(f"{self.base_url}: {exc.response.text[:300]}") from exc
+                self._give_up(attempt, exc)
             if attempt < self.max_retries:
                 await asyncio.sleep(self._delay(attempt, response))
         raise ModelCallError(f"{self.base_url}: still failing after {self.max_retries} retries")
