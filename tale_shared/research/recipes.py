@@ -145,6 +145,11 @@ def load_base(base: str | Path) -> tuple[Any, Any]:
         kwargs = {"gguf_file": path.name}
         tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, **kwargs)
         model = transformers.AutoModelForCausalLM.from_pretrained(path.parent, **kwargs)
+        # the GGUF weights are dequantised to full precision on load: train them as such
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     else:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         model = transformers.AutoModelForCausalLM.from_pretrained(path)
@@ -280,4 +285,5 @@ def examples_tokens(path: str | Path, kind: Kind, tokenizer: Any) -> Iterator[in
     """Token count of each example with the tokenizer's chat template (for throughput)."""
     for ex in read_examples(path, kind):
         turns = ex["prompt"] + ex.get("completion", ex.get("chosen", []))
-        yield len(tokenizer.apply_chat_template(turns, tokenize=True))
+        text = tokenizer.apply_chat_template(turns, tokenize=False)
+        yield len(tokenizer(text, add_special_tokens=False)["input_ids"])
