@@ -102,6 +102,57 @@ def load_rows(path: str | Path) -> list[BenchRow]:
     return list(latest.values())
 
 
+def bench_pipelines(
+    model: ChatModel,
+    methods: Sequence[str],
+    *,
+    max_tokens: int = 512,
+    oracle: OracleEstimator | None = None,
+) -> dict[str, TalePipeline]:
+    """One pipeline per method, all on ``model``."""
+    return {
+        m: TalePipeline(
+            model,
+            oracle if m.startswith("oracle") else None,
+            method=m,
+            max_tokens=max_tokens,
+        )
+        for m in methods
+    }
+
+
+def bench_row(pipeline: TalePipeline, method: str, item: Item, model_name: str) -> BenchRow:
+    """Run one method on one item; an error becomes a row with ``error`` set."""
+    try:
+        result = pipeline.solve(item.question)
+    except Exception as exc:
+        return BenchRow(method=method, id=item.id, error=repr(exc))
+    rec = result.record
+    return BenchRow(
+        method=method,
+        id=item.id,
+        correct=is_correct(result.text, item.answer),
+        answer=result.answer,
+        budget=rec.budget,
+        output_tokens=rec.usage.output_tokens,
+        input_tokens=rec.usage.input_tokens,
+        estimator_tokens=rec.estimator_usage.total_tokens,
+        calls=rec.n_calls,
+        seconds=rec.latency_s,
+        forced=result.forced,
+        stopped_early=result.stopped_early,
+        model=model_name,
+        text=result.text,
+    )
+
+
+def done_pairs(path: Path) -> set[tuple[str, str]]:
+    """The (method, item id) pairs already in a benchmark file without an error."""
+    if not path.exists():
+        return set()
+    return {(r.method, r.id) for r in load_rows(path) if r.error is None}
+
+
 def run_bench(
     model: ChatModel,
     items: Sequence[Item],
@@ -119,66 +170,43 @@ def run_bench(
     ``concurrency`` N > 1 (a served model), N pairs are in flight at once; rows are written
     as they finish."""
     path = Path(out)
-    done = (
-        {(r.method, r.id) for r in load_rows(path) if r.error is None} if path.exists() else set()
-    )
-    pipelines = {
-        m: TalePipeline(
-            model,
-            oracle if m.startswith("oracle") else None,
-            method=m,
-            max_tokens=max_tokens,
-        )
-        for m in methods
-    }
+    done = done_pairs(path)
+    pipelines = bench_pipelines(model, methods, max_tokens=max_tokens, oracle=oracle)
     todo = [(m, item) for item in items for m in methods if (m, item.id) not in done]
 
     def run_one(method: str, item: Item) -> BenchRow:
-        try:
-            result = pipelines[method].solve(item.question)
-        except Exception as exc:
-            return BenchRow(method=method, id=item.id, error=repr(exc))
-        rec = result.record
-        return BenchRow(
-            method=method,
-            id=item.id,
-            correct=is_correct(result.text, item.answer),
-            answer=result.answer,
-            budget=rec.budget,
-            output_tokens=rec.usage.output_tokens,
-            input_tokens=rec.usage.input_tokens,
-            estimator_tokens=rec.estimator_usage.total_tokens,
-            calls=rec.n_calls,
-            seconds=rec.latency_s,
-            forced=result.forced,
-            stopped_early=result.stopped_early,
-            model=model.model_name,
-            text=result.text,
-        )
+        return bench_row(pipelines[method], method, item, model.model_name)
 
+    if concurrency <= 1:
+        return write_rows(path, (run_one(m, item) for m, item in todo), len(todo), progress)
+    # a served model: keep ``concurrency`` requests in flight
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(run_one, m, item) for m, item in todo]
+        try:
+            rows = (f.result() for f in as_completed(futures))
+            return write_rows(path, rows, len(todo), progress)
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def write_rows(path: Path, rows: Iterable[BenchRow], total: int, progress: bool) -> int:
+    """Append each row as it comes (fsynced), with a progress bar; returns ``total``."""
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc="bench", unit="call")
-    with JsonlAppender(path) as appender:
-        if concurrency <= 1:
-            rows: Iterable[BenchRow] = (run_one(m, item) for m, item in todo)
-        else:  # a served model: keep ``concurrency`` requests in flight
-            pool = ThreadPoolExecutor(max_workers=concurrency)
-            futures = [pool.submit(run_one, m, item) for m, item in todo]
-            rows = (f.result() for f in as_completed(futures))
-        try:
+        bar = tqdm(total=total, desc="bench", unit="call")
+    try:
+        with JsonlAppender(path) as appender:
             for row in rows:
                 appender.write_line(row.model_dump_json())
                 if bar is not None:
                     bar.update(1)
-        finally:
-            if concurrency > 1:
-                pool.shutdown(wait=True, cancel_futures=True)
-    if bar is not None:
-        bar.close()
-    return len(todo)
+    finally:
+        if bar is not None:
+            bar.close()
+    return total
 
 
 class MethodSummary(BaseModel):

