@@ -74,3 +74,24 @@ def test_search_on_ray_writes_each_item_once_and_resumes(tmp_path):
     results = load_results(out)
     assert sorted(r.id for r in results) == ["0", "1"] and len(out.read_text().splitlines()) == 2
     assert all(r.model == "local/smollm2-135m" and r.vanilla_tokens for r in results)
+
+
+def test_calibration_calls_go_to_ray_replicas():
+    ray = __import__("ray")
+    from tale_shared.prompts import Message
+    from tale_shared.research.calibration import measure_style
+    from tale_shared.research.datasets import Item
+    from tale_shared.research.distributed import RayModel
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        model = RayModel("smollm2-135m", replicas=2)
+        reply = model.complete([Message("user", "What is 2 + 3?")], max_tokens=8)
+        assert model.model_name == "local/smollm2-135m" and reply.usage.source == "provider"
+        assert 0 < reply.usage.output_tokens <= 8
+        items = [Item(id=str(i), question=f"What is {i} + 2?", answer=str(i + 2)) for i in range(2)]
+        measured = measure_style(model, "words", items, [20, 40], max_tokens=32, concurrency=2)
+        assert 0 < measured["mean_tokens"] <= 32
+        model.close()
+    finally:
+        ray.shutdown()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
-from tale_shared.models import load_model
+from tale_shared.models import ChatModel, load_model
 
 GSM8K_TRAIN = Path("../shared/data/gsm8k/train.norm.jsonl")
 
@@ -76,12 +76,28 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from tale_shared.research.calibration import calibrate
     from tale_shared.research.datasets import load_items
 
-    model = load_model(args.model, args.threads)
     items = load_items(args.data, limit=args.n)
     budgets = [int(b) for b in args.budgets.split(",")]
-    profile, table = calibrate(
-        model, items, budgets=budgets, max_tokens=args.max_tokens, concurrency=args.concurrency
-    )
+    ray_model = None
+    model: ChatModel
+    if args.ray is not None:
+        from tale_shared.research.distributed import RayModel
+
+        model = ray_model = RayModel(
+            args.model,
+            address=None if args.ray == "local" else args.ray,
+            replicas=args.replicas,
+            threads_per_replica=args.threads or 1,
+        )
+    else:
+        model = load_model(args.model, args.threads)
+    try:
+        profile, table = calibrate(
+            model, items, budgets=budgets, max_tokens=args.max_tokens, concurrency=args.concurrency
+        )
+    finally:
+        if ray_model is not None:
+            ray_model.close()
     print(table)
     if not args.dry_run:
         print(f"saved profile: {save_profile(profile)} (style {profile.style})")
@@ -309,7 +325,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
-        "calibrate", parents=[common, served], help="pick the prompt style a model follows"
+        "calibrate",
+        parents=[common, served, distributed],
+        help="pick the prompt style a model follows",
     )
     p.add_argument("--data", default=str(GSM8K_TRAIN), help="training questions (JSONL)")
     p.add_argument("--n", type=int, default=6, help="questions per style and budget")

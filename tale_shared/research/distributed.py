@@ -13,16 +13,21 @@ Example:
 
         run_bench_on_ray("qwen2.5-coder-1.5b", items, ["vanilla", "tale"], "runs.jsonl",
                          address="ray://head:10001", replicas=8)
-        # or: tale bench ... --ray ray://head:10001 --replicas 8;  tale search ... --ray
+        # or: tale bench|search|calibrate ... --ray ray://head:10001 --replicas 8
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from tale_shared._io import JsonlAppender
+from tale_shared.models import Completion
+from tale_shared.prompts import Message
 from tale_shared.research.bench import (
     BenchRow,
     OracleEstimator,
@@ -53,6 +58,8 @@ class _Replica:
 
         self.model = load_model(model_spec, threads)
         self.job = job
+        if job["kind"] == "model":
+            return
         if job["kind"] == "bench":
             self.pipelines = bench_pipelines(
                 self.model, job["methods"], max_tokens=job["max_tokens"], oracle=job["oracle"]
@@ -64,6 +71,12 @@ class _Replica:
                 self.model, style=job["style"], max_tokens=job["max_tokens"]
             )
 
+    def model_name(self) -> str:
+        return self.model.model_name
+
+    def complete(self, messages: list[Message], max_tokens: int | None) -> str:
+        return self.model.complete(messages, max_tokens=max_tokens).model_dump_json()
+
     def run(self, payload: dict[str, Any]) -> str:
         item = Item(**payload["item"])
         if self.job["kind"] == "bench":
@@ -74,6 +87,59 @@ class _Replica:
             return self.searcher.search(item).model_dump_json()
         except Exception as exc:
             return self.searcher.new_result(item, error=repr(exc)).model_dump_json()
+
+
+class RayModel:
+    """A core ``ChatModel`` whose calls go to model replicas on Ray (round robin), for work
+    that is a stream of single calls — ``tale calibrate --ray`` with ``--concurrency N``.
+
+    Example:
+        .. code-block:: python
+
+            model = RayModel("qwen2.5-coder-1.5b", replicas=4)
+            calibrate(model, items, concurrency=4)
+            model.close()
+    """
+
+    def __init__(
+        self,
+        model_spec: str,
+        *,
+        address: str | None = None,
+        replicas: int | None = None,
+        threads_per_replica: int = 1,
+    ) -> None:
+        self._ray = _connect(address)
+        cpus = int(self._ray.available_resources().get("CPU", 1))
+        n = replicas or max(1, cpus // max(1, threads_per_replica))
+        actor = self._ray.remote(num_cpus=threads_per_replica, max_restarts=2, max_task_retries=2)(
+            _Replica
+        )
+        self._actors = [
+            actor.remote(model_spec, threads_per_replica, {"kind": "model"}) for _ in range(n)
+        ]
+        self._turn = itertools.cycle(self._actors)
+        self._lock = threading.Lock()
+        self._name: str = self._ray.get(self._actors[0].model_name.remote())
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
+        with self._lock:
+            actor = next(self._turn)
+        line = self._ray.get(actor.complete.remote(list(messages), max_tokens))
+        return Completion.model_validate_json(line)
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None
+    ) -> Completion:
+        return await asyncio.to_thread(self.complete, messages, max_tokens=max_tokens)
+
+    def close(self) -> None:
+        for a in self._actors:
+            self._ray.kill(a)
 
 
 def _connect(address: str | None) -> Any:
