@@ -95,3 +95,48 @@ def test_calibration_calls_go_to_ray_replicas():
         model.close()
     finally:
         ray.shutdown()
+
+
+def test_a_killed_replica_is_restarted_and_nothing_is_written_twice(tmp_path):
+    import threading
+    import time
+
+    import psutil
+
+    ray = __import__("ray")
+    from tale_shared.research.bench import load_rows
+    from tale_shared.research.datasets import Item
+    from tale_shared.research.distributed import run_bench_on_ray
+
+    items = [
+        Item(id=str(i), question=f"Write {i + 3} sentences about apples.", answer="0")
+        for i in range(6)
+    ]
+    out = tmp_path / "ray.jsonl"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    killed = []
+    try:
+        runner = threading.Thread(
+            target=run_bench_on_ray,
+            args=("smollm2-135m", items, ["vanilla"], out),
+            kwargs={"replicas": 2, "max_tokens": 96, "progress": False},
+        )
+        runner.start()
+        deadline = time.monotonic() + 120
+        while runner.is_alive() and not killed and time.monotonic() < deadline:
+            lines = out.read_text().splitlines() if out.exists() else []
+            if lines:  # the replicas are working: kill one mid-run
+                for proc in psutil.process_iter(["cmdline"]):
+                    if any("_Replica" in part for part in proc.info["cmdline"] or []):
+                        proc.kill()
+                        killed.append(proc.pid)
+                        break
+            time.sleep(0.05)
+        runner.join(timeout=240)
+    finally:
+        ray.shutdown()
+    assert killed, "no replica process was found to kill"
+    rows = load_rows(out)
+    assert len(out.read_text().splitlines()) == 6  # each pair once, none twice
+    assert sorted(r.id for r in rows) == [str(i) for i in range(6)]
+    assert all(r.error is None and r.output_tokens > 0 for r in rows)  # retried, not lost
