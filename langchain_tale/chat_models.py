@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator
+import json
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_tale._messages import to_core
+from langchain_tale._tools import parse_tool_calls, with_tools
 from tale_shared._aio import iterate_in_thread
 from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel, load_local_model
 from tale_shared.usage import TokenUsage
@@ -79,6 +85,20 @@ class ChatLocalLlama(BaseChatModel):
             self._local = load_local_model(self.model, n_threads=self.n_threads, n_ctx=self.n_ctx)
         return self._local
 
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Tools in Qwen2.5's (Hermes) layout: described in the system message, called as
+        ``<tool_call>`` JSON, results returned in ``<tool_response>`` — what the embedded
+        Qwen models were trained on. ``tool_choice`` is accepted and not enforced (a local
+        model can only be asked)."""
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        return self.bind(tools=formatted, **kwargs)
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -86,14 +106,18 @@ class ChatLocalLlama(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        tools = kwargs.get("tools")
         completion = self.local.complete(
-            to_core(messages),
+            with_tools(messages, tools) if tools else to_core(messages),
             max_tokens=kwargs.get("max_tokens") or self.max_tokens,
             stop=stop,
             temperature=kwargs.get("temperature"),
         )
+        names = [t["function"]["name"] for t in tools or [] if "function" in t]
+        text, calls = parse_tool_calls(completion.text, names) if tools else (completion.text, [])
         message = AIMessage(
-            content=completion.text,
+            content=text,
+            tool_calls=calls,
             usage_metadata=_usage_metadata(completion.usage),
             response_metadata={
                 "model_name": completion.model,
@@ -118,6 +142,23 @@ class ChatLocalLlama(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Generator[ChatGenerationChunk, None, None]:
+        if kwargs.get("tools"):  # a tool call is read whole: one chunk
+            whole = self._generate(messages, stop, run_manager, **kwargs).generations[0].message
+            assert isinstance(whole, AIMessage)
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content=whole.content,
+                    tool_call_chunks=[
+                        tool_call_chunk(
+                            name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i
+                        )
+                        for i, c in enumerate(whole.tool_calls)
+                    ],
+                    usage_metadata=whole.usage_metadata,
+                    response_metadata=whole.response_metadata,
+                )
+            )
+            return
         limit = kwargs.get("max_tokens") or self.max_tokens
         pieces = self.local.stream(
             to_core(messages), max_tokens=limit, stop=stop, temperature=kwargs.get("temperature")

@@ -131,3 +131,48 @@ def test_nested_tale_usage_blocks_both_see_the_inner_queries():
         with tale_usage() as inner:
             runnable.invoke("What is 2 + 2?")
     assert len(inner.records) == 1 and len(outer.records) == 2
+
+
+def test_the_embedded_chat_model_calls_tools_in_qwens_layout():
+    from langchain_tale import ChatLocalLlama
+    from langchain_tale._tools import parse_tool_calls
+    from tale_shared.models import Completion
+
+    class ScriptedLocal:
+        model_name = "local/fake"
+
+        def __init__(self):
+            self.prompts = []
+            self.replies = [
+                "Let me add.\n<tool_call>\n"
+                '{"name": "add", "arguments": {"a": 2, "b": 1}}\n</tool_call>',
+                "The answer is [[3]].",
+            ]
+
+        def complete(self, messages, *, max_tokens=None, stop=None, temperature=None):
+            self.prompts.append(messages)
+            return Completion(text=self.replies[len(self.prompts) - 1], model=self.model_name)
+
+    local = ScriptedLocal()
+    llm = ChatLocalLlama(model="qwen2.5-coder-1.5b")
+    llm._local = local
+    agent = create_agent(llm, tools=[add], system_prompt="You are a calculator.")
+    result = agent.invoke({"messages": [HumanMessage("What is 2 + 1? Use the tool.")]})
+    assert result["messages"][-1].text == "The answer is [[3]]."
+    call = result["messages"][1]
+    assert call.tool_calls[0]["name"] == "add" and call.tool_calls[0]["args"] == {"a": 2, "b": 1}
+    assert result["messages"][2].text == "3"  # the tool ran
+    first, second = local.prompts
+    assert first[0].role == "system" and first[0].content.startswith("You are a calculator.")
+    assert '"name": "add"' in first[0].content and "<tools>" in first[0].content
+    assert (
+        second[-1].role == "user" and second[-1].content == "<tool_response>\n3\n</tool_response>"
+    )
+    assert "<tool_call>" in second[-2].content  # the earlier call, as the model wrote it
+    # an unreadable block stays in the text rather than vanish
+    text, calls = parse_tool_calls("<tool_call>{not json}</tool_call>")
+    assert calls == [] and text == "<tool_call>{not json}</tool_call>"
+    # llama.cpp drops Qwen's <tool_call> special tokens: a bare call line of a known tool
+    text, calls = parse_tool_calls('{"name": "add", "arguments": {"a": 1, "b": 2}}', ["add"])
+    assert text == "" and calls[0]["args"] == {"a": 1, "b": 2}
+    assert parse_tool_calls('{"name": "rm", "arguments": {}}', ["add"])[1] == []
