@@ -20,6 +20,7 @@ from langchain_core.messages.tool import ToolCall, tool_call
 from tale_shared.prompts import Message
 
 _CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
+_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
 
 TOOLS_PREAMBLE = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
@@ -81,8 +82,9 @@ def _call_of(raw: str, names: set[str] | None) -> ToolCall | None:
 def parse_tool_calls(text: str, names: Sequence[str] | None = None) -> tuple[str, list[ToolCall]]:
     """The reply's text without its tool calls, and the calls. A call is a ``<tool_call>``
     block, or — since llama.cpp drops Qwen's ``<tool_call>`` special tokens from the text — a
-    line that is only ``{"name": <one of names>, "arguments": {...}}``. Unreadable blocks
-    stay in the text, so nothing is silently dropped."""
+    ``{"name": <one of names>, "arguments": {...}}`` object on its own: the whole reply, a
+    fenced code block, or a line. Unreadable blocks stay in the text, so nothing is silently
+    dropped."""
     known = set(names) if names is not None else None
     calls: list[ToolCall] = []
 
@@ -94,6 +96,13 @@ def parse_tool_calls(text: str, names: Sequence[str] | None = None) -> tuple[str
         return ""
 
     remaining = _CALL.sub(take, text)
+    if not calls and known:  # a call in a code fence, or the whole reply
+        for block in [*_FENCE.finditer(remaining), None]:
+            raw = block.group(1) if block is not None else remaining.strip()
+            call = _call_of(raw, known)
+            if call is not None:
+                calls.append(call)
+                remaining = remaining.replace(block.group(0), "") if block else ""
     if not calls and known:
         kept = []
         for line in remaining.splitlines():

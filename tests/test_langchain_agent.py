@@ -176,3 +176,6 @@ def test_the_embedded_chat_model_calls_tools_in_qwens_layout():
     text, calls = parse_tool_calls('{"name": "add", "arguments": {"a": 1, "b": 2}}', ["add"])
     assert text == "" and calls[0]["args"] == {"a": 1, "b": 2}
     assert parse_tool_calls('{"name": "rm", "arguments": {}}', ["add"])[1] == []
+    fenced = 'Sure.\n```json\n{\n  "name": "add",\n  "arguments": {"a": 4, "b": 5}\n}\n```'
+    text, calls = parse_tool_calls(fenced, ["add"])
+    assert text == "Sure." and calls[0]["args"] == {"a": 4, "b": 5}

@@ -1,0 +1,122 @@
+"""Compressed context in a multi-step agent run on the embedded model (LangChain create_agent).
+
+    python benchmarks/agent_context.py
+
+The agent reads a five-page report with a tool, one page per call (each page ~200 tokens, with
+one KEY number), then answers with the sum of the keys — so every step re-sends the pages read
+so far, and the answer needs all of them. Runs the same task with no middleware, with tale's
+TaleContextCompressionMiddleware (ratio 0.5), with LangChain's ContextEditingMiddleware (old
+tool results cleared) and with its SummarizationMiddleware (its summary calls counted), and
+prints input tokens per model call, totals, and whether the answer was right.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from langchain.agents import create_agent
+from langchain.agents.middleware import (
+    ClearToolUsesEdit,
+    ContextEditingMiddleware,
+    SummarizationMiddleware,
+)
+from langchain_core.messages import HumanMessage
+from langchain_core.tools import tool
+
+from langchain_tale import ChatLocalLlama, TaleCallbackHandler
+from langchain_tale.middleware import TaleContextCompressionMiddleware
+
+KEYS = [12, 7, 30, 5, 16]
+FILLER = (
+    "The committee met in the old library on a rainy afternoon, and the discussion went on "
+    "for a long time about the schedule of the spring fair, the colour of the banners, the "
+    "number of chairs that would be needed in the main hall, and whether the bakery on the "
+    "corner would agree to provide bread for the volunteers as it had done the year before. "
+    "Several members also raised the question of parking near the river, and the secretary "
+    "promised to write to the council about it before the next meeting."
+)
+
+
+@tool
+def read_page(page: int) -> str:
+    """Read one page of the report (pages 1 to 5, in order)."""
+    if not 1 <= page <= 5:
+        return "There is no such page: the report has pages 1 to 5."
+    key = f"KEY: {KEYS[page - 1]}."
+    nxt = (
+        f"Next, read page {page + 1}."
+        if page < 5
+        else "This is the last page. Now add the five KEY numbers with the add_numbers tool."
+    )
+    return f"Page {page}. {FILLER} {key} {nxt}"
+
+
+@tool
+def add_numbers(numbers: list[int]) -> int:
+    """Add a list of integers."""
+    return sum(numbers)
+
+
+TASK = (
+    "Read the report with the read_page tool, one page per call, starting at page 1 and doing "
+    "what each page says, then add the KEY numbers of all five pages with add_numbers and "
+    "give the sum in [[ ]]."
+)
+
+
+def run(name: str, middleware: list, llm: ChatLocalLlama) -> dict:
+    agent = create_agent(
+        llm,
+        tools=[read_page, add_numbers],
+        system_prompt="You are a careful reader.",
+        middleware=middleware,
+    )
+    tracer = TaleCallbackHandler()
+    result = agent.invoke(
+        {"messages": [HumanMessage(TASK)]},
+        config={"callbacks": [tracer], "recursion_limit": 40},
+    )
+    (record,) = tracer.records
+    answer = result["messages"][-1].text
+    calls = [c.usage.input_tokens for c in record.calls]
+    sums = [m.text for m in result["messages"] if m.type == "tool" and m.name == "add_numbers"]
+    return {
+        "config": name,
+        "model_calls": len(calls),
+        "input_tokens_per_call": calls,
+        "input_tokens": sum(calls),
+        "output_tokens": record.usage.output_tokens,
+        "tool_calls": sum(1 for m in result["messages"] if m.type == "tool"),
+        "answer": answer[-120:],
+        "sum_tool_results": sums,
+        # right if the sum the agent computed (or wrote) is the sum of the five keys
+        "correct": str(sum(KEYS)) in sums or f"[[{sum(KEYS)}]]" in answer.replace(" ", ""),
+    }
+
+
+def main() -> None:
+    llm = ChatLocalLlama(max_tokens=256)
+    configs = {
+        "none": [],
+        "tale compression 0.5": [TaleContextCompressionMiddleware(ratio=0.5, min_tokens=32)],
+        "ContextEditing (keep 1 tool result)": [
+            ContextEditingMiddleware(edits=[ClearToolUsesEdit(trigger=400, keep=1)])
+        ],
+        "Summarization (at 800 tokens)": [
+            SummarizationMiddleware(model=llm, trigger=("tokens", 800), keep=("messages", 2))
+        ],
+    }
+    only = sys.argv[1:] or list(configs)
+    out = Path(__file__).parent / "results" / "agent-context.jsonl"
+    with out.open("a", encoding="utf-8") as fh:
+        for name in only:
+            row = run(name, configs[name], llm)
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
