@@ -17,6 +17,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.messages.tool import ToolCall, tool_call
 
+from langchain_tale._messages import to_core
 from tale_shared.prompts import Message
 
 _CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
@@ -60,8 +61,7 @@ def with_tools(messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]])
             )
             out.append(Message("assistant", f"{m.text}\n{calls}".strip()))
         else:
-            role = {"system": "system", "human": "user", "ai": "assistant"}.get(m.type, "user")
-            out.append(Message(role, m.text))  # type: ignore[arg-type]
+            out.extend(to_core([m]))
     return out
 
 

@@ -110,14 +110,9 @@ class RayModel:
         threads_per_replica: int = 1,
     ) -> None:
         self._ray = _connect(address)
-        cpus = int(self._ray.available_resources().get("CPU", 1))
-        n = replicas or max(1, cpus // max(1, threads_per_replica))
-        actor = self._ray.remote(num_cpus=threads_per_replica, max_restarts=2, max_task_retries=2)(
-            _Replica
+        self._actors = _start_replicas(
+            self._ray, model_spec, threads_per_replica, {"kind": "model"}, replicas, most=10**6
         )
-        self._actors = [
-            actor.remote(model_spec, threads_per_replica, {"kind": "model"}) for _ in range(n)
-        ]
         self._turn = itertools.cycle(self._actors)
         self._lock = threading.Lock()
         self._name: str = self._ray.get(self._actors[0].model_name.remote())
@@ -142,6 +137,17 @@ class RayModel:
             self._ray.kill(a)
 
 
+def _start_replicas(
+    ray: Any, model_spec: str, threads: int, job: dict[str, Any], replicas: int | None, most: int
+) -> list[Any]:
+    """``replicas`` actors (default: the cluster's CPUs / ``threads``, at most ``most``),
+    restarted and their tasks retried if they die."""
+    cpus = int(ray.available_resources().get("CPU", 1))
+    n = min(replicas or max(1, cpus // max(1, threads)), most)
+    actor = ray.remote(num_cpus=threads, max_restarts=2, max_task_retries=2)(_Replica)
+    return [actor.remote(model_spec, threads, job) for _ in range(n)]
+
+
 def _connect(address: str | None) -> Any:
     ray = _ray()
     if not ray.is_initialized():
@@ -159,11 +165,8 @@ def _stream(
     failed: Callable[[dict[str, Any], str], str],
 ) -> Iterator[str]:
     """Each payload's result line, as replicas finish them; a free replica gets the next."""
-    cpus = int(ray.available_resources().get("CPU", 1))
-    n = min(replicas or max(1, cpus // max(1, threads)), len(payloads))
-    actor = ray.remote(num_cpus=threads, max_restarts=2, max_task_retries=2)(_Replica)
-    free = [actor.remote(model_spec, threads, job) for _ in range(n)]
-    actors = list(free)
+    actors = _start_replicas(ray, model_spec, threads, job, replicas, most=len(payloads))
+    free = list(actors)
     queue = list(payloads)
     pending: dict[Any, tuple[dict[str, Any], Any]] = {}
     try:
