@@ -1,6 +1,6 @@
 """Compressed context in a multi-step agent run on the embedded model (LangChain create_agent).
 
-    python benchmarks/agent_context.py
+    python benchmarks/agent_context.py [CONFIG ...] [--variants 0,1,2]
 
 The agent reads a five-page report with a tool, one page per call (each page ~200 tokens, with
 one KEY number), then answers with the sum of the keys — so every step re-sends the pages read
@@ -12,23 +12,32 @@ prints input tokens per model call, totals, and whether the answer was right.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import random
 from pathlib import Path
+from typing import Any
 
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
+    AgentMiddleware,
     ClearToolUsesEdit,
     ContextEditingMiddleware,
     SummarizationMiddleware,
 )
 from langchain_core.messages import HumanMessage
-from langchain_core.tools import tool
+from langchain_core.tools import BaseTool, tool
 
 from langchain_tale import ChatLocalLlama, TaleCallbackHandler
 from langchain_tale.middleware import TaleContextCompressionMiddleware
 
-KEYS = [12, 7, 30, 5, 16]
+KEYS = [12, 7, 30, 5, 16]  # variant 0; variant v > 0 draws five keys with random.Random(v)
+
+
+def keys_of(variant: int) -> list[int]:
+    return KEYS if variant == 0 else random.Random(variant).sample(range(2, 40), 5)
+
+
 FILLER = (
     "The committee met in the old library on a rainy afternoon, and the discussion went on "
     "for a long time about the schedule of the spring fair, the colour of the banners, the "
@@ -39,24 +48,26 @@ FILLER = (
 )
 
 
-@tool
-def read_page(page: int) -> str:
-    """Read one page of the report (pages 1 to 5, in order)."""
-    if not 1 <= page <= 5:
-        return "There is no such page: the report has pages 1 to 5."
-    key = f"KEY: {KEYS[page - 1]}."
-    nxt = (
-        f"Next, read page {page + 1}."
-        if page < 5
-        else "This is the last page. Now add the five KEY numbers with the add_numbers tool."
-    )
-    return f"Page {page}. {FILLER} {key} {nxt}"
+def tools_for(keys: list[int]) -> list[BaseTool]:
+    @tool
+    def read_page(page: int) -> str:
+        """Read one page of the report (pages 1 to 5, in order)."""
+        if not 1 <= page <= 5:
+            return "There is no such page: the report has pages 1 to 5."
+        key = f"KEY: {keys[page - 1]}."
+        nxt = (
+            f"Next, read page {page + 1}."
+            if page < 5
+            else "This is the last page. Now add the five KEY numbers with the add_numbers tool."
+        )
+        return f"Page {page}. {FILLER} {key} {nxt}"
 
+    @tool
+    def add_numbers(numbers: list[int]) -> int:
+        """Add a list of integers."""
+        return sum(numbers)
 
-@tool
-def add_numbers(numbers: list[int]) -> int:
-    """Add a list of integers."""
-    return sum(numbers)
+    return [read_page, add_numbers]
 
 
 TASK = (
@@ -66,10 +77,13 @@ TASK = (
 )
 
 
-def run(name: str, middleware: list, llm: ChatLocalLlama) -> dict:
+def run(
+    name: str, middleware: list[AgentMiddleware[Any, Any]], llm: ChatLocalLlama, variant: int = 0
+) -> dict[str, Any]:
+    keys = keys_of(variant)
     agent = create_agent(
         llm,
-        tools=[read_page, add_numbers],
+        tools=tools_for(keys),
         system_prompt="You are a careful reader.",
         middleware=middleware,
     )
@@ -82,23 +96,27 @@ def run(name: str, middleware: list, llm: ChatLocalLlama) -> dict:
     answer = result["messages"][-1].text
     calls = [c.usage.input_tokens for c in record.calls]
     sums = [m.text for m in result["messages"] if m.type == "tool" and m.name == "add_numbers"]
+    last = result["messages"][-1]
     return {
         "config": name,
+        "variant": variant,
+        "keys": keys,
         "model_calls": len(calls),
         "input_tokens_per_call": calls,
         "input_tokens": sum(calls),
         "output_tokens": record.usage.output_tokens,
         "tool_calls": sum(1 for m in result["messages"] if m.type == "tool"),
         "answer": answer[-120:],
+        "last_message": f"{last.type}: {last.content!r}"[-200:],
         "sum_tool_results": sums,
         # right if the sum the agent computed (or wrote) is the sum of the five keys
-        "correct": str(sum(KEYS)) in sums or f"[[{sum(KEYS)}]]" in answer.replace(" ", ""),
+        "correct": str(sum(keys)) in sums or f"[[{sum(keys)}]]" in answer.replace(" ", ""),
     }
 
 
 def main() -> None:
     llm = ChatLocalLlama(max_tokens=256)
-    configs = {
+    configs: dict[str, list[AgentMiddleware[Any, Any]]] = {
         "none": [],
         "tale compression 0.5": [TaleContextCompressionMiddleware(ratio=0.5, min_tokens=32)],
         "ContextEditing (keep 1 tool result)": [
@@ -108,14 +126,18 @@ def main() -> None:
             SummarizationMiddleware(model=llm, trigger=("tokens", 800), keep=("messages", 2))
         ],
     }
-    only = sys.argv[1:] or list(configs)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("configs", nargs="*", default=list(configs))
+    parser.add_argument("--variants", default="0", help="key sets, e.g. 0,1,2")
+    args = parser.parse_args()
     out = Path(__file__).parent / "results" / "agent-context.jsonl"
     with out.open("a", encoding="utf-8") as fh:
-        for name in only:
-            row = run(name, configs[name], llm)
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
-            print(json.dumps(row))
+        for variant in (int(v) for v in args.variants.split(",")):
+            for name in args.configs:
+                row = run(name, configs[name], llm, variant)
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                print(json.dumps(row))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         get_style(args.style)
     if args.method != "tale":
         parse_method(args.method)
-    model = load_model(args.model, args.threads)
+    model = load_model(args.model, args.threads, getattr(args, "lora", None))
     estimator = make_estimator(args.estimator, model) if args.estimator else None
     tale = TalePipeline(
         model, estimator, method=args.method, style=args.style, max_tokens=args.max_tokens
@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--compare", action="store_true", help="also run vanilla CoT")
     ask.add_argument("--max-tokens", type=int, default=512, help="output cap per call")
     ask.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores)")
+    ask.add_argument(
+        "--lora",
+        default=None,
+        help="a llama.cpp LoRA adapter GGUF for a local model (tale train gguf)",
+    )
     ask.add_argument("--json", action="store_true", help="print JSON")
     ask.set_defaults(func=cmd_ask)
 

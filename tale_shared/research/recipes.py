@@ -270,7 +270,8 @@ def write_card(
 def merge(adapter: str | Path, out: str | Path, base: str | Path | None = None) -> Path:
     """Merge a LoRA adapter into its base model and save the result (Hugging Face layout).
     Turn it into GGUF for llama.cpp with llama.cpp's ``convert_hf_to_gguf.py OUT`` (see the
-    README); ``tale ask --model OUT.gguf`` then runs it."""
+    README); ``tale ask --model OUT.gguf`` then runs it. For the embedded models,
+    :func:`adapter_to_gguf` is shorter: the adapter runs on the unchanged quantised base."""
     peft = _need("peft")
     card = json.loads((Path(adapter) / "tale-card.json").read_text())
     model, tokenizer = load_base(base or card["base_model"])
@@ -287,3 +288,120 @@ def examples_tokens(path: str | Path, kind: Kind, tokenizer: Any) -> Iterator[in
         turns = ex["prompt"] + ex.get("completion", ex.get("chosen", []))
         text = tokenizer.apply_chat_template(turns, tokenize=False)
         yield len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+# llama.cpp stores the q/k projections of these architectures with rows permuted for its
+# rotary layout (convert_hf_to_gguf.py's ``LlamaModel.permute``); transformers undoes that on
+# load, so a LoRA ``B`` trained in Hugging Face layout is permuted back here.
+_PERMUTED_QK = {"llama"}
+_ADAPTER_ARCHS = {"llama", "qwen2", "qwen3"}
+_HF_ARCH = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "mistral": "llama"}
+
+
+def _permute_rows(rows: Any, n_head: int) -> Any:
+    return (
+        rows.reshape(n_head, 2, rows.shape[0] // n_head // 2, *rows.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(rows.shape)
+    )
+
+
+def _base_layout(base: str | Path) -> tuple[str, int, int, int]:
+    """``(architecture, blocks, heads, kv heads)`` of a GGUF file, an embedded model or a
+    Hugging Face folder."""
+    path = Path(base)
+    if not path.exists():
+        from tale_shared.local.registry import resolve_model_path
+
+        _, path = resolve_model_path(str(base))
+    if path.is_file() and path.suffix == ".gguf":
+        gguf = _need("gguf")
+        reader = gguf.GGUFReader(str(path))
+
+        def field(key: str) -> Any:
+            f = reader.fields[key]
+            value = f.parts[f.data[0]]
+            return bytes(value).decode() if key == "general.architecture" else int(value[0])
+
+        arch = field("general.architecture")
+        return (
+            arch,
+            field(f"{arch}.block_count"),
+            field(f"{arch}.attention.head_count"),
+            field(f"{arch}.attention.head_count_kv"),
+        )
+    config = json.loads((path / "config.json").read_text())
+    arch = _HF_ARCH.get(config.get("model_type", ""), config.get("model_type", "?"))
+    heads = int(config["num_attention_heads"])
+    return (
+        arch,
+        int(config["num_hidden_layers"]),
+        heads,
+        int(config.get("num_key_value_heads", heads)),
+    )
+
+
+def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | None = None) -> Path:
+    """Write a PEFT LoRA adapter as a llama.cpp LoRA GGUF (what llama.cpp's
+    ``convert_lora_to_gguf.py`` makes), so the embedded model runs it on its unchanged
+    quantised weights: ``tale ask --lora OUT`` or ``LocalChatModel(lora=OUT)``. Supports the
+    llama, qwen2 and qwen3 architectures (the embedded models'); needs ``gguf``, ``numpy`` and
+    ``safetensors``, not torch.
+
+    Example:
+        .. code-block:: python
+
+            adapter_to_gguf("runs/sft/adapter", "runs/sft.gguf")  # base from the adapter's card
+    """
+    folder = Path(adapter)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    if base is None:
+        card = folder / "tale-card.json"
+        if not card.is_file():
+            raise ValueError(f"{folder} has no tale-card.json: pass the base model")
+        base = json.loads(card.read_text())["base_model"]
+    gguf = _need("gguf")
+    import numpy as np
+
+    safetensors_numpy = _need("safetensors.numpy")
+    arch, blocks, heads, kv_heads = _base_layout(base)
+    if arch not in _ADAPTER_ARCHS:
+        raise ValueError(
+            f"{arch} adapters are not converted here; use llama.cpp's convert_lora_to_gguf.py"
+        )
+    if config.get("rank_pattern") or config.get("alpha_pattern"):
+        raise ValueError("adapters with per-layer rank or alpha are not supported")
+    rank, alpha = int(config["r"]), float(config["lora_alpha"])
+    if config.get("use_rslora"):
+        alpha *= rank**0.5  # llama.cpp scales by alpha / r; rsLoRA by alpha / sqrt(r)
+    weights = safetensors_numpy.load_file(str(folder / "adapter_model.safetensors"))
+    names = gguf.get_tensor_name_map({v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch], blocks)
+    target_path = Path(out)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(target_path), arch)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    pairs = sorted({k.rsplit(".lora_", 1)[0] for k in weights if ".lora_" in k})
+    if not pairs:
+        raise ValueError(f"{folder} holds no LoRA weights")
+    for module in pairs:
+        a = weights[f"{module}.lora_A.weight"].astype(np.float32)
+        b = weights[f"{module}.lora_B.weight"].astype(np.float32)
+        hf_name = module.removeprefix("base_model.model.")
+        target = names.get_name(hf_name + ".weight", try_suffixes=(".weight",))
+        if target is None:
+            raise ValueError(f"no llama.cpp tensor for {hf_name}")
+        if arch in _PERMUTED_QK and hf_name.endswith("q_proj"):
+            b = _permute_rows(b, heads)
+        elif arch in _PERMUTED_QK and hf_name.endswith("k_proj"):
+            b = _permute_rows(b, kv_heads)
+        # ggml reverses numpy's shape: lora_a is [in, r] and lora_b [r, out] there, as
+        # llama.cpp expects
+        writer.add_tensor(f"{target}.lora_a", np.ascontiguousarray(a))
+        writer.add_tensor(f"{target}.lora_b", np.ascontiguousarray(b))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return target_path
