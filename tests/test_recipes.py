@@ -108,7 +108,7 @@ def test_a_tiny_model_trains_its_loss_falls_and_the_adapter_reloads(tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from tale_shared.research.recipes import merge, train
+    from tale_shared.research.recipes import merge, record_evaluation, train
 
     base = _tiny_base(tmp_path / "base")
     data = _write(tmp_path / "sft.jsonl", SFT_ROWS * 4)
@@ -135,6 +135,10 @@ def test_a_tiny_model_trains_its_loss_falls_and_the_adapter_reloads(tmp_path):
     assert any("lora_" in name for name, _ in reloaded.named_parameters())
     merged = merge(adapter, tmp_path / "merged")
     assert (merged / "config.json").is_file()
+    record_evaluation(adapter, {"vanilla (tuned)": {"accuracy": 0.5}}, "| method |\n|---|")
+    card = json.loads((adapter / "tale-card.json").read_text())
+    assert card["evaluation"] == {"vanilla (tuned)": {"accuracy": 0.5}} and card["loss"] == losses
+    assert "| method |" in (adapter / "README.md").read_text()
 
     # a rerun resumes from the last checkpoint: nothing is trained again
     again = json.loads((train(cfg, progress=False) / "tale-card.json").read_text())

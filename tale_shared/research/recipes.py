@@ -267,6 +267,22 @@ def write_card(
         fh.write("\n".join(lines) + "\n")
 
 
+def record_evaluation(adapter: str | Path, evaluation: dict[str, Any], table: str = "") -> None:
+    """Add an evaluation (and its Markdown table) to an adapter's card."""
+    folder = Path(adapter)
+    card = json.loads((folder / "tale-card.json").read_text())
+    card["evaluation"] = evaluation
+    with atomic_writer(folder / "tale-card.json") as fh:
+        json.dump(card, fh, indent=2, default=str)
+    readme = (folder / "README.md").read_text().splitlines()
+    kept = [line for line in readme if not line.startswith("- evaluation:")]
+    kept.append(f"- evaluation: `{json.dumps(evaluation, default=str)}`")
+    if table:
+        kept += ["", table]
+    with atomic_writer(folder / "README.md") as fh:
+        fh.write("\n".join(kept) + "\n")
+
+
 def merge(adapter: str | Path, out: str | Path, base: str | Path | None = None) -> Path:
     """Merge a LoRA adapter into its base model and save the result (Hugging Face layout).
     Turn it into GGUF for llama.cpp with llama.cpp's ``convert_hf_to_gguf.py OUT`` (see the
