@@ -1,13 +1,17 @@
 """Compressed context in a multi-step agent run on the embedded model (LangChain create_agent).
 
-    python benchmarks/agent_context.py [CONFIG ...] [--variants 0,1,2]
+    python benchmarks/agent_context.py [CONFIG ...] [--variants 0,1,2,3,4]
+    python benchmarks/agent_context.py --summary
 
 The agent reads a five-page report with a tool, one page per call (each page ~200 tokens, with
 one KEY number), then answers with the sum of the keys — so every step re-sends the pages read
 so far, and the answer needs all of them. Runs the same task with no middleware, with tale's
 TaleContextCompressionMiddleware (ratio 0.5), with LangChain's ContextEditingMiddleware (old
 tool results cleared) and with its SummarizationMiddleware (its summary calls counted), and
-prints input tokens per model call, totals, and whether the answer was right.
+prints input tokens per model call, totals, and whether the answer was right (the sum the
+agent's add_numbers call returned, or a ``[[sum]]`` in its reply). Each variant is another
+seeded set of keys (decoding is greedy, so a repeat of one variant would repeat the run); a
+run that loops until LangGraph's recursion limit is a row with its ``error``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ from langchain.agents.middleware import (
 )
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import BaseTool, tool
+from langgraph.errors import GraphRecursionError
 
 from langchain_tale import ChatLocalLlama, TaleCallbackHandler
 from langchain_tale.middleware import TaleContextCompressionMiddleware
@@ -70,6 +76,10 @@ def tools_for(keys: list[int]) -> list[BaseTool]:
     return [read_page, add_numbers]
 
 
+# Qwen2.5's own default system prompt: with it the 1.5B model goes on from the last page to
+# add_numbers; with "You are a careful reader." it ended its turn there with an empty reply
+SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
 TASK = (
     "Read the report with the read_page tool, one page per call, starting at page 1 and doing "
     "what each page says, then add the KEY numbers of all five pages with add_numbers and "
@@ -84,15 +94,22 @@ def run(
     agent = create_agent(
         llm,
         tools=tools_for(keys),
-        system_prompt="You are a careful reader.",
+        system_prompt=SYSTEM,
         middleware=middleware,
     )
     tracer = TaleCallbackHandler()
-    result = agent.invoke(
-        {"messages": [HumanMessage(TASK)]},
-        config={"callbacks": [tracer], "recursion_limit": 40},
-    )
-    (record,) = tracer.records
+    result: dict[str, Any] = {"messages": [HumanMessage(TASK)]}
+    error = None
+    try:  # the last state is kept: a run that loops is a row too
+        for state in agent.stream(
+            {"messages": [HumanMessage(TASK)]},
+            config={"callbacks": [tracer], "recursion_limit": 40},
+            stream_mode="values",
+        ):
+            result = state
+    except GraphRecursionError:
+        error = "recursion limit (40 graph steps) reached"
+    record = tracer.records[0]
     answer = result["messages"][-1].text
     calls = [c.usage.input_tokens for c in record.calls]
     sums = [m.text for m in result["messages"] if m.type == "tool" and m.name == "add_numbers"]
@@ -101,6 +118,7 @@ def run(
         "config": name,
         "variant": variant,
         "keys": keys,
+        "error": error,
         "model_calls": len(calls),
         "input_tokens_per_call": calls,
         "input_tokens": sum(calls),
@@ -112,6 +130,45 @@ def run(
         # right if the sum the agent computed (or wrote) is the sum of the five keys
         "correct": str(sum(keys)) in sums or f"[[{sum(keys)}]]" in answer.replace(" ", ""),
     }
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """Per configuration: runs, runs that ended with the right sum, runs that looped, mean input
+    tokens; and, paired, mean input tokens on the key sets where the plain run got the sum."""
+    from tale_shared.research._tables import markdown_table
+
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault(r["config"], []).append(r)
+    plain = {r["variant"]: r for r in by.get("none", []) if r["correct"] and not r.get("error")}
+    base = statistics.mean(r["input_tokens"] for r in plain.values()) if plain else None
+    table = []
+    for name, mine in by.items():
+        paired = [r["input_tokens"] for r in mine if r["variant"] in plain]
+        tokens = statistics.mean(paired) if paired else None
+        table.append(
+            (
+                name,
+                len(mine),
+                f"{sum(r['correct'] and not r.get('error') for r in mine)}/{len(mine)}",
+                sum(1 for r in mine if r.get("error")),
+                f"{statistics.mean(r['input_tokens'] for r in mine):,.0f}",
+                f"{statistics.mean(r['model_calls'] for r in mine):.1f}",
+                f"{tokens:,.0f}" if tokens is not None else "-",
+                f"{tokens / base:.2f}" if tokens is not None and base else "-",
+            )
+        )
+    header = [
+        "config",
+        "runs",
+        "ended with the right sum",
+        "looped",
+        "input tokens (mean)",
+        "calls",
+        f"input tokens, the {len(plain)} key sets plain got right",
+        "vs plain",
+    ]
+    return markdown_table(header, table)
 
 
 def main() -> None:
@@ -129,8 +186,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("configs", nargs="*", default=list(configs))
     parser.add_argument("--variants", default="0", help="key sets, e.g. 0,1,2")
+    parser.add_argument("--summary", action="store_true", help="only print the table")
     args = parser.parse_args()
     out = Path(__file__).parent / "results" / "agent-context.jsonl"
+    if args.summary:
+        rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        print(summary(rows))
+        return
     with out.open("a", encoding="utf-8") as fh:
         for variant in (int(v) for v in args.variants.split(",")):
             for name in args.configs:
