@@ -55,7 +55,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         get_style(args.style)
     if args.method != "tale":
         parse_method(args.method)
-    model = load_model(args.model, args.threads, getattr(args, "lora", None))
+    model = load_model(args.model, args.threads, args.lora)
     estimator = make_estimator(args.estimator, model) if args.estimator else None
     tale = TalePipeline(
         model, estimator, method=args.method, style=args.style, max_tokens=args.max_tokens

@@ -452,3 +452,19 @@ def test_train_estimator_refuses_an_unwritable_output_before_training(
     target.mkdir()
     code = cli.main(["train-estimator", str(SEARCH), "--out", str(target)])
     assert code == 2 and "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["search", "calibrate", "bench"])
+def test_a_lora_adapter_is_refused_on_ray_rather_than_dropped(
+    tmp_path, monkeypatch, capsys, command
+):
+    from tale_shared.research import cli as research_cli
+
+    monkeypatch.setattr(research_cli, "load_model", _no_model)
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"question": "q", "answer": "1"}\n')
+    argv = [command, "--data", str(data), "--ray", "--lora", "a.gguf"]
+    if command != "calibrate":
+        argv += ["--out", str(tmp_path / "o.jsonl")]
+    assert cli.main(argv) == 2
+    assert "--lora runs in process or on a served model, not on Ray" in capsys.readouterr().err

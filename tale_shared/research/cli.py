@@ -7,11 +7,29 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
 from tale_shared.models import ChatModel, load_model
 
 GSM8K_TRAIN = Path("../shared/data/gsm8k/train.norm.jsonl")
+
+
+def _model(args: argparse.Namespace) -> ChatModel:
+    """The model of a command with the common options (``--lora`` on a local model)."""
+    return load_model(args.model, args.threads, args.lora)
+
+
+def _ray_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Where and how a ``--ray`` command starts its replicas; each replica loads the model by
+    name, so a ``--lora`` adapter cannot follow it there."""
+    if args.lora:
+        raise ValueError("--lora runs in process or on a served model, not on Ray")
+    return {
+        "address": None if args.ray == "local" else args.ray,
+        "replicas": args.replicas,
+        "threads_per_replica": args.threads or 1,
+    }
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -34,14 +52,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             args.model,
             items,
             args.out,
-            address=None if args.ray == "local" else args.ray,
-            replicas=args.replicas,
-            threads_per_replica=args.threads or 1,
             style=args.style,
+            **_ray_options(args),
             max_tokens=args.max_tokens,
         )
     else:
-        model = load_model(args.model, args.threads, getattr(args, "lora", None))
+        model = _model(args)
         searcher = BudgetSearch(model, style=args.style, max_tokens=args.max_tokens)
         print(
             f"searching {len(items)} items with {model.model_name} ({searcher.style.name} "
@@ -65,11 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"saved {path}")
     print(json.dumps(report, indent=2))
     if args.compare:
-        model = (
-            load_model(args.model, args.threads, getattr(args, "lora", None))
-            if args.model
-            else None
-        )
+        model = load_model(args.model, args.threads) if args.model else None
         table = compare_estimators(args.runs, estimator_report=report, zero_shot_model=model)
         print(table)
     return 0
@@ -87,14 +99,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.ray is not None:
         from tale_shared.research.distributed import RayModel
 
-        model = ray_model = RayModel(
-            args.model,
-            address=None if args.ray == "local" else args.ray,
-            replicas=args.replicas,
-            threads_per_replica=args.threads or 1,
-        )
+        model = ray_model = RayModel(args.model, **_ray_options(args))
     else:
-        model = load_model(args.model, args.threads, getattr(args, "lora", None))
+        model = _model(args)
     try:
         profile, table = calibrate(
             model, items, budgets=budgets, max_tokens=args.max_tokens, concurrency=args.concurrency
@@ -168,7 +175,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_elasticity(args: argparse.Namespace) -> int:
     from tale_shared.research.plots import elasticity_curve, plot_elasticity
 
-    model = load_model(args.model, args.threads, getattr(args, "lora", None))
+    model = _model(args)
     budgets = [int(b) for b in args.budgets.split(",")]
     points = elasticity_curve(
         model,
@@ -224,9 +231,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     check_writable(args.out)
     if not args.summary_only:
         # on Ray each replica loads the model; the driver only writes rows
-        if args.ray is not None and args.lora:
-            raise ValueError("--lora runs in process or on a served model, not on Ray")
-        model = None if args.ray is not None else load_model(args.model, args.threads, args.lora)
+        model = None if args.ray is not None else _model(args)
         name = model.model_name if model is not None else args.model
         print(
             f"bench: {len(methods)} methods x {len(items)} items with {name} -> {args.out}",
@@ -240,11 +245,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 items,
                 methods,
                 args.out,
-                address=None if args.ray == "local" else args.ray,
-                replicas=args.replicas,
-                threads_per_replica=args.threads or 1,
                 max_tokens=args.max_tokens,
                 oracle=oracle,
+                **_ray_options(args),
             )
         else:
             assert model is not None
