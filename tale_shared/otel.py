@@ -24,17 +24,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tale_shared._optional import require
 from tale_shared.usage import CallRecord, QueryRecord
 
 OTEL_INSTALL = "pip install 'tale[otel]'  (opentelemetry-api and opentelemetry-sdk)"
 
 
 def _trace() -> Any:
-    try:
-        from opentelemetry import trace
-    except ImportError as exc:
-        raise ImportError(f"OpenTelemetry export needs {OTEL_INSTALL}") from exc
-    return trace
+    return require("opentelemetry.trace", f"OpenTelemetry export needs {OTEL_INSTALL}")
 
 
 def _set(span: Any, attributes: dict[str, Any]) -> None:

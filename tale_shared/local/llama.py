@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from tale_shared._optional import require
 from tale_shared.local.registry import (
     DEFAULT_LOCAL_MODEL,
     LocalModelError,
@@ -25,13 +26,7 @@ LLAMA_INSTALL = "pip install 'tale[local]'  (builds llama-cpp-python from source
 
 
 def _import_llama() -> Any:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise ImportError(
-            f"the embedded local model needs llama-cpp-python: {LLAMA_INSTALL}"
-        ) from exc
-    return llama_cpp
+    return require("llama_cpp", f"the embedded local model needs llama-cpp-python: {LLAMA_INSTALL}")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tale_shared._io import JsonlAppender
+from tale_shared._optional import require
 from tale_shared.models import Completion
 from tale_shared.prompts import Message
 from tale_shared.research.bench import (
@@ -43,11 +44,7 @@ RAY_INSTALL = "pip install 'tale[ray]'"
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(f"--ray needs Ray: {RAY_INSTALL}") from exc
-    return ray
+    return require("ray", f"--ray needs Ray: {RAY_INSTALL}")
 
 
 class _Replica:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tale_shared._io import atomic_writer, iter_json_lines
+from tale_shared._optional import require
 
 Kind = Literal["sft", "dpo", "tokenskip"]
 TRAIN_INSTALL = "pip install 'tale[train]'  (torch, transformers, peft, trl, accelerate, datasets)"
@@ -76,12 +77,7 @@ class TrainConfig:
 
 
 def _need(module: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(f"tale train needs {module}: {TRAIN_INSTALL}") from exc
+    return require(module, f"tale train needs {module}: {TRAIN_INSTALL}")
 
 
 def _turns(value: Any, role: str) -> list[dict[str, str]]:
