@@ -78,17 +78,16 @@ def load_model(spec: str, threads: int | None = None, lora: str | None = None) -
     from tale_shared.local import LocalChatModel
     from tale_shared.local.registry import MODELS
 
-    local = not spec.startswith(("http://", "https://")) and (
-        ":" not in spec or spec in MODELS or spec.endswith(".gguf")
-    )
-    if lora and not local:
+    served = spec.startswith(("http://", "https://"))
+    api = not served and ":" in spec and spec not in MODELS and not spec.endswith(".gguf")
+    if lora and (served or api):
         raise ValueError(f"--lora applies to local GGUF models, not {spec}")
-    if spec.startswith(("http://", "https://")):
+    if served:
         from tale_shared.served import ServedModel
 
         return ServedModel.from_spec(spec)
 
-    if ":" in spec and spec not in MODELS and not spec.endswith(".gguf"):
+    if api:
         try:
             from langchain.chat_models import init_chat_model
 
