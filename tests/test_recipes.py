@@ -173,6 +173,7 @@ def test_an_adapter_written_as_gguf_runs_in_llama_cpp_as_the_merged_model_does(t
     folder = tmp_path / "adapter"
     peft_model.save_pretrained(folder)
     written = adapter_to_gguf(folder, tmp_path / "adapter.gguf", base="smollm2-135m")
+    assert written.is_file() and not (tmp_path / "adapter.gguf.partial").exists()
 
     text = "The capital of France is Paris. The capital of Italy is"
 

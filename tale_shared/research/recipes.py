@@ -127,15 +127,21 @@ def _sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_base(base: str | Path) -> tuple[Any, Any]:
-    """The base model and tokenizer from a Hugging Face folder, a ``.gguf`` file or an
-    embedded model's name (its GGUF, dequantised by transformers)."""
-    transformers = _need("transformers")
+def _base_path(base: str | Path) -> Path:
+    """A base model's folder or file: the path given, or an embedded model's GGUF."""
     path = Path(base)
     if not path.exists():
         from tale_shared.local.registry import resolve_model_path
 
         _, path = resolve_model_path(str(base))
+    return path
+
+
+def load_base(base: str | Path) -> tuple[Any, Any]:
+    """The base model and tokenizer from a Hugging Face folder, a ``.gguf`` file or an
+    embedded model's name (its GGUF, dequantised by transformers)."""
+    transformers = _need("transformers")
+    path = _base_path(base)
     if path.is_file() and path.suffix == ".gguf":
         _need("gguf")
         kwargs = {"gguf_file": path.name}
@@ -321,11 +327,7 @@ def _permute_rows(rows: Any, n_head: int) -> Any:
 def _base_layout(base: str | Path) -> tuple[str, int, int, int]:
     """``(architecture, blocks, heads, kv heads)`` of a GGUF file, an embedded model or a
     Hugging Face folder."""
-    path = Path(base)
-    if not path.exists():
-        from tale_shared.local.registry import resolve_model_path
-
-        _, path = resolve_model_path(str(base))
+    path = _base_path(base)
     if path.is_file() and path.suffix == ".gguf":
         gguf = _need("gguf")
         reader = gguf.GGUFReader(str(path))
@@ -388,15 +390,16 @@ def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | Non
         alpha *= rank**0.5  # llama.cpp scales by alpha / r; rsLoRA by alpha / sqrt(r)
     weights = safetensors_numpy.load_file(str(folder / "adapter_model.safetensors"))
     names = gguf.get_tensor_name_map({v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch], blocks)
-    target_path = Path(out)
-    target_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(str(target_path), arch)
-    writer.add_type(gguf.GGUFType.ADAPTER)
-    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
     pairs = sorted({k.rsplit(".lora_", 1)[0] for k in weights if ".lora_" in k})
     if not pairs:
         raise ValueError(f"{folder} holds no LoRA weights")
+    target_path = Path(out)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = target_path.with_name(target_path.name + ".partial")  # renamed when complete
+    writer = gguf.GGUFWriter(str(partial), arch)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
     for module in pairs:
         a = weights[f"{module}.lora_A.weight"].astype(np.float32)
         b = weights[f"{module}.lora_B.weight"].astype(np.float32)
@@ -416,4 +419,5 @@ def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | Non
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    partial.replace(target_path)
     return target_path
