@@ -7,8 +7,8 @@
         chain.invoke({"question": "..."})
     print(tracer.summary())
 
-Needs ``langchain-core``: ``pip install 'tale[langchain]'``. Agent budgets live in
-``langchain_tale.middleware`` (``pip install 'tale[agents]'``).
+Needs ``langchain-core``: ``pip install 'tale-reasoning[langchain]'``. Agent budgets live in
+``langchain_tale.middleware`` (``pip install 'tale-reasoning[agents]'``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from __future__ import annotations
 try:
     import langchain_core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("langchain_tale needs langchain-core: pip install 'tale[langchain]'") from exc
+    raise ImportError(
+        "langchain_tale needs langchain-core: pip install 'tale-reasoning[langchain]'"
+    ) from exc
 
 from langchain_tale.callbacks import TaleCallbackHandler, tale_usage
 from langchain_tale.chat_models import ChatLocalLlama

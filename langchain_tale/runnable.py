@@ -54,13 +54,13 @@ from tale_shared.methods import (
     exemplar_turns,
     load_exemplars,
 )
+from tale_shared.models import finish_reason_of
 from tale_shared.profiles import method_for, style_for
 from tale_shared.prompts import PromptStyle, get_style
 
 BUDGET_EVENT = "tale_budget"
 ESTIMATOR_TAG = "tale:estimator"
 ANSWER_TAG = "tale:answer"
-CUT_REASONS = {"length", "max_tokens", "max_output_tokens"}
 """Finish reasons that say the output cap cut the reply (OpenAI, Anthropic, Gemini)."""
 
 
@@ -342,9 +342,8 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     def _needs_forcing(self, plan: _Plan, reply: BaseMessage) -> bool:
         if self._method.force is None or not plan.kwargs:
             return False
-        meta = reply.response_metadata or {}
-        reason = str(meta.get("finish_reason") or meta.get("stop_reason") or "").lower()
-        return reason in CUT_REASONS and bracketed_answer(reply.text) is None
+        reason = finish_reason_of(reply.response_metadata, reply.additional_kwargs)
+        return reason == "length" and bracketed_answer(reply.text) is None
 
     def _forcing_call(
         self, plan: _Plan, reply: BaseMessage

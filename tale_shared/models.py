@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +36,8 @@ class Completion(BaseModel):
     model: str | None = None
     latency_s: float = Field(default=0.0, ge=0)
     finish_reason: str | None = None
+    cap: int | None = Field(default=None, ge=1)
+    """The output cap the call was sent with (the core's plan runner sets it)."""
 
     def to_call_record(self, role: CallRole, *, cost_usd: float | None = None) -> CallRecord:
         return CallRecord(
@@ -44,6 +46,7 @@ class Completion(BaseModel):
             usage=self.usage,
             latency_s=self.latency_s,
             cost_usd=cost_usd,
+            cap=self.cap,
         )
 
 
@@ -69,11 +72,67 @@ class ModelCallError(RuntimeError):
     """A model call failed (error, timeout); the message says which model and why."""
 
 
+CUT_FINISH_REASONS = frozenset(
+    {"length", "max_tokens", "max_output_tokens", "model_length", "max_tokens_reached"}
+)
+"""How providers say "cut by the output cap": OpenAI and OpenAI-compatible servers and Ollama
+``length``, Anthropic and Bedrock ``max_tokens``, Gemini ``MAX_TOKENS``, the Responses API
+``max_output_tokens``. :func:`normalize_finish_reason` turns each into ``"length"``."""
+
+_FINISH_KEYS = ("finish_reason", "stop_reason", "stopReason", "done_reason")
+
+
+def normalize_finish_reason(reason: object) -> str | None:
+    """The core's spelling of a provider's finish reason: ``"length"`` for every provider's
+    "cut by the cap", otherwise the reason in lower case (``None`` when there is none).
+
+    >>> [normalize_finish_reason(r) for r in ("length", "max_tokens", "MAX_TOKENS", "stop")]
+    ['length', 'length', 'length', 'stop']
+    >>> normalize_finish_reason("FinishReason.MAX_TOKENS"), normalize_finish_reason(None)
+    ('length', None)
+    """
+    if reason is None:
+        return None
+    text = str(getattr(reason, "name", None) or getattr(reason, "value", None) or reason)
+    low = text.strip().lower().rsplit(".", 1)[-1]  # enums print as FinishReason.MAX_TOKENS
+    if not low:
+        return None
+    return "length" if low in CUT_FINISH_REASONS else low
+
+
+def finish_reason_of(*sources: object) -> str | None:
+    """The normalised finish reason found in any of ``sources``: mappings (response
+    metadata, a raw JSON reply) or objects (a provider SDK's reply) with ``finish_reason``,
+    ``stop_reason`` (Anthropic), ``stopReason`` (Bedrock), ``done_reason`` (Ollama) or a
+    first ``choices`` entry that has one.
+
+    >>> finish_reason_of({"stopReason": "max_tokens"}), finish_reason_of(None, {})
+    ('length', None)
+    """
+    for source in sources:
+        if source is None:
+            continue
+        for key in _FINISH_KEYS:
+            value = source.get(key) if isinstance(source, Mapping) else getattr(source, key, None)
+            if value:
+                return normalize_finish_reason(value)
+        choices = (
+            source.get("choices")
+            if isinstance(source, Mapping)
+            else getattr(source, "choices", None)
+        )
+        if isinstance(choices, Sequence) and not isinstance(choices, str) and choices:
+            found = finish_reason_of(choices[0])
+            if found:
+                return found
+    return None
+
+
 def load_model(spec: str, threads: int | None = None, lora: str | None = None) -> ChatModel:
     """A core ChatModel: a local model name or GGUF path (``lora``: a llama.cpp LoRA adapter
     GGUF on top), an OpenAI-compatible endpoint (``http://host:port/v1`` or ``...#MODEL``), or
     ``provider:model`` through LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``,
-    needs ``tale[agents]``)."""
+    needs ``tale-reasoning[agents]``)."""
     from tale_shared._status import status
     from tale_shared.local import LocalChatModel
     from tale_shared.local.registry import MODELS
@@ -93,7 +152,9 @@ def load_model(spec: str, threads: int | None = None, lora: str | None = None) -
 
             from langchain_tale import LangChainModel
         except ImportError as exc:
-            raise ImportError(f"{spec} is an API model: pip install 'tale[agents]'") from exc
+            raise ImportError(
+                f"{spec} is an API model: pip install 'tale-reasoning[agents]'"
+            ) from exc
         return LangChainModel(init_chat_model(spec, temperature=0))
     model = LocalChatModel(spec, n_threads=threads, lora=lora)
     with status(f"loading {spec}"):

@@ -7,8 +7,8 @@ with one child span per model call, named ``chat <model>`` with ``gen_ai.operati
 start (the tracers keep each call's duration, not its start). Question and answer text are
 left out unless ``record_content=True`` (the conventions make content opt-in).
 
-Extra ``otel``: ``pip install 'tale[otel]'``. Send to any backend with the SDK's exporters,
-e.g. OTLP::
+Extra ``otel``: ``pip install 'tale-reasoning[otel]'``. Send to any backend with the SDK's
+exporters, e.g. OTLP::
 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -27,7 +27,7 @@ from typing import Any
 from tale_shared._optional import require
 from tale_shared.usage import CallRecord, QueryRecord
 
-OTEL_INSTALL = "pip install 'tale[otel]'  (opentelemetry-api and opentelemetry-sdk)"
+OTEL_INSTALL = "pip install 'tale-reasoning[otel]'  (opentelemetry-api and opentelemetry-sdk)"
 
 
 def _trace() -> Any:

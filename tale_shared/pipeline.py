@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from tale_shared._validation import require_question
 from tale_shared.answers import extract_answer
 from tale_shared.budget import TokenBudget
-from tale_shared.caps import hard_cap
+from tale_shared.caps import hard_cap, warn_cap_exceeded
 from tale_shared.estimators import make_estimator
 from tale_shared.estimators.base import BudgetEstimator
 from tale_shared.methods import (
@@ -66,6 +66,8 @@ class TaleResult(BaseModel):
     answer: str | None
     forced: bool = False
     stopped_early: bool = False
+    cut: bool = False
+    """The answer stopped at its output cap (a forced answer may follow)."""
     record: QueryRecord
 
 
@@ -190,6 +192,9 @@ class TalePipeline:
             c.to_call_record(kind, cost_usd=self.prices.cost(c.model, c.usage))
             for kind, c in outcome.calls
         ]
+        for call in calls:
+            if call.cap_exceeded and call.cap is not None:
+                warn_cap_exceeded(call.model, call.cap, call.usage.output_tokens)
         record = QueryRecord(
             question=question,
             budget=budget.tokens if budget else None,
@@ -210,6 +215,7 @@ class TalePipeline:
             answer=extract_answer(outcome.text),
             forced=outcome.forced,
             stopped_early=outcome.stopped_early,
+            cut=outcome.cut,
             record=record,
         )
 

@@ -1,9 +1,12 @@
 """Per-model defaults: which prompt style a model follows, and its packaged estimator.
 
-A model's profile says which budget wording it actually follows. Small local models ignore the
-paper's token wording but follow a budget stated in words (``../shared/docs/MEASURED.md``), so
-their built-in profile uses ``"words"``; other models get the paper's ``"paper"`` style.
-``tale calibrate`` measures a model and saves a profile that takes precedence.
+A model's profile says which budget wording it actually follows and which method is its
+default. Small local models ignore the paper's token wording (``../shared/docs/MEASURED.md``):
+the embedded Qwen2.5-Coder-1.5B's built-in profile states the budget in the system message
+with the method the benchmark chose, SmolLM2's in words; a model with no profile gets the
+paper's ``"paper"`` style. A built-in profile holds for the same model under any name
+(:mod:`tale_shared.model_identity`). ``tale calibrate`` measures a model and saves a profile
+that takes precedence.
 
 Example:
     >>> profile_for("local/qwen2.5-coder-1.5b").method
@@ -27,6 +30,7 @@ from pydantic import BaseModel, Field
 from tale_shared.estimators.regression import RegressionEstimator
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, cache_dir
 from tale_shared.methods import Method, parse_method
+from tale_shared.model_identity import model_identity
 from tale_shared.pricing import LOCAL_PREFIX
 from tale_shared.prompts import PromptStyle, get_style
 
@@ -96,28 +100,73 @@ _WARNED: set[tuple[str, float]] = set()
 
 
 def profile_for(model: str | None) -> ModelProfile:
-    """The saved profile for ``model`` (``tale calibrate`` writes it; it wins over the
-    built-in one and says so in every method label it gives), else the built-in one, else
-    the paper's style. A saved profile that cannot be read is ignored with a
-    :class:`BrokenProfileWarning` (once per file version)."""
+    """The profile of ``model``, first match wins:
+
+    1. the profile ``tale calibrate`` saved for this exact name (it says so in every method
+       label it gives; a saved profile that cannot be read is ignored with a
+       :class:`BrokenProfileWarning`, once per file version);
+    2. the built-in profile of the same model under any name — the same family, size and
+       variant (:func:`~tale_shared.model_identity.model_identity`), so
+       ``Qwen/Qwen2.5-Coder-1.5B-Instruct`` on vLLM or ``qwen2.5-coder:1.5b`` on Ollama gets
+       the embedded ``local/qwen2.5-coder-1.5b``'s profile;
+    3. the default: the paper's style, with a note that says how to calibrate the model.
+
+    >>> profile_for("qwen2.5-coder:1.5b").model
+    'local/qwen2.5-coder-1.5b'
+    >>> profile_for("gpt-4o-mini").source
+    'default'
+    """
     if model:
-        path = _profile_file(model)
-        if path.is_file():
-            try:
-                return ModelProfile.model_validate(json.loads(path.read_text(encoding="utf-8")))
-            except ValueError as exc:
-                key = (str(path), path.stat().st_mtime)
-                if key not in _WARNED:
-                    _WARNED.add(key)
-                    warnings.warn(
-                        f"ignoring the broken saved profile {path} ({str(exc).splitlines()[0]}); "
-                        "using the built-in profile. Rerun `tale calibrate` or delete the file.",
-                        BrokenProfileWarning,
-                        stacklevel=2,
-                    )
+        saved = _saved_profile(model)
+        if saved is not None:
+            return saved
         if model in BUILTIN_PROFILES:
             return BUILTIN_PROFILES[model]
-    return ModelProfile(model=model or "unknown")
+        identity = model_identity(model)
+        if identity is not None:
+            for name, profile in BUILTIN_PROFILES.items():
+                builtin = model_identity(name)
+                if builtin is not None and builtin.matches(identity):
+                    return profile
+    name = model or "unknown"
+    return ModelProfile(
+        model=name,
+        notes=(
+            f"no profile matches {name!r}: the default (the paper's wording, "
+            f"{DEFAULT_METHOD}); measure which wording it follows with "
+            f"`tale calibrate --model {name}`"
+        ),
+    )
+
+
+def _saved_profile(model: str) -> ModelProfile | None:
+    path = _profile_file(model)
+    if not path.is_file():
+        return None
+    try:
+        return ModelProfile.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except ValueError as exc:
+        key = (str(path), path.stat().st_mtime)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(
+                f"ignoring the broken saved profile {path} ({str(exc).splitlines()[0]}); "
+                "using the built-in profile. Rerun `tale calibrate` or delete the file.",
+                BrokenProfileWarning,
+                stacklevel=3,
+            )
+    return None
+
+
+def profile_label(profile: ModelProfile) -> str:
+    """Where a profile came from, as method labels say it: ``saved profile``, ``profile
+    local/qwen2.5-coder-1.5b`` (a built-in one, matched by name or identity) or ``no
+    profile``."""
+    if profile.source == "calibrated":
+        return "saved profile"
+    if profile.source == "builtin":
+        return f"profile {profile.model}"
+    return "no profile"
 
 
 def style_for(model: str | None, style: str | PromptStyle | None = None) -> PromptStyle:
@@ -136,20 +185,21 @@ def method_for(model: str | None, method: str | Method = "tale") -> Method:
     """The :class:`~tale_shared.methods.Method` for ``model``: ``"tale"`` is its profile's
     default method; any other spec is parsed with the profile's style as the default style.
 
-    >>> method_for("gpt-4o-mini").spec
-    'tale-heuristic@paper'
+    >>> method_for("gpt-4o-mini").name
+    'tale (tale-heuristic@paper; no profile)'
+    >>> method_for("Qwen/Qwen2.5-Coder-1.5B-Instruct").name
+    'tale (tale-heuristic@system+ex3+force1.5; profile local/qwen2.5-coder-1.5b)'
     >>> method_for("gpt-4o-mini", "tale-zero-shot").spec
     'tale-zero-shot@paper'
     """
     if isinstance(method, Method):
         return method
     profile = profile_for(model)
-    saved = "; saved profile" if profile.source == "calibrated" else ""
     if method.strip().lower() == "tale":
         resolved = parse_method(profile.method, default_style=profile.style)
-        return replace(resolved, label=f"tale ({resolved.spec}{saved})")
+        return replace(resolved, label=f"tale ({resolved.spec}; {profile_label(profile)})")
     resolved = parse_method(method, default_style=profile.style)
-    if saved and resolved.estimator is not None and "@" not in method:
+    if profile.source == "calibrated" and resolved.estimator is not None and "@" not in method:
         # the style came from the saved profile: the record says so
         return replace(resolved, label=f"{resolved.spec} (style from the saved profile)")
     return resolved

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -102,10 +103,19 @@ class RunBudget:
             raise ValueError(
                 f"exit_behavior must be 'end', 'error' or 'warn', not {self.exit_behavior!r}"
             )
-        if self.total_tokens is not None and self.total_tokens < 1:
-            raise ValueError("total_tokens must be positive")
-        if self.total_usd is not None and self.total_usd <= 0:
-            raise ValueError("total_usd must be positive")
+        if self.total_tokens is not None and (
+            isinstance(self.total_tokens, bool)
+            or not isinstance(self.total_tokens, int)
+            or self.total_tokens < 1
+        ):
+            raise ValueError(f"total_tokens must be a positive integer, not {self.total_tokens!r}")
+        if self.total_usd is not None and not (
+            isinstance(self.total_usd, (int, float))
+            and math.isfinite(self.total_usd)
+            and self.total_usd > 0
+        ):
+            # NaN compares False with everything: it would be accepted and never enforced
+            raise ValueError(f"total_usd must be a positive finite number, not {self.total_usd!r}")
 
     def exhausted(self, spent: RunSpending) -> str | None:
         """Why the budget is spent, or ``None`` while it is not."""

@@ -3,8 +3,10 @@
 
 Sends ``max_tokens`` (what compatible servers read), takes usage from the reply, retries 429
 and 5xx replies and connection errors with exponential backoff and jitter (a ``Retry-After``
-header wins), and is safe to call from many threads or tasks at once: ``tale bench``,
-``tale search`` and ``tale calibrate`` keep ``--concurrency N`` requests in flight.
+header wins, clamped to ``[0, max_retry_after_s]``); a reply without ``usage`` is counted with
+tiktoken and marked ``source="counted"``. Safe to call from many threads or tasks at once:
+``tale bench``, ``tale search`` and ``tale calibrate`` keep ``--concurrency N`` requests in
+flight.
 
 Example:
     .. code-block:: python
@@ -17,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -24,8 +27,9 @@ from typing import Any
 
 import httpx
 
-from tale_shared.models import Completion, ModelCallError
+from tale_shared.models import Completion, ModelCallError, normalize_finish_reason
 from tale_shared.prompts import Message
+from tale_shared.tokens import count_texts, get_token_counter
 from tale_shared.usage import TokenUsage
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -44,6 +48,7 @@ class ServedModel:
         timeout_s: float = 600.0,
         max_retries: int = 5,
         backoff_s: float = 0.5,
+        max_retry_after_s: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -51,6 +56,7 @@ class ServedModel:
         self.temperature = temperature
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        self.max_retry_after_s = max_retry_after_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
         self._async_headers = headers
@@ -70,10 +76,18 @@ class ServedModel:
 
     def _first_model(self) -> str:
         response = self._send(lambda: self._client.get(f"{self.base_url}/models"))
-        models = response.json().get("data") or []
-        if not models:
-            raise ModelCallError(f"{self.base_url} serves no model; name one: URL#MODEL")
-        return str(models[0]["id"])
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        models = body.get("data") if isinstance(body, dict) else None
+        first = models[0] if isinstance(models, list) and models else None
+        if not isinstance(first, dict) or not first.get("id"):
+            what = "no model" if not models else "a model list without ids"
+            raise ModelCallError(
+                f"{self.base_url}/models lists {what}; name the model: {self.base_url}#MODEL"
+            )
+        return str(first["id"])
 
     def _body(self, messages: Sequence[Message], max_tokens: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -86,12 +100,17 @@ class ServedModel:
         return body
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Seconds before the next try: the server's ``Retry-After`` (seconds) clamped to
+        ``[0, max_retry_after_s]`` — a negative one is read as "now", a day-long one waits
+        ``max_retry_after_s`` — else exponential backoff with jitter."""
         retry_after = response.headers.get("retry-after") if response is not None else None
         if retry_after:
             try:
-                return float(retry_after)
+                wanted = float(retry_after)
             except ValueError:
-                pass
+                wanted = math.nan
+            if math.isfinite(wanted):
+                return min(max(wanted, 0.0), self.max_retry_after_s)
         return float(self.backoff_s * (2**attempt) * (0.5 + random.random()))
 
     def _settled(self, response: httpx.Response) -> bool:
@@ -133,19 +152,31 @@ class ServedModel:
                 await asyncio.sleep(self._delay(attempt, response))
         raise ModelCallError(f"{self.base_url}: still failing after {self.max_retries} retries")
 
-    def _completion(self, data: dict[str, Any], started: float) -> Completion:
+    def _completion(
+        self, data: dict[str, Any], started: float, messages: Sequence[Message]
+    ) -> Completion:
         choice = (data.get("choices") or [{}])[0]
-        usage = data.get("usage") or {}
+        text = (choice.get("message") or {}).get("content") or ""
+        reported = data.get("usage") or {}
+        if reported:
+            usage = TokenUsage(
+                input_tokens=int(reported.get("prompt_tokens") or 0),
+                output_tokens=int(reported.get("completion_tokens") or 0),
+                source="provider",
+            )
+        else:  # a server that reports no usage: count, and say so
+            counter = get_token_counter()
+            n_in, method = count_texts(counter, (m.content for m in messages))
+            n_out, _ = count_texts(counter, [text])
+            usage = TokenUsage(
+                input_tokens=n_in, output_tokens=n_out, source="counted", counter=method
+            )
         return Completion(
-            text=(choice.get("message") or {}).get("content") or "",
-            usage=TokenUsage(
-                input_tokens=int(usage.get("prompt_tokens", 0)),
-                output_tokens=int(usage.get("completion_tokens", 0)),
-                source="provider" if usage else "none",
-            ),
+            text=text,
+            usage=usage,
             model=data.get("model") or self._model,
             latency_s=time.perf_counter() - started,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=normalize_finish_reason(choice.get("finish_reason")),
         )
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
@@ -153,7 +184,7 @@ class ServedModel:
         body = self._body(messages, max_tokens)
         url = f"{self.base_url}/chat/completions"
         response = self._send(lambda: self._client.post(url, json=body))
-        return self._completion(response.json(), started)
+        return self._completion(response.json(), started, messages)
 
     async def acomplete(
         self, messages: Sequence[Message], *, max_tokens: int | None = None
@@ -163,4 +194,4 @@ class ServedModel:
             headers=self._async_headers, timeout=self._timeout_s, transport=self._async_transport
         ) as client:
             response = await self._asend(client, self._body(messages, max_tokens))
-        return self._completion(response.json(), started)
+        return self._completion(response.json(), started, messages)

@@ -177,7 +177,10 @@ def test_default_is_the_models_profile_method_with_no_estimator_call():
     llm = UsageFakeChatModel()
     reply = TaleRunnable(llm=llm).invoke(Q)
     tale = reply.response_metadata["tale"]
-    assert tale["method"] == "tale (tale-heuristic@paper)" and tale["estimator"] == "heuristic"
+    assert (
+        tale["method"] == "tale (tale-heuristic@paper; no profile)"
+        and tale["estimator"] == "heuristic"
+    )
     assert len(llm.seen) == 1  # the answer only: the default spends nothing on estimating
 
 

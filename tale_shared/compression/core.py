@@ -154,7 +154,7 @@ def compress(
     # the rest fill what the ratio leaves, most important first: a first pass by each token's
     # own count, then a correction on the joined text's real count (tokens merge or split
     # differently once their neighbours are gone)
-    weights = [max(1, count(" " + t.text)) for t in tokens]
+    weights = _token_weights(tokens, count)
     kept_weight = sum(weights[i] for i in must)
     n = 0
     while n < len(order) and kept_weight + weights[order[n]] / 2 <= ratio * total:
@@ -165,14 +165,49 @@ def compress(
         chosen = sorted(must | set(order[:k]))
         return count(_join(cot, [tokens[i] for i in chosen])) / total
 
-    while n > 0 and actual(n) > ratio + 0.02:
-        n -= 1
-    while n < len(order) and actual(n) < ratio - 0.02 and actual(n + 1) <= ratio + 0.02:
-        n += 1
+    # the correction: the kept share grows with k, so a bisection finds the k the ratio asks
+    # for in O(log n) counts of the joined text (a step-by-step walk re-counted the whole
+    # text per token: quadratic, minutes for a large tool result)
+    high, low = ratio + RATIO_TOLERANCE, ratio - RATIO_TOLERANCE
+    now = actual(n)
+    if now > high:  # too much kept: the largest k <= n still within the upper bound
+        n = max(0, _last(0, n - 1, lambda k: actual(k) <= high))
+    elif now < low and n < len(order):  # too little: the first k >= n reaching the lower bound
+        first = _last(n + 1, len(order), lambda k: actual(k) < low) + 1
+        n = first if first <= len(order) and actual(first) <= high else first - 1
     keep = must | set(order[:n])
     if not keep:
         keep = {order[0]}
     return _join(cot, [tokens[i] for i in sorted(keep)])
+
+
+RATIO_TOLERANCE = 0.02
+"""How far the kept share may be from the asked ratio before the choice is corrected."""
+
+
+def _last(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
+    """The largest k in ``[lo, hi]`` with ``ok(k)``, for a predicate true up to some k and
+    false after it; ``lo - 1`` when it holds for none."""
+    found = lo - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            found, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return found
+
+
+def _token_weights(tokens: Sequence[Span], count: Callable[[str], int]) -> list[int]:
+    """Each token's own count in the target tokenizer, each distinct text counted once."""
+    seen: dict[str, int] = {}
+    weights = []
+    for t in tokens:
+        weight = seen.get(t.text)
+        if weight is None:
+            weight = seen[t.text] = max(1, count(" " + t.text))
+        weights.append(weight)
+    return weights
 
 
 def kept_ratio(original: str, compressed: str, count: Callable[[str], int] | None = None) -> float:

@@ -6,7 +6,7 @@ scorer                       how                                    needs
 ============================ ====================================== ======================
 :func:`rule_scorer`          numbers, operators, step markers stay;  nothing (the default)
                              connectives ("so", "the") go first
-:class:`SurprisalScorer`     -log p of each token under a small      ``tale[local]``
+:class:`SurprisalScorer`     -log p of each token under a small      ``tale-reasoning[local]``
                              causal LM (Selective Context,
                              LLMLingua-1), summed over a word
 :class:`LLMLingua2Scorer`    a token classifier's keep probability   ``llmlingua`` or
@@ -169,10 +169,12 @@ class SurprisalScorer:
     def _load(self) -> Any:
         if self._llama is None:
             from tale_shared.local.llama import _import_llama
+            from tale_shared.local.native_probe import check_native_runtime
             from tale_shared.local.registry import resolve_model_path
 
             llama_cpp = _import_llama()
             _, path = resolve_model_path(self.model)
+            check_native_runtime(path)
             self._llama = llama_cpp.Llama(
                 model_path=str(path), n_ctx=self.n_ctx, logits_all=True, verbose=False
             )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from tale_shared._optional import require
+from tale_shared.local.native_probe import check_native_runtime
 from tale_shared.local.registry import (
     DEFAULT_LOCAL_MODEL,
     LocalModelError,
@@ -22,7 +23,10 @@ from tale_shared.pricing import LOCAL_PREFIX
 from tale_shared.prompts import Message
 from tale_shared.usage import TokenUsage
 
-LLAMA_INSTALL = "pip install 'tale[local]'  (builds llama-cpp-python from source, ~7 min)"
+LLAMA_INSTALL = (
+    "pip install 'tale-reasoning[local]', or in a checkout `bash scripts/install.sh local` "
+    "(builds llama-cpp-python from source without the AMX kernels, ~10 min)"
+)
 
 
 def _import_llama() -> Any:
@@ -108,6 +112,8 @@ class LocalChatModel:
                 _, path = self._resolve()
                 if self.lora and not Path(self.lora).is_file():
                     raise LocalModelError(f"LoRA adapter {self.lora} not found")
+                # a build that dies on this CPU is explained, not a bare "Illegal instruction"
+                check_native_runtime(path, n_threads=self.n_threads)
                 try:
                     self._llama = llama_cpp.Llama(
                         model_path=str(path),

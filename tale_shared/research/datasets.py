@@ -46,11 +46,15 @@ def iter_items(path: str | Path) -> Iterator[Item]:
 
 
 def load_items(path: str | Path, limit: int | None = None) -> list[Item]:
+    """The items of a JSONL file (the first ``limit``); a file with none raises
+    ``ValueError`` (a job over no items would only write an empty output)."""
     items: list[Item] = []
     for item in iter_items(path):
         if limit is not None and len(items) >= limit:
             break
         items.append(item)
+    if not items and limit != 0:
+        raise ValueError(f"{path} holds no items")
     return items
 
 

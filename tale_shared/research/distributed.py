@@ -40,7 +40,7 @@ from tale_shared.research.bench import (
 from tale_shared.research.datasets import Item
 from tale_shared.research.search import SearchResult, finished_ids
 
-RAY_INSTALL = "pip install 'tale[ray]'"
+RAY_INSTALL = "pip install 'tale-reasoning[ray]'"
 
 
 def _ray() -> Any:

@@ -1,6 +1,6 @@
 """Plots: output tokens against the budget (token elasticity), and a search's trajectory.
 
-matplotlib is optional: ``pip install 'tale[plot]'``.
+matplotlib is optional: ``pip install 'tale-reasoning[plot]'``.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ImportError("plots need matplotlib: pip install 'tale[plot]'") from exc
+        raise ImportError("plots need matplotlib: pip install 'tale-reasoning[plot]'") from exc
     return plt
 
 

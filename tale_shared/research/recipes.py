@@ -36,7 +36,9 @@ from tale_shared._io import atomic_writer, iter_json_lines
 from tale_shared._optional import require
 
 Kind = Literal["sft", "dpo", "tokenskip"]
-TRAIN_INSTALL = "pip install 'tale[train]'  (torch, transformers, peft, trl, accelerate, datasets)"
+TRAIN_INSTALL = (
+    "pip install 'tale-reasoning[train]'  (torch, transformers, peft, trl, accelerate, datasets)"
+)
 
 PAPER_DEFAULTS: dict[str, dict[str, float | int]] = {
     "sft": {"lora_r": 8, "lora_alpha": 32, "epochs": 3, "learning_rate": 1e-4},
@@ -96,31 +98,41 @@ def read_examples(path: str | Path, kind: Kind) -> list[dict[str, Any]]:
     for n, row, problem in iter_json_lines(path):
         if problem is not None or not isinstance(row, dict):
             raise ValueError(f"{path}:{n} is not a JSON object ({problem or type(row).__name__})")
-        if kind == "dpo":
-            if "input" in row:  # the messages layout
-                prompt = row["input"]["messages"]
-                chosen, rejected = row["preferred_output"], row["non_preferred_output"]
-            else:
-                prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
-            rows.append(
-                {
-                    "prompt": _turns(prompt, "user"),
-                    "chosen": _turns(chosen, "assistant"),
-                    "rejected": _turns(rejected, "assistant"),
-                }
+        try:
+            rows.append(_example(row, kind))
+        except KeyError as exc:
+            layouts = (
+                "prompt/chosen/rejected or input/preferred_output/non_preferred_output "
+                "(tale export dpo)"
+                if kind == "dpo"
+                else "prompt/completion or messages (tale export sft|tokenskip)"
             )
-        else:
-            if "messages" in row:
-                messages = row["messages"]
-                prompt, completion = messages[:-1], messages[-1:]
-            else:
-                prompt, completion = row["prompt"], row["completion"]
-            rows.append(
-                {"prompt": _turns(prompt, "user"), "completion": _turns(completion, "assistant")}
-            )
+            raise ValueError(
+                f"{path}:{n} has no {exc.args[0]!r} field: `tale train {kind}` reads {layouts}"
+            ) from None
     if not rows:
         raise ValueError(f"{path} holds no training examples")
     return rows
+
+
+def _example(row: dict[str, Any], kind: Kind) -> dict[str, Any]:
+    if kind == "dpo":
+        if "input" in row:  # the messages layout
+            prompt = row["input"]["messages"]
+            chosen, rejected = row["preferred_output"], row["non_preferred_output"]
+        else:
+            prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
+        return {
+            "prompt": _turns(prompt, "user"),
+            "chosen": _turns(chosen, "assistant"),
+            "rejected": _turns(rejected, "assistant"),
+        }
+    if "messages" in row:
+        messages = row["messages"]
+        prompt, completion = messages[:-1], messages[-1:]
+    else:
+        prompt, completion = row["prompt"], row["completion"]
+    return {"prompt": _turns(prompt, "user"), "completion": _turns(completion, "assistant")}
 
 
 def _sha256(path: str | Path) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -190,16 +191,18 @@ class BudgetSearch:
             item, lambda b, cap: self.model.complete(self._messages(item, b), max_tokens=cap)
         )
 
-    async def asearch(self, item: Item) -> SearchResult:
-        # The plan is sequential; run it in a worker thread that drives async calls on the
-        # caller's loop, so many items can be searched concurrently.
+    async def asearch(self, item: Item, *, executor: Executor | None = None) -> SearchResult:
+        """Search ``item`` with async model calls. The plan is sequential: it runs in a worker
+        thread of ``executor`` (the loop's default one if ``None``, which has only CPU count
+        + 4 threads) that drives the calls on the caller's loop, so that many items can be
+        searched at once — as many as the executor has threads."""
         loop = asyncio.get_running_loop()
 
         def ask(budget: int | None, cap: int) -> Completion:
             call = self.model.acomplete(self._messages(item, budget), max_tokens=cap)
             return asyncio.run_coroutine_threadsafe(call, loop).result()
 
-        return await asyncio.to_thread(self._plan, item, ask)
+        return await loop.run_in_executor(executor, self._plan, item, ask)
 
 
 # -- whole data sets: append as each item finishes, resume, retry ----------------------------
@@ -267,12 +270,15 @@ async def search_dataset(
 
         bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="search", unit="item")
 
+    # one thread per item in flight: the loop's default executor would cap it at CPUs + 4
+    executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="search")
+
     async def one(item: Item) -> None:
         async with semaphore:
             error: BaseException | None = None
             for _ in range(retries + 1):
                 try:
-                    result = await searcher.asearch(item)
+                    result = await searcher.asearch(item, executor=executor)
                     break
                 except Exception as exc:
                     error = exc
@@ -290,6 +296,7 @@ async def search_dataset(
     try:
         await asyncio.gather(*(one(item) for item in todo))
     finally:
+        executor.shutdown(wait=False)
         appender.close()
         if bar is not None:
             bar.close()
