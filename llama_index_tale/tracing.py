@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import threading
 import time
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -45,6 +47,8 @@ class _PendingCall:
     prompt: Any
     depth: int = 1  # LLM events of inner calls in the same span (chat through complete)
     cap: int | None = None  # the output cap: the call's kwargs or the LLM's own max_tokens
+    instance: int | None = None  # id() of the LLM whose method opened the call's span
+    span_closed: bool = False  # a streamed call: its span returned the stream, no end yet
 
 
 @dataclass
@@ -61,11 +65,19 @@ class _PendingQuery:
     ended: bool = False
     open_spans: int = 0
     calls_in_flight: int = 0
+    streams: int = 0  # streamed responses handed to the caller and not yet consumed
     members: list[str] = field(default_factory=list)
 
     @property
     def quiet(self) -> bool:
-        return self.open_spans <= 0 and self.calls_in_flight <= 0
+        return self.open_spans <= 0 and self.calls_in_flight <= 0 and self.streams <= 0
+
+
+_STREAMING_FOR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "tale_streaming_for", default=None
+)
+"""The query whose streamed response is being consumed right now (set around each step of
+the stream, in the consumer's context)."""
 
 
 class _EventHandler(BaseEventHandler):
@@ -97,7 +109,7 @@ class _SpanHandler(BaseSpanHandler[SimpleSpan]):
         tags: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> SimpleSpan:
-        self._tracer._span_started(id_, parent_span_id)
+        self._tracer._span_started(id_, parent_span_id, instance, bound_args)
         return SimpleSpan(id_=id_, parent_id=parent_span_id)
 
     def prepare_to_exit_span(
@@ -121,6 +133,27 @@ class _SpanHandler(BaseSpanHandler[SimpleSpan]):
     ) -> SimpleSpan | None:
         self._tracer._span_ended(id_, error=err)
         return self.open_spans.get(id_)
+
+
+def _prompt_argument(bound_args: inspect.BoundArguments | None) -> Any:
+    """The messages or prompt a model method was called with (also through LlamaIndex's
+    callback wrappers, whose signature is ``(_self, *args, **kwargs)``)."""
+    arguments = bound_args.arguments if bound_args is not None else {}
+    for name in ("messages", "prompt"):
+        if arguments.get(name) is not None:
+            return arguments[name]
+    positional = arguments.get("args") or ()
+    return positional[0] if positional else None
+
+
+def _same_prompt(a: Any, b: Any) -> bool:
+    """Whether two calls were given the same prompt (messages or text)."""
+    if a is None or b is None:
+        return False
+    try:
+        return bool(a == b) or list(a) == list(b)
+    except TypeError:
+        return False
 
 
 def _answer_text(result: Any) -> str | None:
@@ -163,6 +196,7 @@ class TaleTracer:
         self._parent: dict[str, str | None] = {}
         self._queries: dict[str, _PendingQuery] = {}
         self._calls: dict[str, _PendingCall] = {}
+        self._instances: dict[str, int] = {}  # span id -> id() of the object that opened it
         self._attached = 0
         self._event_handler = _EventHandler()
         self._event_handler._tracer = self
@@ -243,9 +277,28 @@ class TaleTracer:
                 break
         return span_id
 
-    def _span_started(self, span_id: str, parent: str | None) -> None:
+    # A streamed response runs its model call when the caller consumes it, after the query's
+    # span has closed, in spans that start with no parent (the instrumentation's context is
+    # gone by then). They are joined to their query in two ways. (1) A query that returns a
+    # streaming response (``response_gen``) gets its generator wrapped: while a step of it
+    # runs, ``_STREAMING_FOR`` names the query, and a parentless span started then belongs
+    # to it; the query is recorded when the stream ends. (2) An LLM whose async stream is
+    # built on its sync one (``astream_chat`` over ``stream_chat``, most CustomLLMs) opens a
+    # parentless span of the same instance, with the same prompt, while the outer call's
+    # stream is pending: that span is the outer call's child, so the call is counted once.
+    def _span_started(
+        self,
+        span_id: str,
+        parent: str | None,
+        instance: Any = None,
+        bound_args: inspect.BoundArguments | None = None,
+    ) -> None:
         with self._lock:
+            if parent is None:
+                parent = self._adopter(instance, bound_args)
             self._parent[span_id] = parent
+            if instance is not None:
+                self._instances[span_id] = id(instance)
             if parent is None:
                 self._queries[span_id] = _PendingQuery(started=time.perf_counter())
             root = self._root(span_id)
@@ -254,10 +307,33 @@ class TaleTracer:
                 pending.open_spans += 1
                 pending.members.append(span_id)
 
+    def _adopter(self, instance: Any, bound_args: inspect.BoundArguments | None) -> str | None:
+        """The span a parentless span belongs to when it is a stream's continuation (see
+        above), else ``None`` (a query of its own). Under the lock."""
+        query = _STREAMING_FOR.get()
+        waiting = [
+            (key, call)
+            for key, call in self._calls.items()
+            if instance is not None and call.span_closed and call.instance == id(instance)
+        ]
+        if waiting:  # (2) first: the stream being consumed may be a query's own call
+            prompt = _prompt_argument(bound_args)
+            same = [key for key, call in waiting if _same_prompt(call.prompt, prompt)]
+            if same:
+                return same[0]
+            if len(waiting) == 1 and query is None:
+                return waiting[0][0]
+        if query is not None and query in self._queries:
+            return query
+        return None
+
     def _span_ended(
         self, span_id: str, result: Any = None, error: BaseException | None = None
     ) -> None:
         with self._lock:
+            call = self._calls.get(span_id)
+            if call is not None and error is None:
+                call.span_closed = True  # a stream: its end event comes when it is consumed
             root = self._root(span_id)
             pending = self._queries.get(root) if root is not None else None
             failed = self._calls.pop(span_id, None) if error is not None else None
@@ -281,7 +357,84 @@ class TaleTracer:
             pending.ended = True
             pending.answer = pending.answer or _answer_text(result)
             pending.error = pending.error or error
+            if error is None:
+                self._follow_stream(root, pending, result)
             done = pending.quiet and (pending.calls or pending.question is not None)
+            if done:
+                self._forget(root, pending)
+        if done:
+            self._finish(root, pending)
+
+    def _follow_stream(self, root: str, pending: _PendingQuery, result: Any) -> None:
+        """Wrap a streaming response's generator so that its model call joins the query and
+        the query is recorded when the stream ends (under the lock)."""
+        stream = getattr(result, "response_gen", None)
+        if isinstance(stream, Generator):
+            wrapped: Any = self._sync_stream(root, stream)
+        elif isinstance(stream, AsyncGenerator):
+            wrapped = self._async_stream(root, stream)
+        else:
+            return
+        try:
+            result.response_gen = wrapped
+        except (AttributeError, TypeError):  # a frozen response: nothing to follow
+            return
+        pending.streams += 1
+
+    def _sync_stream(self, root: str, stream: Iterator[Any]) -> Generator[Any, None, None]:
+        pieces: list[str] = []
+        error: BaseException | None = None
+        try:
+            while True:
+                token = _STREAMING_FOR.set(root)
+                try:
+                    item = next(stream)
+                except StopIteration:
+                    return
+                finally:
+                    _STREAMING_FOR.reset(token)
+                if isinstance(item, str):
+                    pieces.append(item)
+                yield item
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._stream_ended(root, "".join(pieces), error)
+
+    async def _async_stream(
+        self, root: str, stream: AsyncIterator[Any]
+    ) -> AsyncGenerator[Any, None]:
+        pieces: list[str] = []
+        error: BaseException | None = None
+        try:
+            while True:
+                token = _STREAMING_FOR.set(root)
+                try:
+                    item = await stream.__anext__()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    _STREAMING_FOR.reset(token)
+                if isinstance(item, str):
+                    pieces.append(item)
+                yield item
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._stream_ended(root, "".join(pieces), error)
+
+    def _stream_ended(self, root: str, text: str, error: BaseException | None) -> None:
+        with self._lock:
+            pending = self._queries.get(root)
+            if pending is None:
+                return
+            pending.streams -= 1
+            pending.answer = pending.answer or text or None
+            if error is not None and not isinstance(error, GeneratorExit):
+                pending.error = pending.error or error
+            done = pending.ended and pending.quiet
             if done:
                 self._forget(root, pending)
         if done:
@@ -292,6 +445,7 @@ class TaleTracer:
         for member in pending.members:
             self._parent.pop(member, None)
             self._calls.pop(member, None)
+            self._instances.pop(member, None)
 
     def _settle(self, *, everything: bool = False) -> None:
         with self._lock:
@@ -302,7 +456,10 @@ class TaleTracer:
             ]
             for root, pending in ready:
                 self._forget(root, pending)
-                if not (pending.ended and pending.quiet) and pending.error is None:
+                unconsumed = pending.ended and pending.open_spans <= 0 and not pending.calls_in_flight
+                if not (pending.ended and pending.quiet) and pending.error is None and not (
+                    unconsumed and pending.streams > 0
+                ):
                     pending.error = RuntimeError("still running when the tracer was detached")
         for root, pending in ready:
             if pending.calls or pending.question is not None:
@@ -368,6 +525,7 @@ class TaleTracer:
                         event.model_dict,
                         {"max_tokens": current_call_cap()},
                     ),
+                    instance=self._instances.get(key),
                 )
                 pending = self._query_of(event)
                 if pending is not None:
