@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from tale_shared.compression import SurprisalScorer, rule_scorer
-from tale_shared.models import load_model
+from tale_shared.loading import load_model
 from tale_shared.research.recoverability import (
     load_recover_rows,
     plot_recoverability,

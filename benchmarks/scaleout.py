@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from tale_shared.loading import load_model
 from tale_shared.local.registry import resolve_model_path
-from tale_shared.models import load_model
 from tale_shared.research.bench import load_rows, run_bench
 from tale_shared.research.datasets import load_items, sample_items
 from tale_shared.served import ServedModel

@@ -144,3 +144,13 @@ class LangChainModel:
 
 
 __all__ = ["LangChainModel", "model_name_of", "token_counter_for", "usage_from_message"]
+
+
+def load_api_model(spec: str) -> LangChainModel:
+    """``provider:model`` (``openai:gpt-4o-mini``) as a core model, through LangChain's
+    ``init_chat_model`` at temperature 0. The core's ``load_model`` (``tale bench --model
+    openai:...``) finds it through the ``tale.model_loaders`` entry point; needs
+    ``tale-reasoning[agents]`` and the provider's package."""
+    from langchain.chat_models import init_chat_model
+
+    return LangChainModel(init_chat_model(spec, temperature=0))

@@ -456,9 +456,13 @@ class TaleTracer:
             ]
             for root, pending in ready:
                 self._forget(root, pending)
-                unconsumed = pending.ended and pending.open_spans <= 0 and not pending.calls_in_flight
-                if not (pending.ended and pending.quiet) and pending.error is None and not (
-                    unconsumed and pending.streams > 0
+                unconsumed = (
+                    pending.ended and pending.open_spans <= 0 and not pending.calls_in_flight
+                )
+                if (
+                    not (pending.ended and pending.quiet)
+                    and pending.error is None
+                    and not (unconsumed and pending.streams > 0)
                 ):
                     pending.error = RuntimeError("still running when the tracer was detached")
         for root, pending in ready:

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from tale_shared._status import status
 from tale_shared._validation import require_question
 from tale_shared.estimators import make_estimator, parse_estimator_spec
+from tale_shared.loading import load_model
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
 from tale_shared.methods import parse_method
-from tale_shared.models import load_model
 from tale_shared.pipeline import TalePipeline, TaleResult
 from tale_shared.profiles import profile_for
 from tale_shared.prompts import get_style, list_styles

@@ -126,37 +126,3 @@ def finish_reason_of(*sources: object) -> str | None:
             if found:
                 return found
     return None
-
-
-def load_model(spec: str, threads: int | None = None, lora: str | None = None) -> ChatModel:
-    """A core ChatModel: a local model name or GGUF path (``lora``: a llama.cpp LoRA adapter
-    GGUF on top), an OpenAI-compatible endpoint (``http://host:port/v1`` or ``...#MODEL``), or
-    ``provider:model`` through LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``,
-    needs ``tale-reasoning[agents]``)."""
-    from tale_shared._status import status
-    from tale_shared.local import LocalChatModel
-    from tale_shared.local.registry import MODELS
-
-    served = spec.startswith(("http://", "https://"))
-    api = not served and ":" in spec and spec not in MODELS and not spec.endswith(".gguf")
-    if lora and (served or api):
-        raise ValueError(f"--lora applies to local GGUF models, not {spec}")
-    if served:
-        from tale_shared.served import ServedModel
-
-        return ServedModel.from_spec(spec)
-
-    if api:
-        try:
-            from langchain.chat_models import init_chat_model
-
-            from langchain_tale import LangChainModel
-        except ImportError as exc:
-            raise ImportError(
-                f"{spec} is an API model: pip install 'tale-reasoning[agents]'"
-            ) from exc
-        return LangChainModel(init_chat_model(spec, temperature=0))
-    model = LocalChatModel(spec, n_threads=threads, lora=lora)
-    with status(f"loading {spec}"):
-        model.load()
-    return model

@@ -21,17 +21,18 @@ import json
 import re
 import warnings
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tale_shared.estimators.regression import RegressionEstimator
-from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, cache_dir
+from tale_shared.estimators.regression import (  # re-exported: their old home
+    default_regression_estimator,
+    packaged_estimator_path,
+)
+from tale_shared.local.registry import LOCAL_PREFIX, cache_dir
 from tale_shared.methods import Method, parse_method
 from tale_shared.model_identity import model_identity
-from tale_shared.pricing import LOCAL_PREFIX
 from tale_shared.prompts import PromptStyle, get_style
 
 REFERENCE_STYLE = "paper"
@@ -205,17 +206,15 @@ def method_for(model: str | None, method: str | Method = "tale") -> Method:
     return resolved
 
 
-def packaged_estimator_path(model: str = DEFAULT_LOCAL_MODEL) -> Path:
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", model.removeprefix(LOCAL_PREFIX))
-    return Path(str(resources.files("tale_shared") / "data" / f"regression-{name}.json"))
-
-
-def default_regression_estimator(model: str = DEFAULT_LOCAL_MODEL) -> RegressionEstimator:
-    """The regression estimator shipped in the package for ``model``."""
-    path = packaged_estimator_path(model)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no packaged regression estimator for {model}; train one with "
-            "`tale search` then `tale train-estimator` and pass regression:PATH"
-        )
-    return RegressionEstimator.load(path)
+__all__ = [
+    "BUILTIN_PROFILES",
+    "BrokenProfileWarning",
+    "ModelProfile",
+    "default_regression_estimator",
+    "method_for",
+    "packaged_estimator_path",
+    "profile_for",
+    "profile_label",
+    "save_profile",
+    "style_for",
+]

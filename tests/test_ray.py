@@ -22,7 +22,7 @@ def test_ray_replicas_give_the_in_process_rows(tmp_path):
         if not os.environ.get("TALE_REQUIRE_REAL_MODEL")
         else __import__("ray")
     )
-    from tale_shared.models import load_model
+    from tale_shared.loading import load_model
     from tale_shared.research.bench import load_rows, run_bench
     from tale_shared.research.datasets import Item
     from tale_shared.research.distributed import run_bench_on_ray

@@ -201,9 +201,9 @@ def test_an_adapter_written_as_gguf_runs_in_llama_cpp_as_the_merged_model_does(t
 
 
 def test_lora_is_refused_where_it_cannot_apply(tmp_path):
+    from tale_shared.loading import load_model
     from tale_shared.local import LocalChatModel
     from tale_shared.local.registry import LocalModelError
-    from tale_shared.models import load_model
     from tale_shared.research.recipes import adapter_to_gguf
 
     with pytest.raises(ValueError, match="local GGUF models"):

@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from tale_shared.models import ModelCallError, load_model
+from tale_shared.loading import load_model
+from tale_shared.models import ModelCallError
 from tale_shared.prompts import Message
 from tale_shared.served import ServedModel
 

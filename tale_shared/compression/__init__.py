@@ -10,13 +10,10 @@ from tale_shared.compression.core import (
     RATIOS,
     SEPARATOR,
     ScorerError,
-    Span,
     check_ratio,
     check_trained_ratio,
     compress,
     kept_ratio,
-    spans,
-    tokenize,
     tokenskip_prompt,
     training_example,
 )
@@ -26,6 +23,7 @@ from tale_shared.compression.scorers import (
     SurprisalScorer,
     rule_scorer,
 )
+from tale_shared.compression.spans import Span, spans, tokenize
 
 __all__ = [
     "RATIOS",

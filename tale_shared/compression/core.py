@@ -21,44 +21,22 @@ Example:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tale_shared.compression.scorers import ImportanceScorer, rule_scorer
+from tale_shared.compression.spans import Span, spans
 
 RATIOS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 """The ratios TokenSkip trains on (the reference implementation's)."""
 SEPARATOR = "<|eot_id|>"
 """The reference implementation's separator around the ratio."""
 
-# words, numbers (with their commas, decimals and units glued on), or single symbols
-_TOKEN = re.compile(r"\$?\d[\d,]*(?:\.\d+)?%?|[A-Za-z]+(?:'[a-z]+)?|\[\[|\]\]|\S")
 _NO_SPACE_BEFORE = set(",.;:!?%)]")
 
 
 class ScorerError(ValueError):
     """An importance scorer failed or gave unusable scores."""
-
-
-@dataclass(frozen=True)
-class Span:
-    """One word-level token of a text and where it lies (``text[start:end]``)."""
-
-    text: str
-    start: int
-    end: int
-
-
-def spans(text: str) -> list[Span]:
-    """The word-level tokens of ``text`` with their offsets."""
-    return [Span(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
-
-
-def tokenize(text: str) -> list[str]:
-    """Word-level tokens; a number with its commas and decimals is one token."""
-    return [s.text for s in spans(text)]
 
 
 def tokenskip_prompt(question: str, ratio: float) -> str:

@@ -27,10 +27,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from tale_shared.compression.core import Span
+from tale_shared.compression.spans import Span
 
 
 class ImportanceScorer(Protocol):
@@ -126,8 +125,6 @@ def _protected(tokens: Sequence[str], scores: list[float]) -> list[float]:
 
 def _spans_of(tokens: Sequence[str]) -> tuple[str, list[Span]]:
     """Tokens given without their text: joined by spaces, with their offsets there."""
-    from tale_shared.compression.core import Span
-
     out, pos = [], 0
     for tok in tokens:
         out.append(Span(tok, pos, pos + len(tok)))

@@ -25,7 +25,11 @@ from tale_shared.estimators.base import (
 )
 from tale_shared.estimators.fixed import FixedBudgetEstimator
 from tale_shared.estimators.heuristic import HeuristicEstimator, question_features
-from tale_shared.estimators.regression import EstimatorFileError, RegressionEstimator
+from tale_shared.estimators.regression import (
+    EstimatorFileError,
+    RegressionEstimator,
+    default_regression_estimator,
+)
 from tale_shared.estimators.zero_shot import (
     ESTIMATOR_PROMPT,
     ZeroShotEstimator,
@@ -101,8 +105,6 @@ def make_estimator(spec: str, model: ChatModel | None = None) -> BudgetEstimator
         return ZeroShotEstimator(model)
     if arg:
         return RegressionEstimator.load(Path(arg))
-    from tale_shared.profiles import default_regression_estimator
-
     return default_regression_estimator()
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from tale_shared._validation import require_question
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators.base import BudgetEstimator
 from tale_shared.estimators.heuristic import question_features
+from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, LOCAL_PREFIX
 
 FORMAT = "tale-regression-estimator"
 FORMAT_VERSION = 1
@@ -251,3 +254,20 @@ class RegressionEstimator(BudgetEstimator):
         est._set_params(parsed)
         est.path = path
         return est
+
+
+def packaged_estimator_path(model: str = DEFAULT_LOCAL_MODEL) -> Path:
+    """Where the package ships the regression estimator fitted for ``model``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", model.removeprefix(LOCAL_PREFIX))
+    return Path(str(resources.files("tale_shared") / "data" / f"regression-{name}.json"))
+
+
+def default_regression_estimator(model: str = DEFAULT_LOCAL_MODEL) -> RegressionEstimator:
+    """The regression estimator shipped in the package for ``model``."""
+    path = packaged_estimator_path(model)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no packaged regression estimator for {model}; train one with "
+            "`tale search` then `tale train-estimator` and pass regression:PATH"
+        )
+    return RegressionEstimator.load(path)

@@ -15,11 +15,11 @@ from tale_shared._optional import require
 from tale_shared.local.native_probe import check_native_runtime
 from tale_shared.local.registry import (
     DEFAULT_LOCAL_MODEL,
+    LOCAL_PREFIX,
     LocalModelError,
     resolve_model_path,
 )
 from tale_shared.models import Completion, ModelCallError
-from tale_shared.pricing import LOCAL_PREFIX
 from tale_shared.prompts import Message
 from tale_shared.usage import TokenUsage
 

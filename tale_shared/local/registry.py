@@ -12,6 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+LOCAL_PREFIX = "local/"
+"""How the embedded runtime names its models (``local/qwen2.5-coder-1.5b``): priced at $0,
+profiled by that name."""
+
 
 class LocalModelError(RuntimeError):
     """A local model cannot be loaded; the message says what to install or check."""
@@ -186,6 +190,4 @@ def canonical_model_name(name: str) -> str:
     >>> canonical_model_name("qwen2.5-coder-1.5b"), canonical_model_name("gpt-4o-mini")
     ('local/qwen2.5-coder-1.5b', 'gpt-4o-mini')
     """
-    from tale_shared.pricing import LOCAL_PREFIX
-
     return LOCAL_PREFIX + name if name in MODELS else name

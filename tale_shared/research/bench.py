@@ -11,7 +11,7 @@ input-heavy methods are not hidden); calls; median wall time; and ratios to the 
 Example:
     .. code-block:: python
 
-        from tale_shared.models import load_model
+        from tale_shared.loading import load_model
         from tale_shared.research.bench import run_bench, summarize_bench, bench_table
         from tale_shared.research.datasets import load_items, sample_items
 

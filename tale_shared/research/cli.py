@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tale_shared.loading import load_model
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
-from tale_shared.models import ChatModel, load_model
+from tale_shared.models import ChatModel
 
 GSM8K_TRAIN = Path("../shared/data/gsm8k/train.norm.jsonl")
 

@@ -51,7 +51,7 @@ class _Replica:
     """One model replica (a Ray actor): loads the model once, then benchmarks or searches."""
 
     def __init__(self, model_spec: str, threads: int | None, job: dict[str, Any]) -> None:
-        from tale_shared.models import load_model
+        from tale_shared.loading import load_model
 
         self.model = load_model(model_spec, threads)
         self.job = job
