@@ -1,9 +1,9 @@
 """tale for LangChain: token-budget-aware reasoning as a drop-in runnable, plus cost tracing.
 
-    from langchain_tale import TaleRunnable, tale_usage
+    from langchain_tale import TaleRunnable, TaleTracer
 
     chain = prompt | TaleRunnable(llm=model) | StrOutputParser()
-    with tale_usage() as tracer:
+    with TaleTracer() as tracer:
         chain.invoke({"question": "..."})
     print(tracer.summary())
 
@@ -20,7 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "langchain_tale needs langchain-core: pip install 'tale-reasoning[langchain]'"
     ) from exc
 
-from langchain_tale.callbacks import TaleCallbackHandler, tale_usage
+from langchain_tale.callbacks import TaleCallbackHandler, TaleTracer, tale_usage
 from langchain_tale.chat_models import ChatLocalLlama
 from langchain_tale.model_adapter import LangChainModel, usage_from_message
 from langchain_tale.runnable import TaleRunnable
@@ -31,6 +31,7 @@ __all__ = [
     "LangChainModel",
     "TaleCallbackHandler",
     "TaleRunnable",
+    "TaleTracer",
     "TokenSkipRunnable",
     "tale_usage",
     "usage_from_message",

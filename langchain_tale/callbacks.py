@@ -1,4 +1,4 @@
-"""Per-query cost tracing for any LangChain run: ``TaleCallbackHandler`` and ``tale_usage()``."""
+"""Per-query cost tracing for any LangChain run: ``TaleTracer`` and ``tale_usage()``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Generator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,8 +73,9 @@ def _cap_of(kwargs: dict[str, Any]) -> int | None:
     )
 
 
-class TaleCallbackHandler(BaseCallbackHandler):
-    """Records what every query (root run) cost: one :class:`QueryRecord` per query.
+class TaleTracer(BaseCallbackHandler):
+    """Records what every query (root run) cost: one :class:`QueryRecord` per query — the
+    same name, records, ``summary()`` and exports as LlamaIndex's ``TaleTracer``.
 
     Per query: the question, the budget and its estimator (when a ``TaleRunnable`` ran), the
     estimator calls' and answer calls' tokens (input, output, reasoning — from the provider's
@@ -82,11 +83,17 @@ class TaleCallbackHandler(BaseCallbackHandler):
     calls, latency, model, cost in USD (unknown stays unknown) and budget adherence. Works
     for any chain or chat model, streamed or not; thread- and async-safe.
 
+    Use it as a callback, or as a context manager that traces every LangChain run inside the
+    block (as ``get_usage_metadata_callback`` does; nested blocks keep listening until the
+    outermost exits).
+
     Example:
         .. code-block:: python
 
-            tracer = TaleCallbackHandler()
+            tracer = TaleTracer()
             chain.batch(questions, config={"callbacks": [tracer], "max_concurrency": 8})
+            with tracer:  # or: everything in the block
+                chain.invoke({"question": "..."})
             print(tracer.summary())
             tracer.to_csv("costs.csv")
     """
@@ -102,6 +109,24 @@ class TaleCallbackHandler(BaseCallbackHandler):
         self._parent: dict[UUID, UUID | None] = {}
         self._queries: dict[UUID, _PendingQuery] = {}
         self._calls: dict[UUID, _PendingCall] = {}
+        self._context: ContextVar[TaleTracer | None] | None = None
+        self._tokens: list[Token[TaleTracer | None]] = []
+
+    # -- as a context manager ---------------------------------------------------------------
+    def __enter__(self) -> TaleTracer:
+        """Trace every LangChain run started inside the block (and the threads and tasks it
+        starts), without passing the tracer as a callback."""
+        with self._lock:
+            if self._context is None:
+                self._context = ContextVar(f"tale_tracer_{id(self)}", default=None)
+                register_configure_hook(self._context, inheritable=True)
+            self._tokens.append(self._context.set(self))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            if self._context is not None and self._tokens:
+                self._context.reset(self._tokens.pop())
 
     # -- results -----------------------------------------------------------------------------
     @property
@@ -351,10 +376,11 @@ class TaleCallbackHandler(BaseCallbackHandler):
 
 
 @contextmanager
-def tale_usage(price_table: PriceTable | None = None) -> Generator[TaleCallbackHandler, None, None]:
-    """Trace every LangChain run inside the block, like ``get_usage_metadata_callback``.
+def tale_usage(price_table: PriceTable | None = None) -> Generator[TaleTracer, None, None]:
+    """Trace every LangChain run inside the block with a new :class:`TaleTracer`, like
+    ``get_usage_metadata_callback`` (the same as ``with TaleTracer() as tracer:``).
 
-    Each block has its own handler and context variable, so nested blocks both see the
+    Each block has its own tracer and context variable, so nested blocks both see the
     queries of the inner one.
 
     Example:
@@ -364,11 +390,9 @@ def tale_usage(price_table: PriceTable | None = None) -> Generator[TaleCallbackH
                 chain.invoke({"question": "..."})
             print(tracer.summary())
     """
-    handler = TaleCallbackHandler(price_table)
-    var: ContextVar[TaleCallbackHandler | None] = ContextVar("tale_usage", default=None)
-    register_configure_hook(var, inheritable=True)
-    token = var.set(handler)
-    try:
-        yield handler
-    finally:
-        var.reset(token)
+    with TaleTracer(price_table) as tracer:
+        yield tracer
+
+
+TaleCallbackHandler = TaleTracer
+"""The 0.1 name of :class:`TaleTracer`, kept for one release."""

@@ -17,7 +17,6 @@ from langchain_core.messages import (
     AIMessageChunk,
     BaseMessage,
     BaseMessageChunk,
-    HumanMessage,
 )
 from langchain_core.messages.ai import add_usage
 from langchain_core.prompts import BasePromptTemplate
@@ -37,7 +36,6 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 from langchain_tale._caps import cap_kwargs, with_cap
 from langchain_tale._messages import coerce_input, inject_budget, to_langchain, with_exemplars
 from langchain_tale.model_adapter import LangChainModel, model_name_of
-from tale_shared.answers import bracketed_answer
 from tale_shared.budget import TokenBudget
 from tale_shared.caps import cap_from_params, hard_cap, warn_cap_exceeded
 from tale_shared.estimators import (
@@ -48,11 +46,12 @@ from tale_shared.estimators import (
 )
 from tale_shared.methods import (
     ANSWER_TOKENS,
-    FOLLOW_UP,
     Exemplar,
     Method,
     exemplar_turns,
+    follow_up,
     load_exemplars,
+    should_force,
 )
 from tale_shared.models import finish_reason_of
 from tale_shared.profiles import method_for, style_for
@@ -61,7 +60,6 @@ from tale_shared.prompts import PromptStyle, get_style
 BUDGET_EVENT = "tale_budget"
 ESTIMATOR_TAG = "tale:estimator"
 ANSWER_TAG = "tale:answer"
-"""Finish reasons that say the output cap cut the reply (OpenAI, Anthropic, Gemini)."""
 
 
 @dataclass(frozen=True)
@@ -340,16 +338,18 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
 
     # -- budget forcing (+force): a reply the cap cut gets its final answer -----------------
     def _needs_forcing(self, plan: _Plan, reply: BaseMessage) -> bool:
-        if self._method.force is None or not plan.kwargs:
-            return False
+        """The core's rule (:func:`~tale_shared.methods.should_force`), on this reply."""
         reason = finish_reason_of(reply.response_metadata, reply.additional_kwargs)
-        return reason == "length" and bracketed_answer(reply.text) is None
+        force = self._method.force is not None and bool(plan.kwargs)
+        return should_force(reply.text, cut=reason == "length", force=force)
 
     def _forcing_call(
         self, plan: _Plan, reply: BaseMessage
     ) -> tuple[list[BaseMessage], RunnableConfig, dict[str, Any]]:
-        """The follow-up call that asks for the final answer (a child run of this one)."""
-        messages = [*plan.prompt, AIMessage(content=reply.text), HumanMessage(content=FOLLOW_UP)]
+        """The follow-up call that asks for the final answer (a child run of this one): the
+        core's follow-up turns after the prompt as it was sent."""
+        turns = follow_up([], reply.text)
+        messages = [*plan.prompt, *to_langchain(turns)]
         return messages, plan.config, cap_kwargs(self.llm, ANSWER_TOKENS)
 
     def _with_forced(self, reply: BaseMessage, forced: BaseMessage, plan: _Plan) -> BaseMessage:

@@ -36,7 +36,7 @@ class TaleQueryEngine(TransformQueryEngine):
 
             engine = TaleQueryEngine(index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm))
             response = await engine.aquery("...")
-            response.metadata["tale_budget"]
+            response.metadata["tale"]["budget"]  # as LangChain's response_metadata["tale"]
     """
 
     def __init__(
@@ -84,6 +84,9 @@ class TaleQueryEngine(TransformQueryEngine):
         if cap is None:
             return self._query_engine
         metadata["tale_cap"] = cap
+        tale = metadata.get("tale")
+        if isinstance(tale, dict):
+            tale["cap"] = cap
         engine = copy.copy(self._query_engine)
         synthesizer = _copy_with_own_methods(engine._response_synthesizer)  # type: ignore[attr-defined]
         synthesizer._llm = with_max_tokens(synthesizer._llm, cap)

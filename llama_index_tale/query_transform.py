@@ -164,14 +164,18 @@ class TaleQueryTransform(BaseQueryTransform):
     ) -> QueryBundle:
         style = self.style
         self._last_budget.set(budget)
-        metadata.update(
-            tale_method=self._method.name,
-            tale_budget=budget.tokens if budget else None,
-            tale_estimator=budget.estimator if budget else None,
-            tale_style=style.name,
-            tale_estimator_usage=budget.usage.model_dump() if budget else None,
-            tale_fallback_reason=budget.fallback_reason if budget else None,
-        )
+        tale = {
+            "method": self._method.name,
+            "budget": budget.tokens if budget else None,
+            "estimator": budget.estimator if budget else None,
+            "style": style.name,
+            "estimator_usage": budget.usage.model_dump() if budget else None,
+            "fallback_reason": budget.fallback_reason if budget else None,
+        }
+        # metadata["tale"] as LangChain's response_metadata["tale"]; the flat tale_* keys
+        # are the 0.1 names, kept for one release
+        metadata["tale"] = tale
+        metadata.update({f"tale_{key}": value for key, value in tale.items()})
         dispatcher.event(
             TaleBudgetEvent(
                 question=query_bundle.query_str,

@@ -64,7 +64,8 @@ class TokenSkipQueryTransform(BaseQueryTransform):
     def _run(self, query_bundle: QueryBundle, metadata: dict[str, Any]) -> QueryBundle:
         require_question(query_bundle.query_str)
         method = f"tokenskip@{self.gamma}"
-        metadata.update(tale_method=method, tale_gamma=self.gamma)
+        metadata["tale"] = {"method": method, "gamma": self.gamma, "style": "tokenskip"}
+        metadata.update(tale_method=method, tale_gamma=self.gamma)  # the 0.1 names
         dispatcher.event(
             TaleBudgetEvent(
                 question=query_bundle.query_str,

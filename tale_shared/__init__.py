@@ -23,9 +23,12 @@ from tale_shared.estimators import (
     ZeroShotEstimator,
     make_estimator,
 )
+from tale_shared.loading import load_model
+from tale_shared.methods import Method, parse_method
 from tale_shared.models import ChatModel, Completion, ModelCallError
 from tale_shared.pipeline import TalePipeline, TaleResult, hard_cap
 from tale_shared.pricing import ModelPrice, PriceTable
+from tale_shared.profiles import ModelProfile, method_for, profile_for
 from tale_shared.prompts import Message, PromptStyle, get_style, list_styles, register_style
 from tale_shared.run_budget import RunBudget, RunSpending, TaleBudgetExceededError
 from tale_shared.tokens import count_tokens, get_token_counter
@@ -49,8 +52,10 @@ __all__ = [
     "FixedBudgetEstimator",
     "HeuristicEstimator",
     "Message",
+    "Method",
     "ModelCallError",
     "ModelPrice",
+    "ModelProfile",
     "PriceTable",
     "PromptStyle",
     "QueryRecord",
@@ -72,7 +77,11 @@ __all__ = [
     "hard_cap",
     "is_correct",
     "list_styles",
+    "load_model",
     "make_estimator",
+    "method_for",
     "normalize_answer",
+    "parse_method",
+    "profile_for",
     "register_style",
 ]

@@ -39,17 +39,67 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS shows it (Linux), else by
+    the set-and-restore that is the only portable way."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path`` with the mode a plain ``open(path, "w")`` would
+    give it (``mkstemp`` makes it 0600, which the rename would carry over)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
 @contextlib.contextmanager
 def _atomic(path: str | Path, mode: str, **open_kwargs: Any) -> Iterator[IO[Any]]:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_binary_writer(path: str | Path) -> Iterator[IO[bytes]]:
+    """:func:`atomic_writer` for bytes written piece by piece (a joined model file)."""
+    with _atomic(path, "wb") as fh:
+        yield fh
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that opens the file itself (a GGUF
+    writer): renamed over ``path`` when the block succeeds, removed when it fails — never a
+    half-written ``path`` or a leftover partial file."""
+    target = Path(path)
+    fd, tmp = _temp_beside(target)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

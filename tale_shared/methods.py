@@ -310,7 +310,7 @@ def answer_plan(
         outcome.text = reply.text
         cut = reply.finish_reason == "length"
     outcome.cut = cut
-    if force and cut and bracketed_answer(outcome.text) is None:
+    if should_force(outcome.text, cut=cut, force=force):
         outcome.forced = True
         if can_continue:
             forced = yield Request(
@@ -318,11 +318,23 @@ def answer_plan(
             )
             outcome.text += FORCE_CUE + forced.text
         else:
-            follow = [*messages, Message("assistant", outcome.text), Message("user", FOLLOW_UP)]
-            forced = yield Request("forced", follow, ANSWER_TOKENS)
+            forced = yield Request("forced", follow_up(messages, outcome.text), ANSWER_TOKENS)
             outcome.text += "\n\n" + forced.text
         outcome.calls.append(("forced", forced))
     return outcome
+
+
+def should_force(text: str, *, cut: bool, force: bool) -> bool:
+    """Budget forcing's one rule, for every entry point: a method with ``+force`` whose reply
+    the cap cut (finish reason ``length`` — each adapter reads its provider's spelling as
+    that) and that holds no bracketed answer gets the final answer forced."""
+    return force and cut and bracketed_answer(text) is None
+
+
+def follow_up(messages: Sequence[Message], reply: str) -> list[Message]:
+    """The messages of the follow-up call that asks a model that cannot continue its own
+    reply for the final answer."""
+    return [*messages, Message("assistant", reply), Message("user", FOLLOW_UP)]
 
 
 def _generated(outcome: Outcome) -> int:

@@ -4,8 +4,7 @@ A model the table does not know costs ``None`` — unknown — never a silent $0
 tale's embedded llama.cpp runtime are named ``local/...`` and cost exactly $0 in API fees.
 
 Example:
-    >>> from tale_shared.local.registry import LOCAL_PREFIX
-from tale_shared.usage import TokenUsage
+    >>> from tale_shared.usage import TokenUsage
     >>> table = PriceTable(overrides={"my-model": ModelPrice(input_per_mtok=1.0,
     ...                                                      output_per_mtok=2.0)})
     >>> table.cost("my-model", TokenUsage(input_tokens=1_000_000, output_tokens=500_000))

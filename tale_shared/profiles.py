@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tale_shared._io import atomic_writer
 from tale_shared.estimators.regression import (  # re-exported: their old home
     default_regression_estimator,
     packaged_estimator_path,
@@ -88,8 +89,8 @@ def _profile_file(model: str) -> Path:
 def save_profile(profile: ModelProfile) -> Path:
     """Save a (calibrated) profile; it overrides the built-in one for that model."""
     path = _profile_file(profile.model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(profile.model_dump_json(indent=2), encoding="utf-8")
+    with atomic_writer(path) as fh:
+        fh.write(profile.model_dump_json(indent=2))
     return path
 
 

@@ -207,9 +207,9 @@ def test_llama_index_through_openai_like_counts_the_servers_tokens_and_the_cap_h
         sync_answer = str(engine.query(Q))
         async_answer = str(asyncio.run(engine.aquery(Q)))
         streamed = "".join(streaming.query(Q).response_gen)  # type: ignore[union-attr]
-    # a streaming query engine returns before its answer call: LlamaIndex closes the query's
-    # span first, so the streamed call is recorded as a query of its own, under its cap
-    sync_rec, async_rec, stream_query, stream_call = tracer.records
+    # a streaming query engine returns before its answer call (LlamaIndex closes the query's
+    # span first); the tracer follows the stream, so the call joins its query, under its cap
+    sync_rec, async_rec, stream_rec = tracer.records
     for record, usage in zip((sync_rec, async_rec), seen.usages, strict=True):
         (call,) = record.calls
         assert call.usage.source == "provider"
@@ -217,7 +217,9 @@ def test_llama_index_through_openai_like_counts_the_servers_tokens_and_the_cap_h
         assert call.usage.input_tokens == usage["prompt_tokens"]
         assert call.cap == CAP and not call.cap_exceeded
     assert sync_answer.strip() == async_answer.strip() == streamed.strip()
-    assert stream_query.budget == CAP and stream_call.calls[0].cap == CAP
+    (stream_call,) = stream_rec.calls
+    assert stream_rec.question == Q and stream_rec.budget == CAP and stream_call.cap == CAP
+    assert stream_call.usage.output_tokens > 0  # counted: the stream reported no usage
     assert llm.max_tokens == 256  # the user's LLM is untouched: each query used a capped copy
 
 

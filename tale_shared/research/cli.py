@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tale_shared._io import atomic_writer
 from tale_shared.loading import load_model
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
 from tale_shared.models import ChatModel
@@ -267,7 +268,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     table = bench_table(summaries)
     print(table)
     if args.table:
-        Path(args.table).write_text(table + "\n", encoding="utf-8")
+        with atomic_writer(args.table) as fh:
+            fh.write(table + "\n")
     if args.plot:
         title = f"{Path(args.data).name}: {summaries[0].n} items, {args.model}"
         print(f"plot: {plot_pareto(summaries, args.plot, title=title)}")

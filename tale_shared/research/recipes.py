@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tale_shared._io import atomic_writer, iter_json_lines
+from tale_shared._io import atomic_path, atomic_writer, iter_json_lines
 from tale_shared._optional import require
 
 Kind = Literal["sft", "dpo", "tokenskip"]
@@ -387,7 +387,6 @@ def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | Non
             raise ValueError(f"{folder} has no tale-card.json: pass the base model")
         base = json.loads(card.read_text())["base_model"]
     gguf = _need("gguf")
-    import numpy as np
 
     safetensors_numpy = _need("safetensors.numpy")
     arch, blocks, heads, kv_heads = _base_layout(base)
@@ -406,8 +405,24 @@ def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | Non
     if not pairs:
         raise ValueError(f"{folder} holds no LoRA weights")
     target_path = Path(out)
-    target_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = target_path.with_name(target_path.name + ".partial")  # renamed when complete
+    with atomic_path(target_path) as partial:  # renamed when complete, removed on failure
+        _write_adapter_gguf(gguf, partial, arch, alpha, pairs, weights, names, heads, kv_heads)
+    return target_path
+
+
+def _write_adapter_gguf(
+    gguf: Any,
+    partial: Path,
+    arch: str,
+    alpha: float,
+    pairs: list[str],
+    weights: dict[str, Any],
+    names: Any,
+    heads: int,
+    kv_heads: int,
+) -> None:
+    import numpy as np
+
     writer = gguf.GGUFWriter(str(partial), arch)
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
@@ -431,5 +446,3 @@ def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | Non
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    partial.replace(target_path)
-    return target_path
