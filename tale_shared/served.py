@@ -1,10 +1,12 @@
 """Any OpenAI-compatible endpoint (vLLM, llama.cpp's server, TGI, hosted APIs) as a core
 :class:`~tale_shared.models.ChatModel`, for the research tools that run many calls.
 
-Sends ``max_tokens`` (what compatible servers read), takes usage from the reply, retries 429
-and 5xx replies and connection errors with exponential backoff and jitter (a ``Retry-After``
-header wins, clamped to ``[0, max_retry_after_s]``); a reply without ``usage`` is counted with
-tiktoken and marked ``source="counted"``. Safe to call from many threads or tasks at once:
+Sends ``max_tokens`` (what compatible servers read), takes usage from the reply, and retries
+429 and 5xx replies and connection errors — one retry policy (tenacity: exponential backoff
+with jitter; a ``Retry-After`` header wins, clamped to ``[0, max_retry_after_s]``), the only
+retry layer between a caller and the server. One pooled HTTP client per thread-safe sync use
+and one per event loop. A reply without ``usage`` is counted with tiktoken and marked
+``source="counted"``. Safe to call from many threads or tasks at once:
 ``tale bench``, ``tale search`` and ``tale calibrate`` keep ``--concurrency N`` requests in
 flight.
 
@@ -21,11 +23,20 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import threading
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 
 from tale_shared.models import Completion, ModelCallError, normalize_finish_reason
 from tale_shared.prompts import Message
@@ -33,6 +44,23 @@ from tale_shared.tokens import count_texts, get_token_counter
 from tale_shared.usage import TokenUsage
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class _Retryable(Exception):
+    """A reply to retry (429, 5xx), with the server's ``Retry-After`` if it sent one."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.retry_after = response.headers.get("retry-after")
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+async def _asleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
 
 
 class ServedModel:
@@ -57,11 +85,14 @@ class ServedModel:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_retry_after_s = max_retry_after_s
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
-        self._async_headers = headers
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=self._headers, timeout=timeout_s, transport=transport)
         self._timeout_s = timeout_s
         self._async_transport = async_transport
+        self._lock = threading.Lock()
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
         self._model = model or self._first_model()
 
     @classmethod
@@ -99,58 +130,92 @@ class ServedModel:
             body["max_tokens"] = max_tokens
         return body
 
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+    # -- one retry policy, sync and async ---------------------------------------------------
+    def _wait(self, state: RetryCallState) -> float:
         """Seconds before the next try: the server's ``Retry-After`` (seconds) clamped to
         ``[0, max_retry_after_s]`` — a negative one is read as "now", a day-long one waits
         ``max_retry_after_s`` — else exponential backoff with jitter."""
-        retry_after = response.headers.get("retry-after") if response is not None else None
-        if retry_after:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, _Retryable) and error.retry_after is not None:
             try:
-                wanted = float(retry_after)
+                wanted = float(error.retry_after)
             except ValueError:
                 wanted = math.nan
             if math.isfinite(wanted):
                 return min(max(wanted, 0.0), self.max_retry_after_s)
+        attempt = max(0, state.attempt_number - 1)
         return float(self.backoff_s * (2**attempt) * (0.5 + random.random()))
 
-    def _settled(self, response: httpx.Response) -> bool:
-        """True for a reply to keep; False for one to retry; raises for a client error."""
+    def _policy(self) -> dict[str, Any]:
+        return {
+            "stop": stop_after_attempt(self.max_retries + 1),
+            "wait": self._wait,
+            "retry": retry_if_exception_type((_Retryable, httpx.TransportError)),
+            "reraise": True,
+        }
+
+    def _checked(self, response: httpx.Response) -> httpx.Response:
+        """The reply to keep; raises :class:`_Retryable` for one to retry, and
+        :class:`ModelCallError` for a client error (never retried)."""
         if response.status_code in RETRY_STATUS:
-            return False
+            raise _Retryable(response)
         if response.is_error:
             raise ModelCallError(f"{self.base_url}: {response.text[:300]}")
-        return True
+        return response
 
-    def _give_up(self, attempt: int, exc: Exception) -> None:
-        if attempt == self.max_retries:
-            raise ModelCallError(f"{self.base_url}: {exc!r}") from exc
+    def _failed(self, exc: Exception) -> ModelCallError:
+        if isinstance(exc, _Retryable):
+            return ModelCallError(
+                f"{self.base_url}: still failing after {self.max_retries} retries "
+                f"(HTTP {exc.response.status_code})"
+            )
+        return ModelCallError(f"{self.base_url}: {exc!r}")
 
-    def _send(self, call: Any) -> httpx.Response:
-        for attempt in range(self.max_retries + 1):
-            response = None
-            try:
-                response = call()
-                if self._settled(response):
-                    return response  # type: ignore[no-any-return]
-            except httpx.TransportError as exc:
-                self._give_up(attempt, exc)
-            if attempt < self.max_retries:
-                time.sleep(self._delay(attempt, response))
-        raise ModelCallError(f"{self.base_url}: still failing after {self.max_retries} retries")
+    def _send(self, call: Callable[[], httpx.Response]) -> httpx.Response:
+        try:
+            for attempt in Retrying(sleep=_sleep, **self._policy()):
+                with attempt:
+                    return self._checked(call())
+        except (_Retryable, httpx.TransportError) as exc:
+            raise self._failed(exc) from exc
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 
-    async def _asend(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    def _async_client(self) -> httpx.AsyncClient:
+        """The pooled client of the running event loop (connections belong to a loop)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._aclients.get(loop)
+            if client is None or client.is_closed:
+                client = httpx.AsyncClient(
+                    headers=self._headers,
+                    timeout=self._timeout_s,
+                    transport=self._async_transport,
+                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                )
+                self._aclients[loop] = client
+            return client
+
+    async def _asend(self, body: dict[str, Any]) -> httpx.Response:
         url = f"{self.base_url}/chat/completions"
-        for attempt in range(self.max_retries + 1):
-            response = None
-            try:
-                response = await client.post(url, json=body)
-                if self._settled(response):
-                    return response
-            except httpx.TransportError as exc:
-                self._give_up(attempt, exc)
-            if attempt < self.max_retries:
-                await asyncio.sleep(self._delay(attempt, response))
-        raise ModelCallError(f"{self.base_url}: still failing after {self.max_retries} retries")
+        client = self._async_client()
+        try:
+            async for attempt in AsyncRetrying(sleep=_asleep, **self._policy()):
+                with attempt:
+                    return self._checked(await client.post(url, json=body))
+        except (_Retryable, httpx.TransportError) as exc:
+            raise self._failed(exc) from exc
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close the pooled HTTP clients (the async ones of loops that are still open)."""
+        self._client.close()
+        with self._lock:
+            clients = list(self._aclients.items())
+            self._aclients.clear()
+        for loop, client in clients:
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(client.aclose())
 
     def _completion(
         self, data: dict[str, Any], started: float, messages: Sequence[Message]
@@ -190,8 +255,5 @@ class ServedModel:
         self, messages: Sequence[Message], *, max_tokens: int | None = None
     ) -> Completion:
         started = time.perf_counter()
-        async with httpx.AsyncClient(
-            headers=self._async_headers, timeout=self._timeout_s, transport=self._async_transport
-        ) as client:
-            response = await self._asend(client, self._body(messages, max_tokens))
+        response = await self._asend(self._body(messages, max_tokens))
         return self._completion(response.json(), started, messages)

@@ -85,3 +85,29 @@ def test_a_client_error_is_not_retried_and_exhausted_retries_say_so():
 def test_load_model_takes_a_url_with_the_model_after_a_hash(monkeypatch):
     model = load_model("http://127.0.0.1:9/v1#my-model")
     assert isinstance(model, ServedModel) and model.model_name == "my-model"
+
+
+def test_one_retry_layer_a_failing_server_gets_max_retries_plus_one_requests_per_item(tmp_path):
+    from tale_shared.research.datasets import Item
+    from tale_shared.research.search import BudgetSearch, load_results, search_dataset
+
+    server = Server([httpx.Response(503)] * 100)
+    model = _model(server, max_retries=2)
+    out = tmp_path / "search.jsonl"
+    item = Item(id="1", question="What is 2 + 3?", answer="5")
+    asyncio.run(search_dataset(BudgetSearch(model, style="words"), [item], out, progress=False))
+    # the model's policy retried the first call twice; the search did not retry it again
+    assert len(server.bodies) == 3
+    (result,) = load_results(out)
+    assert "still failing after 2 retries" in (result.error or "")
+
+
+def test_async_calls_share_one_pooled_client_per_loop():
+    server = Server()
+    model = _model(server)
+
+    async def many():
+        await asyncio.gather(*(model.acomplete([Message("user", "q")]) for _ in range(10)))
+        return len(model._aclients)
+
+    assert asyncio.run(many()) == 1 and len(server.bodies) == 10

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from tale_shared._io import JsonlAppender, iter_json_lines
 from tale_shared.answers import extract_answer, is_correct
-from tale_shared.models import ChatModel, Completion
+from tale_shared.models import ChatModel, Completion, ModelCallError
 from tale_shared.profiles import style_for
 from tale_shared.prompts import Message, PromptStyle, get_style
 from tale_shared.research.datasets import Item
@@ -254,9 +254,11 @@ async def search_dataset(
 ) -> list[SearchResult]:
     """Search every item not yet in ``out``, appending each result as it finishes.
 
-    A rerun with the same ``out`` resumes: finished items are never redone or lost. A model
-    error on an item is retried ``retries`` times, then recorded with ``error`` set (and
-    searched again on the next run); it never stops the others.
+    A rerun with the same ``out`` resumes: finished items are never redone or lost. An error
+    on an item is recorded with ``error`` set (and searched again on the next run); it never
+    stops the others. A model call's failure (:class:`~tale_shared.models.ModelCallError`)
+    was already retried by the model itself (a served model's one retry policy) and is
+    recorded at once; other errors are retried ``retries`` times.
     """
     path = Path(out)
     done = finished_ids(path)
@@ -279,6 +281,10 @@ async def search_dataset(
             for _ in range(retries + 1):
                 try:
                     result = await searcher.asearch(item, executor=executor)
+                    break
+                except ModelCallError as exc:  # retried where it was made: no second layer
+                    error = exc
+                    result = searcher.new_result(item, error=repr(exc))
                     break
                 except Exception as exc:
                     error = exc
