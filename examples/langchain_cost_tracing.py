@@ -11,7 +11,7 @@ from langchain_core.language_models import FakeListChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from langchain_tale import TaleCallbackHandler, TaleRunnable
+from langchain_tale import TaleRunnable, TaleTracer
 
 
 class ReportingFake(FakeListChatModel):
@@ -32,7 +32,7 @@ class ReportingFake(FakeListChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-tracer = TaleCallbackHandler()
+tracer = TaleTracer()
 chain = TaleRunnable(llm=ReportingFake(responses=[""]), estimator="zero-shot")  # on the same model
 questions = [f"Sam has {i} apples and buys 3 more. How many apples?" for i in range(100)]
 chain.batch(questions, config={"callbacks": [tracer], "max_concurrency": 16})

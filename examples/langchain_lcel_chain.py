@@ -10,7 +10,7 @@ With an API key, swap the model object only:
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
-from langchain_tale import ChatLocalLlama, TaleRunnable, tale_usage
+from langchain_tale import ChatLocalLlama, TaleRunnable, TaleTracer
 
 llm = ChatLocalLlama(model="qwen2.5-coder-1.5b", max_tokens=400)
 prompt = ChatPromptTemplate.from_messages(
@@ -23,7 +23,7 @@ question = (
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
     "in May. How many clips did Natalia sell altogether in April and May?"
 )
-with tale_usage() as tracer:
+with TaleTracer() as tracer:
     print(chain.invoke({"question": question}))
 (record,) = tracer.records
 print(

@@ -27,6 +27,6 @@ with TaleTracer() as tracer:
     response = engine.query("How much money did the bakery make on Monday?")
 print(response)
 print(
-    "budget:", response.metadata["tale_budget"], "tokens,", response.metadata["tale_style"], "style"
+    "budget:", response.metadata["tale"]["budget"], "tokens,", response.metadata["tale"]["style"], "style"
 )
 print(tracer.summary())
