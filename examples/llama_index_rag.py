@@ -26,7 +26,6 @@ engine = TaleQueryEngine(
 with TaleTracer() as tracer:
     response = engine.query("How much money did the bakery make on Monday?")
 print(response)
-print(
-    "budget:", response.metadata["tale"]["budget"], "tokens,", response.metadata["tale"]["style"], "style"
-)
+tale = response.metadata["tale"]
+print("budget:", tale["budget"], "tokens,", tale["style"], "style")
 print(tracer.summary())

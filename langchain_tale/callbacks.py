@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -19,30 +16,10 @@ from langchain_core.tracers.context import register_configure_hook
 
 from langchain_tale.model_adapter import usage_from_message
 from langchain_tale.runnable import BUDGET_EVENT, ESTIMATOR_TAG
-from tale_shared.caps import cap_from_params, warn_cap_exceeded
-from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.usage import CallRecord, QueryRecord, TokenUsage, UsageLedger, UsageSummary
-
-
-@dataclass
-class _PendingCall:
-    model: str | None
-    role: str
-    started: float
-    prompt: list[BaseMessage] = field(default_factory=list)
-    cap: int | None = None
-
-
-@dataclass
-class _PendingQuery:
-    question: str | None
-    started: float
-    calls: list[CallRecord] = field(default_factory=list)
-    budget: int | None = None
-    estimator: str | None = None
-    style: str | None = None
-    method: str | None = None
-    members: list[UUID] = field(default_factory=list)
+from tale_shared.caps import cap_from_params
+from tale_shared.pricing import PriceTable
+from tale_shared.tracing import TraceAssembler
+from tale_shared.usage import CallRole, QueryRecord, TokenUsage, UsageSummary
 
 
 def _question_of(inputs: Any) -> str | None:
@@ -103,12 +80,10 @@ class TaleTracer(BaseCallbackHandler):
 
     def __init__(self, price_table: PriceTable | None = None) -> None:
         super().__init__()
-        self.prices = price_table or default_price_table()
-        self.ledger = UsageLedger()
-        self._lock = threading.Lock()
-        self._parent: dict[UUID, UUID | None] = {}
-        self._queries: dict[UUID, _PendingQuery] = {}
-        self._calls: dict[UUID, _PendingCall] = {}
+        self._trace = TraceAssembler(price_table)
+        self.prices = self._trace.prices
+        self.ledger = self._trace.ledger
+        self._lock = self._trace.lock
         self._context: ContextVar[TaleTracer | None] | None = None
         self._tokens: list[Token[TaleTracer | None]] = []
 
@@ -147,67 +122,31 @@ class TaleTracer(BaseCallbackHandler):
     # call under a tool still finds its query. A run whose parent this handler never saw is a
     # query of its own: the root of the whole run, or the first run the handler was attached
     # to (``.with_config(callbacks=[handler])`` on a runnable inside a chain).
-    def _root(self, run_id: UUID) -> UUID:
-        seen = 0
-        while (parent := self._parent.get(run_id)) is not None and seen < 10_000:
-            run_id, seen = parent, seen + 1
-        return run_id
-
-    def _join(self, run_id: UUID, parent_run_id: UUID | None, question: str | None) -> None:
-        """Add a run to the tree (under the lock)."""
-        if parent_run_id is not None and parent_run_id in self._parent:
-            self._parent[run_id] = parent_run_id
-            query = self._queries.get(self._root(parent_run_id))
-            if query is not None:
-                query.members.append(run_id)
-        else:
-            self._parent[run_id] = None
-            self._queries[run_id] = _PendingQuery(question, time.perf_counter())
-
     def _start(self, run_id: UUID, parent_run_id: UUID | None, inputs: Any) -> None:
-        with self._lock:
-            self._join(run_id, parent_run_id, _question_of(inputs))
+        self._trace.join(run_id, parent_run_id, question=_question_of(inputs))
 
     def _finish(self, run_id: UUID, answer: Any = None, error: BaseException | None = None) -> None:
-        with self._lock:
-            pending = self._queries.pop(run_id, None)
-            if pending is None:
-                return  # an inner run: it leaves the tree with its query
-            self._parent.pop(run_id, None)
-            for member in pending.members:  # nothing of a finished query stays behind
-                self._parent.pop(member, None)
-                unfinished = self._calls.pop(member, None)
-                if unfinished is not None:  # e.g. cancelled: it ran, it may have cost
-                    pending.calls.append(
-                        CallRecord(
-                            role=unfinished.role,  # type: ignore[arg-type]
-                            model=unfinished.model,
-                            latency_s=time.perf_counter() - unfinished.started,
-                            cost_usd=None,
-                            error="unfinished: its query ended before the call reported usage",
-                        )
-                    )
         text = answer.text if isinstance(answer, BaseMessage) else answer
-        self.ledger.add(
-            QueryRecord(
-                query_id=str(run_id),
-                question=pending.question,
-                budget=pending.budget,
-                estimator=pending.estimator,
-                style=pending.style,
-                method=pending.method,
-                answer=text if isinstance(text, str) else None,
-                calls=pending.calls,
-                latency_s=time.perf_counter() - pending.started,
-                error=repr(error) if error else None,
-            )
-        )
+        # an inner run leaves the tree with its query: only a root is finished
+        self._trace.finish(run_id, answer=text if isinstance(text, str) else None, error=error)
+
+    # the assembler's state, as the tracer's own (what tests and debuggers look at)
+    @property
+    def _parent(self) -> dict[Any, Any]:
+        return self._trace.parent
+
+    @property
+    def _queries(self) -> dict[Any, Any]:
+        return self._trace.queries
+
+    @property
+    def _calls(self) -> dict[Any, Any]:
+        return self._trace.calls
 
     @property
     def pending_runs(self) -> int:
         """Runs still being tracked (0 once every query has finished)."""
-        with self._lock:
-            return len(self._parent) + len(self._calls)
+        return self._trace.pending_runs
 
     # -- chains ------------------------------------------------------------------------------
     def on_chain_start(
@@ -266,14 +205,14 @@ class TaleTracer(BaseCallbackHandler):
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if name != BUDGET_EVENT or not isinstance(data, dict):
             return
-        with self._lock:
-            pending = self._queries.get(self._root(run_id))
-            if pending is not None:
-                pending.budget = data.get("budget")
-                pending.estimator = data.get("estimator")
-                pending.style = data.get("style")
-                pending.method = data.get("method")
-                pending.question = data.get("question") or pending.question
+        self._trace.set_budget(
+            run_id,
+            budget=data.get("budget"),
+            estimator=data.get("estimator"),
+            style=data.get("style"),
+            method=data.get("method"),
+            question=data.get("question"),
+        )
 
     # -- model calls -------------------------------------------------------------------------
     def _llm_start(
@@ -285,18 +224,19 @@ class TaleTracer(BaseCallbackHandler):
         kwargs: dict[str, Any],
     ) -> None:
         tags = kwargs.get("tags") or []
-        role = "estimator" if ESTIMATOR_TAG in tags else "answer"
+        role: CallRole = "estimator" if ESTIMATOR_TAG in tags else "answer"
         question = None
         if prompt:
             question = prompt[-1].text if isinstance(prompt[-1], BaseMessage) else str(prompt[-1])
         with self._lock:
-            self._join(run_id, parent_run_id, question)
-            self._calls[run_id] = _PendingCall(
-                _model_of(serialized, kwargs),
-                role,
-                time.perf_counter(),
-                prompt if isinstance(prompt, list) else [],
-                _cap_of(kwargs),
+            self._trace.join(run_id, parent_run_id, question=question)
+            self._trace.start_call(
+                run_id,
+                run_id,
+                role=role,
+                model=_model_of(serialized, kwargs),
+                prompt=prompt if isinstance(prompt, list) else [],
+                cap=_cap_of(kwargs),
             )
 
     def on_chat_model_start(
@@ -324,29 +264,9 @@ class TaleTracer(BaseCallbackHandler):
     def _record_call(
         self, run_id: UUID, usage: TokenUsage, model: str | None, error: BaseException | None = None
     ) -> None:
-        with self._lock:
-            pending = self._calls.pop(run_id, None)
-            root = self._root(run_id)
-            query = self._queries.get(root)
-        if pending is None:
-            return
-        model = model or pending.model
-        call = CallRecord(
-            role=pending.role,  # type: ignore[arg-type]
-            model=model,
-            usage=usage,
-            latency_s=time.perf_counter() - pending.started,
-            cost_usd=self.prices.cost(model, usage),
-            error=repr(error) if error else None,
-            cap=pending.cap,
-        )
-        if call.cap_exceeded and pending.cap is not None:
-            warn_cap_exceeded(model, pending.cap, usage.output_tokens)
-        if query is not None:
-            with self._lock:
-                query.calls.append(call)
-        if root == run_id:  # a model called on its own is a query of its own
-            self._finish(run_id, error=error)
+        record = self._trace.end_call(run_id, usage, model, error=error)
+        if record is not None and self._trace.root(run_id) == run_id:
+            self._finish(run_id, error=error)  # a model called on its own is a query of its own
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         usage, model = TokenUsage(), None
@@ -355,7 +275,8 @@ class TaleTracer(BaseCallbackHandler):
         except IndexError:
             generation = None
         with self._lock:
-            prompt = self._calls[run_id].prompt if run_id in self._calls else []
+            call = self._trace.calls.get(run_id)
+            prompt = call.prompt if call is not None else []
         if isinstance(generation, ChatGeneration):
             message = generation.message
             usage = usage_from_message(message, prompt)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import threading
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,44 +31,10 @@ from llama_index_tale.llm_adapter import (
     usage_from_response,
 )
 from llama_index_tale.query_transform import TaleBudgetEvent
-from tale_shared.caps import cap_from_params, warn_cap_exceeded
-from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.usage import CallRecord, CallRole, QueryRecord, UsageLedger, UsageSummary
-
-
-@dataclass
-class _PendingCall:
-    role: CallRole
-    model: str | None
-    started: float
-    prompt: Any
-    depth: int = 1  # LLM events of inner calls in the same span (chat through complete)
-    cap: int | None = None  # the output cap: the call's kwargs or the LLM's own max_tokens
-    instance: int | None = None  # id() of the LLM whose method opened the call's span
-    span_closed: bool = False  # a streamed call: its span returned the stream, no end yet
-
-
-@dataclass
-class _PendingQuery:
-    started: float
-    question: str | None = None
-    calls: list[CallRecord] = field(default_factory=list)
-    budget: int | None = None
-    estimator: str | None = None
-    style: str | None = None
-    method: str | None = None
-    answer: str | None = None
-    error: BaseException | None = None
-    ended: bool = False
-    open_spans: int = 0
-    calls_in_flight: int = 0
-    streams: int = 0  # streamed responses handed to the caller and not yet consumed
-    members: list[str] = field(default_factory=list)
-
-    @property
-    def quiet(self) -> bool:
-        return self.open_spans <= 0 and self.calls_in_flight <= 0 and self.streams <= 0
-
+from tale_shared.caps import cap_from_params
+from tale_shared.pricing import PriceTable
+from tale_shared.tracing import PendingQuery, TraceAssembler
+from tale_shared.usage import QueryRecord, UsageSummary
 
 _STREAMING_FOR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "tale_streaming_for", default=None
@@ -189,13 +152,11 @@ class TaleTracer:
     def __init__(
         self, price_table: PriceTable | None = None, dispatcher: Dispatcher | None = None
     ) -> None:
-        self.prices = price_table or default_price_table()
+        self._trace = TraceAssembler(price_table)
+        self.prices = self._trace.prices
+        self.ledger = self._trace.ledger
+        self._lock = self._trace.lock
         self.dispatcher = dispatcher or get_dispatcher()
-        self.ledger = UsageLedger()
-        self._lock = threading.Lock()
-        self._parent: dict[str, str | None] = {}
-        self._queries: dict[str, _PendingQuery] = {}
-        self._calls: dict[str, _PendingCall] = {}
         self._instances: dict[str, int] = {}  # span id -> id() of the object that opened it
         self._attached = 0
         self._event_handler = _EventHandler()
@@ -270,12 +231,8 @@ class TaleTracer:
     # are read, or when the tracer is detached. Spans with no model call and no query
     # (index building, embedding) are not queries.
     def _root(self, span_id: str | None) -> str | None:
-        seen = 0
-        while span_id is not None and (parent := self._parent.get(span_id)) is not None:
-            span_id, seen = parent, seen + 1
-            if seen > 10_000:
-                break
-        return span_id
+        root = self._trace.root(span_id)
+        return str(root) if root is not None else None
 
     # A streamed response runs its model call when the caller consumes it, after the query's
     # span has closed, in spans that start with no parent (the instrumentation's context is
@@ -296,16 +253,10 @@ class TaleTracer:
         with self._lock:
             if parent is None:
                 parent = self._adopter(instance, bound_args)
-            self._parent[span_id] = parent
             if instance is not None:
                 self._instances[span_id] = id(instance)
-            if parent is None:
-                self._queries[span_id] = _PendingQuery(started=time.perf_counter())
-            root = self._root(span_id)
-            pending = self._queries.get(root) if root is not None else None
-            if pending is not None:
-                pending.open_spans += 1
-                pending.members.append(span_id)
+            # a span whose parent this tracer never saw belongs to no query
+            self._trace.join(span_id, parent, unseen_parent_is_root=False, count_open=True)
 
     def _adopter(self, instance: Any, bound_args: inspect.BoundArguments | None) -> str | None:
         """The span a parentless span belongs to when it is a stream's continuation (see
@@ -313,17 +264,17 @@ class TaleTracer:
         query = _STREAMING_FOR.get()
         waiting = [
             (key, call)
-            for key, call in self._calls.items()
+            for key, call in self._trace.calls.items()
             if instance is not None and call.span_closed and call.instance == id(instance)
         ]
         if waiting:  # (2) first: the stream being consumed may be a query's own call
             prompt = _prompt_argument(bound_args)
             same = [key for key, call in waiting if _same_prompt(call.prompt, prompt)]
             if same:
-                return same[0]
+                return str(same[0])
             if len(waiting) == 1 and query is None:
-                return waiting[0][0]
-        if query is not None and query in self._queries:
+                return str(waiting[0][0])
+        if query is not None and query in self._trace.queries:
             return query
         return None
 
@@ -331,24 +282,14 @@ class TaleTracer:
         self, span_id: str, result: Any = None, error: BaseException | None = None
     ) -> None:
         with self._lock:
-            call = self._calls.get(span_id)
+            call = self._trace.calls.get(span_id)
             if call is not None and error is None:
                 call.span_closed = True  # a stream: its end event comes when it is consumed
-            root = self._root(span_id)
-            pending = self._queries.get(root) if root is not None else None
-            failed = self._calls.pop(span_id, None) if error is not None else None
-            if failed is not None and pending is not None:
+            if error is not None:
                 # the model call raised: no end event comes, but it was made (and may bill)
-                pending.calls.append(
-                    CallRecord(
-                        role=failed.role,
-                        model=failed.model,
-                        latency_s=time.perf_counter() - failed.started,
-                        cost_usd=None,
-                        error=repr(error),
-                    )
-                )
-                pending.calls_in_flight -= 1
+                self._trace.failed_call(span_id, error)
+            root = self._root(span_id)
+            pending = self._trace.queries.get(root) if root is not None else None
             if pending is None or root is None:
                 return
             pending.open_spans -= 1
@@ -361,11 +302,11 @@ class TaleTracer:
                 self._follow_stream(root, pending, result)
             done = pending.quiet and (pending.calls or pending.question is not None)
             if done:
-                self._forget(root, pending)
+                self._forget(root)
         if done:
-            self._finish(root, pending)
+            self._trace.record(root, pending)
 
-    def _follow_stream(self, root: str, pending: _PendingQuery, result: Any) -> None:
+    def _follow_stream(self, root: str, pending: PendingQuery, result: Any) -> None:
         """Wrap a streaming response's generator so that its model call joins the query and
         the query is recorded when the stream ends (under the lock)."""
         stream = getattr(result, "response_gen", None)
@@ -427,7 +368,7 @@ class TaleTracer:
 
     def _stream_ended(self, root: str, text: str, error: BaseException | None) -> None:
         with self._lock:
-            pending = self._queries.get(root)
+            pending = self._trace.queries.get(root)
             if pending is None:
                 return
             pending.streams -= 1
@@ -436,26 +377,26 @@ class TaleTracer:
                 pending.error = pending.error or error
             done = pending.ended and pending.quiet
             if done:
-                self._forget(root, pending)
+                self._forget(root)
         if done:
-            self._finish(root, pending)
+            self._trace.record(root, pending)
 
-    def _forget(self, root: str, pending: _PendingQuery) -> None:
-        del self._queries[root]
-        for member in pending.members:
-            self._parent.pop(member, None)
-            self._calls.pop(member, None)
-            self._instances.pop(member, None)
+    def _forget(self, root: str) -> None:
+        """Take a query out of the tree (under the lock); a detached tracer's calls in flight
+        leave with it unrecorded, as they report nothing more."""
+        query = self._trace.forget(root, record_unfinished=False)
+        for member in query.members if query is not None else ():
+            self._instances.pop(str(member), None)
 
     def _settle(self, *, everything: bool = False) -> None:
         with self._lock:
             ready = [
                 (root, q)
-                for root, q in self._queries.items()
+                for root, q in self._trace.queries.items()
                 if everything or (q.ended and q.quiet)
             ]
             for root, pending in ready:
-                self._forget(root, pending)
+                self._forget(str(root))
                 unconsumed = (
                     pending.ended and pending.open_spans <= 0 and not pending.calls_in_flight
                 )
@@ -467,28 +408,11 @@ class TaleTracer:
                     pending.error = RuntimeError("still running when the tracer was detached")
         for root, pending in ready:
             if pending.calls or pending.question is not None:
-                self._finish(root, pending)
-
-    def _finish(self, query_id: str, pending: _PendingQuery) -> None:
-        self.ledger.add(
-            QueryRecord(
-                query_id=query_id,
-                question=pending.question,
-                budget=pending.budget,
-                estimator=pending.estimator,
-                style=pending.style,
-                method=pending.method,
-                answer=pending.answer,
-                calls=pending.calls,
-                latency_s=time.perf_counter() - pending.started,
-                error=repr(pending.error) if pending.error else None,
-            )
-        )
+                self._trace.record(root, pending)
 
     # -- events ------------------------------------------------------------------------------
-    def _query_of(self, event: BaseEvent) -> _PendingQuery | None:
-        root = self._root(event.span_id)
-        return self._queries.get(root) if root is not None else None
+    def _query_of(self, event: BaseEvent) -> PendingQuery | None:
+        return self._trace.query_of(event.span_id)
 
     def _on_event(self, event: BaseEvent) -> None:
         if isinstance(event, QueryStartEvent):
@@ -499,14 +423,14 @@ class TaleTracer:
                 if pending is not None and pending.question is None:
                     pending.question = text
         elif isinstance(event, TaleBudgetEvent):
-            with self._lock:
-                pending = self._query_of(event)
-                if pending is not None:
-                    pending.question = event.question
-                    pending.budget = event.budget
-                    pending.estimator = event.estimator
-                    pending.style = event.style
-                    pending.method = event.method
+            self._trace.set_budget(
+                event.span_id,
+                budget=event.budget,
+                estimator=event.estimator,
+                style=event.style,
+                method=event.method,
+                question=event.question,
+            )
         elif isinstance(event, (LLMChatStartEvent, LLMCompletionStartEvent)):
             model = event.model_dict.get("model") or event.model_dict.get("model_name")
             prompt = event.messages if isinstance(event, LLMChatStartEvent) else event.prompt
@@ -514,16 +438,17 @@ class TaleTracer:
             with self._lock:
                 # Only the outermost LLM event of a call counts: an LLM that implements chat
                 # through complete (MockLLM, CustomLLM...) emits both, one inside the other.
-                if key in self._calls:
-                    self._calls[key].depth += 1
+                if key in self._trace.calls:
+                    self._trace.calls[key].depth += 1
                     return
                 if self._inside_call(event.span_id):
                     return
-                self._calls[key] = _PendingCall(
-                    current_call_role(),
-                    model,
-                    time.perf_counter(),
-                    prompt,
+                self._trace.start_call(
+                    key,
+                    event.span_id,
+                    role=current_call_role(),
+                    model=model,
+                    prompt=prompt,
                     cap=cap_from_params(
                         event.additional_kwargs,
                         event.model_dict,
@@ -531,17 +456,15 @@ class TaleTracer:
                     ),
                     instance=self._instances.get(key),
                 )
-                pending = self._query_of(event)
-                if pending is not None:
-                    pending.calls_in_flight += 1
         elif isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent)):
             self._on_llm_end(event)
 
     def _inside_call(self, span_id: str | None) -> bool:
         """Whether a span lies inside a model call already being recorded (under the lock)."""
         seen = 0
-        while span_id is not None and (span_id := self._parent.get(span_id)) is not None:
-            if span_id in self._calls:
+        key: Any = span_id
+        while key is not None and (key := self._trace.parent.get(key)) is not None:
+            if key in self._trace.calls:
                 return True
             seen += 1
             if seen > 10_000:
@@ -551,33 +474,16 @@ class TaleTracer:
     def _on_llm_end(self, event: LLMChatEndEvent | LLMCompletionEndEvent) -> None:
         key = event.span_id or ""
         with self._lock:
-            call = self._calls.get(key)
+            call = self._trace.calls.get(key)
             if call is None:
                 return  # an inner call's end event
             call.depth -= 1
             if call.depth > 0:
                 return
-            del self._calls[key]
         response = event.response
         usage = usage_from_response(response, call.prompt)
         raw = getattr(response, "raw", None)
         raw_model = raw.get("model") if isinstance(raw, dict) else getattr(raw, "model", None)
         model = raw_model if isinstance(raw_model, str) else call.model
-        record = CallRecord(
-            role=call.role,
-            model=model,
-            usage=usage,
-            latency_s=time.perf_counter() - call.started,
-            cost_usd=self.prices.cost(model, usage),
-            cap=call.cap,
-        )
-        if record.cap_exceeded and call.cap is not None:
-            warn_cap_exceeded(model, call.cap, usage.output_tokens)
-        with self._lock:
-            pending = self._query_of(event)
-            if pending is not None:
-                pending.calls.append(record)
-                pending.calls_in_flight -= 1
-                return
-        # an LLM call outside any span is a query of its own
-        self._finish(event.id_, _PendingQuery(started=call.started, calls=[record]))
+        # recorded in its query; a call outside any span is a query of its own
+        self._trace.end_call(key, usage, model, tree_key=event.span_id)
