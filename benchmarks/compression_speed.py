@@ -18,39 +18,41 @@ from tale_shared.compression import compress, kept_ratio
 SIZES_KB = (10, 30, 100, 300, 1000)
 
 
+ENGLISH_WORDS = [
+    "the",
+    "store",
+    "sold",
+    "apples",
+    "pears",
+    "and",
+    "12",
+    "boxes",
+    "of",
+    "3.5",
+    "kg",
+    "each",
+    "so",
+    "that",
+    "total",
+    "was",
+]
+CJK_PIECES = [
+    "汤姆买了",
+    "三个苹果",
+    "每个两美元",
+    "所以他一共付了",
+    "六美元",
+    "然后",
+    "又买了五个梨",
+]
+
+
 def _english(rng: random.Random) -> str:
-    words = [
-        "the",
-        "store",
-        "sold",
-        "apples",
-        "pears",
-        "and",
-        "12",
-        "boxes",
-        "of",
-        "3.5",
-        "kg",
-        "each",
-        "so",
-        "that",
-        "total",
-        "was",
-    ]
-    return " ".join(rng.choice(words) for _ in range(12)) + ". "
+    return " ".join(rng.choices(ENGLISH_WORDS, k=12)) + ". "
 
 
 def _cjk(rng: random.Random) -> str:
-    pieces = [
-        "汤姆买了",
-        "三个苹果",
-        "每个两美元",
-        "所以他一共付了",
-        "六美元",
-        "然后",
-        "又买了五个梨",
-    ]
-    return "".join(rng.choice(pieces) for _ in range(6)) + "。"
+    return "".join(rng.choices(CJK_PIECES, k=6)) + "。"
 
 
 def _json(rng: random.Random) -> str:

@@ -14,8 +14,8 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 
+from langchain_tale._planned import BUDGET_EVENT, ESTIMATOR_TAG
 from langchain_tale.model_adapter import usage_from_message
-from langchain_tale.runnable import BUDGET_EVENT, ESTIMATOR_TAG
 from tale_shared.caps import cap_from_params
 from tale_shared.pricing import PriceTable
 from tale_shared.tracing import TraceAssembler

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, cast
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
-from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
-from langchain_core.callbacks.manager import (
-    AsyncCallbackManagerForChainRun,
-    CallbackManagerForChainRun,
-)
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
     BaseMessage,
-    BaseMessageChunk,
 )
-from langchain_core.messages.ai import add_usage
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import (
     Runnable,
@@ -26,18 +16,18 @@ from langchain_core.runnables import (
     RunnableConfig,
     RunnableParallel,
     RunnableSequence,
-    RunnableSerializable,
 )
 from langchain_core.runnables.config import (
     patch_config,
 )
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from langchain_tale._caps import cap_kwargs, with_cap
 from langchain_tale._messages import coerce_input, inject_budget, to_langchain, with_exemplars
+from langchain_tale._planned import ANSWER_TAG, ESTIMATOR_TAG, Plan, PlannedModelCall
 from langchain_tale.model_adapter import LangChainModel, model_name_of
 from tale_shared.budget import TokenBudget
-from tale_shared.caps import cap_from_params, hard_cap, warn_cap_exceeded
+from tale_shared.caps import cap_from_params, hard_cap
 from tale_shared.estimators import (
     BudgetEstimator,
     EstimatorSlot,
@@ -57,22 +47,8 @@ from tale_shared.models import finish_reason_of
 from tale_shared.profiles import method_for, style_for
 from tale_shared.prompts import PromptStyle, get_style
 
-BUDGET_EVENT = "tale_budget"
-ESTIMATOR_TAG = "tale:estimator"
-ANSWER_TAG = "tale:answer"
 
-
-@dataclass(frozen=True)
-class _Plan:
-    """What the answer call sends: the budgeted prompt, its config and cap kwargs, the metadata."""
-
-    prompt: list[BaseMessage]
-    config: RunnableConfig
-    kwargs: dict[str, Any]
-    tale: dict[str, Any]
-
-
-class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
+class TaleRunnable(PlannedModelCall):
     """Estimate a token budget for the question, put it in the prompt, call the model.
 
     Drop it in where the chat model was::
@@ -113,7 +89,6 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
             chain.invoke({"question": "A robe takes 2 bolts of blue fiber ..."})
     """
 
-    llm: BaseChatModel
     method: str | None = None
     estimator: BudgetEstimator | str | None = Field(default=None)
     style: str | None = None
@@ -121,7 +96,6 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
     question_key: str = "question"
     cap_headroom: float | None = Field(default=None, ge=1.0)
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
     _slot: EstimatorSlot = PrivateAttr(default_factory=EstimatorSlot)
     _method: Method = PrivateAttr()
 
@@ -283,7 +257,7 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
         messages: list[BaseMessage],
         config: RunnableConfig,
         call_kwargs: dict[str, Any],
-    ) -> _Plan:
+    ) -> Plan:
         style = self.prompt_style
         tale = self._metadata(budget, style)
         # stop, temperature, ...: as the caller said, with the cap when there is one
@@ -298,207 +272,45 @@ class TaleRunnable(RunnableSerializable[Any, BaseMessage]):
             inject_budget(messages, style, tokens),
             to_langchain(exemplar_turns(style, self._exemplars, budget=tokens)),
         )
-        return _Plan(prompt, self._answer_config(config, tale), kwargs, tale)
+        return Plan(prompt, self._answer_config(config, tale), kwargs, tale)
 
     @property
     def _exemplars(self) -> list[Exemplar]:
         return list(load_exemplars()[: self._method.exemplars])
 
-    def _prepare(self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]) -> _Plan:
+    def _prepare(self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]) -> Plan:
         """Split the input, estimate the budget, announce it, plan the answer call."""
         question, messages = self._split(value, child)
         estimator = self._estimator_for(child)
         budget = estimator.estimate(question) if estimator is not None else None
         plan = self._plan(budget, messages, child, call_kwargs)
-        dispatch_custom_event(BUDGET_EVENT, {**plan.tale, "question": question}, config=child)
+        self._announce(plan, question, child)
         return plan
 
     async def _aprepare(
         self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
-    ) -> _Plan:
+    ) -> Plan:
         question, messages = self._split(value, child)
         estimator = self._estimator_for(child)
         budget = await estimator.aestimate(question) if estimator is not None else None
         plan = self._plan(budget, messages, child, call_kwargs)
-        await adispatch_custom_event(
-            BUDGET_EVENT, {**plan.tale, "question": question}, config=child
-        )
+        await self._aannounce(plan, question, child)
         return plan
 
-    def _note_cap(self, plan: _Plan, reply: BaseMessage) -> None:
-        """Compare the provider's output tokens with the cap; mark and warn when over."""
-        cap = plan.tale.get("cap")
-        usage = getattr(reply, "usage_metadata", None) or {}
-        output = usage.get("output_tokens")
-        if not isinstance(cap, int) or not isinstance(output, int):
-            return
-        plan.tale["cap_exceeded"] = output > cap
-        if output > cap:
-            warn_cap_exceeded(model_name_of(self.llm), cap, output)
-
     # -- budget forcing (+force): a reply the cap cut gets its final answer -----------------
-    def _needs_forcing(self, plan: _Plan, reply: BaseMessage) -> bool:
+    def _needs_forcing(self, plan: Plan, reply: BaseMessage) -> bool:
         """The core's rule (:func:`~tale_shared.methods.should_force`), on this reply."""
         reason = finish_reason_of(reply.response_metadata, reply.additional_kwargs)
         force = self._method.force is not None and bool(plan.kwargs)
         return should_force(reply.text, cut=reason == "length", force=force)
 
     def _forcing_call(
-        self, plan: _Plan, reply: BaseMessage
-    ) -> tuple[list[BaseMessage], RunnableConfig, dict[str, Any]]:
+        self, plan: Plan, reply: BaseMessage
+    ) -> tuple[list[BaseMessage], RunnableConfig, dict[str, Any]] | None:
         """The follow-up call that asks for the final answer (a child run of this one): the
-        core's follow-up turns after the prompt as it was sent."""
+        core's follow-up turns after the prompt as it was sent; ``None`` when not forced."""
+        if not self._needs_forcing(plan, reply):
+            return None
         turns = follow_up([], reply.text)
         messages = [*plan.prompt, *to_langchain(turns)]
         return messages, plan.config, cap_kwargs(self.llm, ANSWER_TOKENS)
-
-    def _with_forced(self, reply: BaseMessage, forced: BaseMessage, plan: _Plan) -> BaseMessage:
-        usage = add_usage(
-            getattr(reply, "usage_metadata", None), getattr(forced, "usage_metadata", None)
-        )
-        plan.tale["forced"] = True
-        return AIMessage(
-            content=f"{reply.text}\n\n{forced.text}",
-            response_metadata=reply.response_metadata,
-            usage_metadata=usage,
-            id=reply.id,
-        )
-
-    @staticmethod
-    def _forced_chunk(forced: BaseMessage) -> AIMessageChunk:
-        return AIMessageChunk(
-            content=f"\n\n{forced.text}",
-            usage_metadata=getattr(forced, "usage_metadata", None),
-            response_metadata={"tale_forced": True},
-        )
-
-    @staticmethod
-    def _tag(message: BaseMessage, tale: dict[str, Any]) -> Any:
-        return message.model_copy(
-            update={"response_metadata": {**message.response_metadata, "tale": tale}}
-        )
-
-    # -- invoke / ainvoke --------------------------------------------------------------------
-    def _invoke(
-        self,
-        value: Any,
-        run_manager: CallbackManagerForChainRun,
-        config: RunnableConfig,
-        **kwargs: Any,
-    ) -> BaseMessage:
-        child = patch_config(config, callbacks=run_manager.get_child())
-        plan = self._prepare(value, child, kwargs)
-        reply: BaseMessage = self.llm.invoke(plan.prompt, plan.config, **plan.kwargs)
-        self._note_cap(plan, reply)
-        if self._needs_forcing(plan, reply):
-            prompt, cfg, kw = self._forcing_call(plan, reply)
-            forced = self.llm.invoke(prompt, cfg, **kw)
-            reply = self._with_forced(reply, forced, plan)
-        return self._tag(reply, plan.tale)  # type: ignore[no-any-return]
-
-    async def _ainvoke(
-        self,
-        value: Any,
-        run_manager: AsyncCallbackManagerForChainRun,
-        config: RunnableConfig,
-        **kwargs: Any,
-    ) -> BaseMessage:
-        child = patch_config(config, callbacks=run_manager.get_child())
-        plan = await self._aprepare(value, child, kwargs)
-        reply: BaseMessage = await self.llm.ainvoke(plan.prompt, plan.config, **plan.kwargs)
-        self._note_cap(plan, reply)
-        if self._needs_forcing(plan, reply):
-            prompt, cfg, kw = self._forcing_call(plan, reply)
-            forced = await self.llm.ainvoke(prompt, cfg, **kw)
-            reply = self._with_forced(reply, forced, plan)
-        return self._tag(reply, plan.tale)  # type: ignore[no-any-return]
-
-    def invoke(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> BaseMessage:
-        return self._call_with_config(self._invoke, input, config, **kwargs)
-
-    async def ainvoke(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> BaseMessage:
-        return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
-
-    # -- stream / astream: the model's chunks pass through as they come ----------------------
-    # The run's lifecycle (start, end, error, astream_events) is langchain-core's own, through
-    # _transform_stream_with_config; the input is one value, not a stream of chunks.
-    @staticmethod
-    def _one(values: list[Any]) -> Any:
-        if len(values) != 1:
-            raise ValueError(f"TaleRunnable takes one input, got {len(values)} chunks")
-        return values[0]
-
-    def _transform(
-        self,
-        inputs: Iterator[Any],
-        run_manager: CallbackManagerForChainRun,
-        config: RunnableConfig,
-        **kwargs: Any,
-    ) -> Iterator[BaseMessageChunk]:
-        child = patch_config(config, callbacks=run_manager.get_child())
-        plan = self._prepare(self._one(list(inputs)), child, kwargs)
-        final: Any = None
-        for i, chunk in enumerate(self.llm.stream(plan.prompt, plan.config, **plan.kwargs)):
-            if i == 0:
-                chunk = self._tag(chunk, plan.tale)
-            final = chunk if final is None else final + chunk
-            yield chunk
-        if final is not None:
-            self._note_cap(plan, final)
-        if final is not None and self._needs_forcing(plan, final):
-            prompt, cfg, kw = self._forcing_call(plan, final)
-            yield self._forced_chunk(self.llm.invoke(prompt, cfg, **kw))
-
-    async def _atransform(
-        self,
-        inputs: AsyncIterator[Any],
-        run_manager: AsyncCallbackManagerForChainRun,
-        config: RunnableConfig,
-        **kwargs: Any,
-    ) -> AsyncIterator[BaseMessageChunk]:
-        child = patch_config(config, callbacks=run_manager.get_child())
-        plan = await self._aprepare(self._one([v async for v in inputs]), child, kwargs)
-        final: Any = None
-        first = True
-        async for chunk in self.llm.astream(plan.prompt, plan.config, **plan.kwargs):
-            if first:
-                chunk, first = self._tag(chunk, plan.tale), False
-            final = chunk if final is None else final + chunk
-            yield chunk
-        if final is not None:
-            self._note_cap(plan, final)
-        if final is not None and self._needs_forcing(plan, final):
-            prompt, cfg, kw = self._forcing_call(plan, final)
-            yield self._forced_chunk(await self.llm.ainvoke(prompt, cfg, **kw))
-
-    def transform(
-        self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Iterator[BaseMessage]:
-        yield from self._transform_stream_with_config(input, self._transform, config, **kwargs)
-
-    async def atransform(
-        self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[BaseMessage]:
-        async for chunk in self._atransform_stream_with_config(
-            input, self._atransform, config, **kwargs
-        ):
-            yield chunk
-
-    def stream(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Iterator[BaseMessageChunk]:
-        for chunk in self.transform(iter([input]), config, **kwargs):
-            yield cast(BaseMessageChunk, chunk)
-
-    async def astream(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[BaseMessageChunk]:
-        async def one() -> AsyncIterator[Any]:
-            yield input
-
-        async for chunk in self.atransform(one(), config, **kwargs):
-            yield cast(BaseMessageChunk, chunk)

@@ -7,12 +7,13 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import patch_config
 from pydantic import Field
 
 from langchain_tale._caps import with_cap
-from langchain_tale.runnable import TaleRunnable, _Plan
+from langchain_tale._messages import coerce_input
+from langchain_tale._planned import ANSWER_TAG, Plan, PlannedModelCall
 from tale_shared.answers import extract_answer
-from tale_shared.budget import TokenBudget
 from tale_shared.caps import cap_from_params
 from tale_shared.compression import RATIOS, check_trained_ratio, tokenskip_prompt
 
@@ -27,14 +28,19 @@ def _formatted(messages: list[BaseMessage], gamma: float) -> list[BaseMessage]:
     raise ValueError("TokenSkip needs a text question in a human message")
 
 
-class TokenSkipRunnable(TaleRunnable):
+class TokenSkipRunnable(PlannedModelCall):
     """A chat model tuned with TokenSkip data (``tale export tokenskip``, ``tale train
     tokenskip``), asked for a CoT compressed to ``gamma``: the question goes out in exactly the
     layout the training data had (:func:`~tale_shared.compression.tokenskip_prompt`, the one
     formatter both use). ``gamma`` must be one of ``trained_ratios``; ``max_tokens`` (when
     given) is scaled by ``gamma`` into the call's cap. The reply carries
     ``response_metadata["tale"]`` with the method, ``gamma`` and the parsed ``answer``; the
-    call is traced by :class:`~langchain_tale.TaleCallbackHandler` like any other.
+    call is traced by :class:`~langchain_tale.TaleTracer` like any other. No budget is
+    estimated: the ratio is the budget.
+
+    It runs its call as ``TaleRunnable`` does (the same :class:`PlannedModelCall`: ``invoke``,
+    ``ainvoke``, ``stream``, ``astream``, a child run per call) but is not one: it takes no
+    method, estimator or style.
 
     An untuned model reads the separators as noise: this needs a TokenSkip model.
 
@@ -49,7 +55,11 @@ class TokenSkipRunnable(TaleRunnable):
     gamma: float = 0.5
     trained_ratios: tuple[float, ...] = RATIOS
     max_tokens: int | None = Field(default=None, ge=1)
-    method: str | None = "vanilla"
+    question_key: str = "question"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
 
     @classmethod
     def get_lc_namespace(cls) -> list[str]:
@@ -59,27 +69,43 @@ class TokenSkipRunnable(TaleRunnable):
         check_trained_ratio(self.gamma, self.trained_ratios)
         super().model_post_init(context)
 
+    def _prepare(self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]) -> Plan:
+        question, plan = self._plan(value, child, call_kwargs)
+        self._announce(plan, question, child)
+        return plan
+
+    async def _aprepare(
+        self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
+    ) -> Plan:
+        question, plan = self._plan(value, child, call_kwargs)
+        await self._aannounce(plan, question, child)
+        return plan
+
     def _plan(
-        self,
-        budget: TokenBudget | None,
-        messages: list[BaseMessage],
-        config: RunnableConfig,
-        call_kwargs: dict[str, Any],
-    ) -> _Plan:
+        self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
+    ) -> tuple[str, Plan]:
+        """The call in TokenSkip's layout, its cap scaled by ``gamma``."""
+        question, messages = coerce_input(value, self.question_key)
         cap = math.ceil(self.max_tokens * self.gamma) if self.max_tokens else None
         kwargs = with_cap(call_kwargs, self.llm, cap)
+        method = f"tokenskip@{self.gamma}"
         tale = {
-            **self._metadata(None, self.prompt_style),
-            "method": f"tokenskip@{self.gamma}",
+            "method": method,
             "gamma": self.gamma,
             "style": "tokenskip",
+            "budget": None,
+            "estimator": None,
+            "estimator_usage": None,
+            "fallback_reason": None,
             "cap": cap_from_params(kwargs),
         }
-        prompt = _formatted(messages, self.gamma)
-        return _Plan(prompt, self._answer_config(config, tale), kwargs, tale)
+        config = patch_config(child)
+        config["tags"] = [*config.get("tags", []), ANSWER_TAG]
+        config["metadata"] = {**config.get("metadata", {}), "tale_method": method}
+        return question, Plan(_formatted(messages, self.gamma), config, kwargs, tale)
 
     @staticmethod
     def _tag(message: BaseMessage, tale: dict[str, Any]) -> Any:
         if message.type == "ai":  # a whole reply (a stream's chunks are "AIMessageChunk")
             tale = {**tale, "answer": extract_answer(message.text)}
-        return TaleRunnable._tag(message, tale)
+        return PlannedModelCall._tag(message, tale)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+)
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -96,6 +104,42 @@ class _SpanHandler(BaseSpanHandler[SimpleSpan]):
     ) -> SimpleSpan | None:
         self._tracer._span_ended(id_, error=err)
         return self.open_spans.get(id_)
+
+
+_DONE = object()
+
+
+class _FollowedStream:
+    """A streamed response being read: each step runs with ``_STREAMING_FOR`` naming its
+    query (spans started by the step join it), and its text pieces make the answer."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.pieces: list[str] = []
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        token = _STREAMING_FOR.set(self.root)
+        try:
+            yield
+        finally:
+            _STREAMING_FOR.reset(token)
+
+    def step(self, advance: Callable[[Any, Any], Any], stream: Any) -> Any:
+        """``advance(stream, _DONE)`` (``next`` or ``anext``) with the query named; an
+        awaitable for ``anext`` is named while it is awaited, as it runs the stream then."""
+        with self._named():
+            step = advance(stream, _DONE)
+        return self._awaited(step) if inspect.isawaitable(step) else step
+
+    async def _awaited(self, step: Awaitable[Any]) -> Any:
+        with self._named():
+            return await step
+
+    def took(self, item: Any) -> Any:
+        if isinstance(item, str):
+            self.pieces.append(item)
+        return item
 
 
 def _prompt_argument(bound_args: inspect.BoundArguments | None) -> Any:
@@ -323,48 +367,32 @@ class TaleTracer:
         pending.streams += 1
 
     def _sync_stream(self, root: str, stream: Iterator[Any]) -> Generator[Any, None, None]:
-        pieces: list[str] = []
-        error: BaseException | None = None
-        try:
-            while True:
-                token = _STREAMING_FOR.set(root)
-                try:
-                    item = next(stream)
-                except StopIteration:
-                    return
-                finally:
-                    _STREAMING_FOR.reset(token)
-                if isinstance(item, str):
-                    pieces.append(item)
-                yield item
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self._stream_ended(root, "".join(pieces), error)
+        with self._following(root) as followed:
+            while (item := followed.step(next, stream)) is not _DONE:
+                yield followed.took(item)
 
     async def _async_stream(
         self, root: str, stream: AsyncIterator[Any]
     ) -> AsyncGenerator[Any, None]:
-        pieces: list[str] = []
+        with self._following(root) as followed:
+            while (item := await followed.step(anext, stream)) is not _DONE:
+                yield followed.took(item)
+
+    @contextlib.contextmanager
+    def _following(self, root: str) -> Iterator[_FollowedStream]:
+        """Report the end of a followed stream once: read to the end, closed early by its
+        reader (not an error) or failed (the query's error)."""
+        followed = _FollowedStream(root)
         error: BaseException | None = None
         try:
-            while True:
-                token = _STREAMING_FOR.set(root)
-                try:
-                    item = await stream.__anext__()
-                except StopAsyncIteration:
-                    return
-                finally:
-                    _STREAMING_FOR.reset(token)
-                if isinstance(item, str):
-                    pieces.append(item)
-                yield item
+            yield followed
+        except GeneratorExit:
+            raise
         except BaseException as exc:
             error = exc
             raise
         finally:
-            self._stream_ended(root, "".join(pieces), error)
+            self._stream_ended(root, "".join(followed.pieces), error)
 
     def _stream_ended(self, root: str, text: str, error: BaseException | None) -> None:
         with self._lock:
@@ -373,7 +401,7 @@ class TaleTracer:
                 return
             pending.streams -= 1
             pending.answer = pending.answer or text or None
-            if error is not None and not isinstance(error, GeneratorExit):
+            if error is not None:
                 pending.error = pending.error or error
             done = pending.ended and pending.quiet
             if done:
@@ -423,13 +451,9 @@ class TaleTracer:
                 if pending is not None and pending.question is None:
                     pending.question = text
         elif isinstance(event, TaleBudgetEvent):
+            announced = ("budget", "estimator", "style", "method", "question")
             self._trace.set_budget(
-                event.span_id,
-                budget=event.budget,
-                estimator=event.estimator,
-                style=event.style,
-                method=event.method,
-                question=event.question,
+                event.span_id, **{name: getattr(event, name) for name in announced}
             )
         elif isinstance(event, (LLMChatStartEvent, LLMCompletionStartEvent)):
             model = event.model_dict.get("model") or event.model_dict.get("model_name")

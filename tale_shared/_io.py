@@ -65,33 +65,10 @@ def _temp_beside(path: Path) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def _atomic(path: str | Path, mode: str, **open_kwargs: Any) -> Iterator[IO[Any]]:
-    path = Path(path)
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_binary_writer(path: str | Path) -> Iterator[IO[bytes]]:
-    """:func:`atomic_writer` for bytes written piece by piece (a joined model file)."""
-    with _atomic(path, "wb") as fh:
-        yield fh
-
-
-@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer that opens the file itself (a GGUF
-    writer): renamed over ``path`` when the block succeeds, removed when it fails — never a
-    half-written ``path`` or a leftover partial file."""
+    writer): fsynced and renamed over ``path`` when the block succeeds, removed when it
+    fails — never a half-written ``path`` or a leftover partial file."""
     target = Path(path)
     fd, tmp = _temp_beside(target)
     os.close(fd)
@@ -104,6 +81,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def _atomic(path: str | Path, mode: str, **open_kwargs: Any) -> Iterator[IO[Any]]:
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as fh:
+        yield fh
+
+
+@contextlib.contextmanager
+def atomic_binary_writer(path: str | Path) -> Iterator[IO[bytes]]:
+    """:func:`atomic_writer` for bytes written piece by piece (a joined model file)."""
+    with _atomic(path, "wb") as fh:
+        yield fh
 
 
 @contextlib.contextmanager

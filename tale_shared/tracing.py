@@ -78,6 +78,17 @@ class PendingQuery:
 UNFINISHED = "unfinished: its query ended before the call reported usage"
 
 
+def _unpriced(call: PendingCall, error: str) -> CallRecord:
+    """A call that reported no usage: it was made (and may bill), its cost is unknown."""
+    return CallRecord(
+        role=call.role,
+        model=call.model,
+        latency_s=time.perf_counter() - call.started,
+        cost_usd=None,
+        error=error,
+    )
+
+
 class TraceAssembler:
     """The run tree, the queries and calls in flight, and the ledger they end in.
 
@@ -244,13 +255,7 @@ class TraceAssembler:
             query = self.query_of(key)
             if pending is None:
                 return None
-            record = CallRecord(
-                role=pending.role,
-                model=pending.model,
-                latency_s=time.perf_counter() - pending.started,
-                cost_usd=None,
-                error=repr(error),
-            )
+            record = _unpriced(pending, repr(error))
             if query is not None:
                 query.calls.append(record)
                 query.calls_in_flight -= 1
@@ -268,15 +273,7 @@ class TraceAssembler:
                 self.parent.pop(member, None)
                 call = self.calls.pop(member, None)
                 if call is not None and record_unfinished:
-                    query.calls.append(
-                        CallRecord(
-                            role=call.role,
-                            model=call.model,
-                            latency_s=time.perf_counter() - call.started,
-                            cost_usd=None,
-                            error=UNFINISHED,
-                        )
-                    )
+                    query.calls.append(_unpriced(call, UNFINISHED))
             return query
 
     def record(

@@ -45,6 +45,16 @@ Q = "Sara has 2 apples and buys 3 more. How many apples does she have now?"
 CAP = 24
 
 
+def _assert_the_servers_usage_under_the_cap(records, usages):
+    """Each record holds one call whose tokens are the server's own, under the cap."""
+    for record, usage in zip(records, usages, strict=True):
+        (call,) = record.calls
+        assert call.usage.source == "provider"
+        assert call.usage.output_tokens == usage["completion_tokens"] <= CAP
+        assert call.usage.input_tokens == usage["prompt_tokens"]
+        assert call.cap == CAP and not call.cap_exceeded
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -145,12 +155,7 @@ def test_langchain_through_chat_openai_counts_the_servers_tokens_and_the_cap_hol
         async_reply = asyncio.run(runnable.ainvoke(Q, config=config))
         streamed = "".join(c.text for c in runnable.stream(Q, config=config))
     sync_rec, async_rec, stream_rec = tracer.records
-    for record, usage in zip((sync_rec, async_rec), seen.usages, strict=True):
-        (call,) = record.calls
-        assert call.usage.source == "provider"
-        assert call.usage.output_tokens == usage["completion_tokens"] <= CAP
-        assert call.usage.input_tokens == usage["prompt_tokens"]
-        assert call.cap == CAP and not call.cap_exceeded
+    _assert_the_servers_usage_under_the_cap((sync_rec, async_rec), seen.usages)
     assert sync_reply.text == async_reply.text == streamed  # temperature 0: the same reply
     # the server reports no usage on streams: tale counts the text and says with what (the
     # callback handler sees no model object, so tale's own counter)
@@ -210,12 +215,7 @@ def test_llama_index_through_openai_like_counts_the_servers_tokens_and_the_cap_h
     # a streaming query engine returns before its answer call (LlamaIndex closes the query's
     # span first); the tracer follows the stream, so the call joins its query, under its cap
     sync_rec, async_rec, stream_rec = tracer.records
-    for record, usage in zip((sync_rec, async_rec), seen.usages, strict=True):
-        (call,) = record.calls
-        assert call.usage.source == "provider"
-        assert call.usage.output_tokens == usage["completion_tokens"] <= CAP
-        assert call.usage.input_tokens == usage["prompt_tokens"]
-        assert call.cap == CAP and not call.cap_exceeded
+    _assert_the_servers_usage_under_the_cap((sync_rec, async_rec), seen.usages)
     assert sync_answer.strip() == async_answer.strip() == streamed.strip()
     (stream_call,) = stream_rec.calls
     assert stream_rec.question == Q and stream_rec.budget == CAP and stream_call.cap == CAP

@@ -22,8 +22,8 @@ from typing_extensions import NotRequired
 
 from langchain_tale._caps import with_cap
 from langchain_tale._messages import inject_budget
+from langchain_tale._planned import ESTIMATOR_TAG
 from langchain_tale.model_adapter import LangChainModel, usage_from_message
-from langchain_tale.runnable import ESTIMATOR_TAG
 from tale_shared.budget import TokenBudget
 from tale_shared.caps import hard_cap
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
