@@ -9,9 +9,10 @@ dist=$(mktemp -d)
 venv=$(mktemp -d)/venv
 trap 'rm -rf "$dist" "$(dirname "$venv")"' EXIT
 
-.venv/bin/python -m build --sdist --wheel --outdir "$dist" . > "$dist/build.log" 2>&1 ||
-  { tail -30 "$dist/build.log"; exit 1; }
-.venv/bin/twine check --strict "$dist"/*
+log=$(mktemp)
+.venv/bin/python -m build --sdist --wheel --outdir "$dist" . > "$log" 2>&1 ||
+  { tail -30 "$log"; exit 1; }
+.venv/bin/twine check --strict "$dist"/*.whl "$dist"/*.tar.gz
 wheel=$(ls "$dist"/tale_reasoning-*-py3-none-any.whl)
 echo "built $(basename "$wheel") and $(basename "$(ls "$dist"/tale_reasoning-*.tar.gz)")"
 

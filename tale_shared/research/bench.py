@@ -25,13 +25,12 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from tale_shared._io import JsonlAppender, iter_json_lines
+from tale_shared._io import iter_json_lines
 from tale_shared.answers import is_correct
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators.base import BudgetEstimator
@@ -40,6 +39,7 @@ from tale_shared.pipeline import TalePipeline
 from tale_shared.pricing import default_price_table
 from tale_shared.research._tables import markdown_table
 from tale_shared.research.datasets import Item
+from tale_shared.research.jobs import run_jobs
 from tale_shared.research.search import SearchResult
 from tale_shared.usage import TokenUsage
 
@@ -187,39 +187,22 @@ def run_bench(
     pipelines = bench_pipelines(model, methods, max_tokens=max_tokens, oracle=oracle)
     todo = [(m, item) for item in items for m in methods if (m, item.id) not in done]
 
-    def run_one(method: str, item: Item) -> BenchRow:
+    def run_one(job: tuple[str, Item]) -> BenchRow:
+        method, item = job
         return bench_row(pipelines[method], method, item, model.model_name)
 
-    if concurrency <= 1:
-        return write_rows(path, (run_one(m, item) for m, item in todo), len(todo), progress)
-    # a served model: keep ``concurrency`` requests in flight
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(run_one, m, item) for m, item in todo]
-        try:
-            rows = (f.result() for f in as_completed(futures))
-            return write_rows(path, rows, len(todo), progress)
-        finally:
-            for future in futures:
-                future.cancel()
-
-
-def write_rows(path: Path, rows: Iterable[BenchRow], total: int, progress: bool) -> int:
-    """Append each row as it comes (fsynced), with a progress bar; returns ``total``."""
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="bench", unit="call")
-    try:
-        with JsonlAppender(path) as appender:
-            for row in rows:
-                appender.write_line(row.model_dump_json())
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    return total
+    # a served model: ``concurrency`` requests in flight; rows are written as they finish
+    run_jobs(
+        todo,
+        run_one,
+        concurrency=concurrency,
+        out=path,
+        to_line=BenchRow.model_dump_json,
+        desc="bench",
+        unit="call",
+        progress=progress,
+    )
+    return len(todo)
 
 
 class MethodSummary(BaseModel):

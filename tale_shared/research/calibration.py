@@ -18,6 +18,7 @@ from tale_shared.profiles import ModelProfile
 from tale_shared.prompts import get_style, list_styles
 from tale_shared.research._tables import markdown_table
 from tale_shared.research.datasets import Item
+from tale_shared.research.jobs import run_jobs
 
 CALIBRATED_STYLES = ("paper", "tokens", "words", "system")
 
@@ -40,29 +41,18 @@ def measure_style(
     max_tokens: int = 512,
     concurrency: int = 1,
 ) -> dict[str, float]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm.auto import tqdm
-
     style = get_style(style_name)
     xs, ys, within, correct = [], [], [], []
     runs = [(budget, item) for budget in budgets for item in items]
 
-    def call(run: tuple[int, Item]) -> Completion:
+    def call(run: tuple[int, Item]) -> tuple[tuple[int, Item], Completion]:
         budget, item = run
-        return model.complete(style.render(item.question, budget), max_tokens=max_tokens)
+        return run, model.complete(style.render(item.question, budget), max_tokens=max_tokens)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        replies = list(
-            tqdm(
-                pool.map(call, runs),
-                total=len(runs),
-                desc=f"calibrate {style_name}",
-                unit="call",
-                leave=False,
-            )
-        )
-    for (budget, item), c in zip(runs, replies, strict=True):
+    done = run_jobs(
+        runs, call, concurrency=concurrency, desc=f"calibrate {style_name}", unit="call"
+    )
+    for (budget, item), c in done:
         xs.append(float(budget))
         ys.append(float(c.usage.output_tokens))
         within.append(c.usage.output_tokens <= budget)

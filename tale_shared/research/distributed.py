@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tale_shared._io import JsonlAppender
 from tale_shared._optional import require
 from tale_shared.models import Completion
 from tale_shared.prompts import Message
@@ -35,9 +34,9 @@ from tale_shared.research.bench import (
     bench_pipelines,
     bench_row,
     done_pairs,
-    write_rows,
 )
 from tale_shared.research.datasets import Item
+from tale_shared.research.jobs import write_all
 from tale_shared.research.search import SearchResult, finished_ids
 
 RAY_INSTALL = "pip install 'tale-reasoning[ray]'"
@@ -227,7 +226,16 @@ def run_bench_on_ray(
 
     lines = _stream(ray, model_spec, job, todo, replicas, threads_per_replica, failed)
     rows = (BenchRow.model_validate_json(line) for line in lines)
-    return write_rows(path, rows, len(todo), progress)
+    write_all(
+        rows,
+        len(todo),
+        out=path,
+        to_line=BenchRow.model_dump_json,
+        desc="bench",
+        unit="call",
+        progress=progress,
+    )
+    return len(todo)
 
 
 def search_on_ray(
@@ -263,16 +271,8 @@ def search_on_ray(
             error=error,
         ).model_dump_json()
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc="search", unit="item")
-    with JsonlAppender(path) as appender:
-        for line in _stream(ray, model_spec, job, todo, replicas, threads_per_replica, failed):
-            appender.write_line(line)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+    lines = _stream(ray, model_spec, job, todo, replicas, threads_per_replica, failed)
+    write_all(
+        lines, len(todo), out=path, to_line=str, desc="search", unit="item", progress=progress
+    )
     return len(todo)

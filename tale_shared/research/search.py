@@ -24,12 +24,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from tale_shared._io import JsonlAppender, iter_json_lines
+from tale_shared._io import iter_json_lines
 from tale_shared.answers import extract_answer, is_correct
 from tale_shared.models import ChatModel, Completion, ModelCallError
 from tale_shared.profiles import style_for
 from tale_shared.prompts import Message, PromptStyle, get_style
 from tale_shared.research.datasets import Item
+from tale_shared.research.jobs import arun_jobs
 from tale_shared.usage import TokenUsage, sum_usage
 
 
@@ -263,50 +264,34 @@ async def search_dataset(
     path = Path(out)
     done = finished_ids(path)
     todo = [item for item in items if item.id not in done]
-    appender = JsonlAppender(path)
-    semaphore = asyncio.Semaphore(max(1, concurrency))
-    results: list[SearchResult] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="search", unit="item")
-
     # one thread per item in flight: the loop's default executor would cap it at CPUs + 4
     executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="search")
 
-    async def one(item: Item) -> None:
-        async with semaphore:
-            error: BaseException | None = None
-            for _ in range(retries + 1):
-                try:
-                    result = await searcher.asearch(item, executor=executor)
-                    break
-                except ModelCallError as exc:  # retried where it was made: no second layer
-                    error = exc
-                    result = searcher.new_result(item, error=repr(exc))
-                    break
-                except Exception as exc:
-                    error = exc
-            else:
-                result = searcher.new_result(item, error=repr(error))
-            appender.write_line(result.model_dump_json())
-            results.append(result)
-            if bar is not None:
-                bar.update(1)
-            if on_result is not None:
-                maybe = on_result(result)
-                if maybe is not None:
-                    await maybe
+    async def one(item: Item) -> SearchResult:
+        error: BaseException | None = None
+        for _ in range(retries + 1):
+            try:
+                return await searcher.asearch(item, executor=executor)
+            except ModelCallError as exc:  # retried where it was made: no second layer
+                return searcher.new_result(item, error=repr(exc))
+            except Exception as exc:
+                error = exc
+        return searcher.new_result(item, error=repr(error))
 
     try:
-        await asyncio.gather(*(one(item) for item in todo))
+        return await arun_jobs(
+            todo,
+            one,
+            concurrency=concurrency,
+            out=path,
+            to_line=SearchResult.model_dump_json,
+            desc="search",
+            unit="item",
+            progress=progress,
+            on_result=on_result,
+        )
     finally:
         executor.shutdown(wait=False)
-        appender.close()
-        if bar is not None:
-            bar.close()
-    return results
 
 
 def summarize_search(results: Iterable[SearchResult]) -> dict[str, float | int | None]:
