@@ -60,3 +60,15 @@ def test_budget_metadata_has_the_same_key_and_fields_in_both_adapters():
     assert set(lc) >= TALE_KEYS and set(li) >= TALE_KEYS
     assert lc["budget"] == li["budget"] == 50
     assert engine.query("What is 3 + 5?").metadata["tale_budget"] == 50  # the 0.1 name
+
+
+def test_load_models_old_home_still_works_and_says_where_it_moved():
+    import warnings
+
+    import tale_shared.models
+    from tale_shared.loading import load_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert tale_shared.models.load_model is load_model
+    assert "tale_shared.loading" in str(caught[0].message)
