@@ -53,6 +53,9 @@ class ChatLocalLlama(BaseChatModel):
     """
 
     model: str = Field(default=DEFAULT_LOCAL_MODEL, description="registered name or GGUF path")
+    lora: str | None = Field(
+        default=None, description="a llama.cpp LoRA adapter GGUF on top (tale train gguf)"
+    )
     max_tokens: int = 512
     n_threads: int | None = None
     n_ctx: int = 4096
@@ -70,7 +73,7 @@ class ChatLocalLlama(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "max_tokens": self.max_tokens}
+        return {"model": self.model, "lora": self.lora, "max_tokens": self.max_tokens}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         params = super()._get_ls_params(stop=stop, **kwargs)
@@ -82,7 +85,9 @@ class ChatLocalLlama(BaseChatModel):
     def local(self) -> LocalChatModel:
         """The shared, loaded core model (loaded on first use)."""
         if self._local is None:
-            self._local = load_local_model(self.model, n_threads=self.n_threads, n_ctx=self.n_ctx)
+            self._local = load_local_model(
+                self.model, n_threads=self.n_threads, n_ctx=self.n_ctx, lora=self.lora
+            )
         return self._local
 
     def bind_tools(

@@ -60,6 +60,9 @@ class LocalLlamaLLM(CustomLLM):
     """
 
     model: str = Field(default=DEFAULT_LOCAL_MODEL, description="registered name or GGUF path")
+    lora: str | None = Field(
+        default=None, description="a llama.cpp LoRA adapter GGUF on top (tale train gguf)"
+    )
     max_tokens: int = 512
     n_threads: int | None = None
     n_ctx: int = 4096
@@ -72,7 +75,9 @@ class LocalLlamaLLM(CustomLLM):
     @property
     def local(self) -> LocalChatModel:
         if self._local is None:
-            self._local = load_local_model(self.model, n_threads=self.n_threads, n_ctx=self.n_ctx)
+            self._local = load_local_model(
+                self.model, n_threads=self.n_threads, n_ctx=self.n_ctx, lora=self.lora
+            )
         return self._local
 
     @property

