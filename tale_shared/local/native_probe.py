@@ -48,14 +48,15 @@ kernels (``#if defined(__AMX_INT8__)``) are not compiled. Explicit ``-mno-*`` fl
 PROBE_TIMEOUT_S = 300.0
 PROBE_ENV = "TALE_NATIVE_PROBE"
 
-# The child: load the model, evaluate a prompt long enough for the batched kernels, generate
-# two tokens (the path of every later call). Prints "ok" when it lived.
+# The child: load the model, evaluate a prompt of ~200 tokens in one batch (the batched matrix
+# kernels, where ggml's AMX path runs; a question with tale's exemplars is ~550), then
+# generate two tokens (the path of every later call). Prints "ok" when it lived.
 _PROBE_SCRIPT = """
 import sys
 import llama_cpp
-llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=256, n_threads=int(sys.argv[2]),
-                      verbose=False)
-llm.create_completion("The numbers one two three four five six seven eight nine ten " * 3,
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=512, n_batch=512,
+                      n_threads=int(sys.argv[2]), verbose=False)
+llm.create_completion("The numbers one two three four five six seven eight nine ten " * 15,
                       max_tokens=2, temperature=0.0)
 print("ok")
 """
