@@ -24,7 +24,8 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from langchain_tale._messages import to_core
 from langchain_tale._tools import parse_tool_calls, with_tools
 from tale_shared._aio import iterate_in_thread
-from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel, load_local_model
+from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel
+from tale_shared.local.llama import local_model_of
 from tale_shared.usage import TokenUsage
 
 
@@ -53,9 +54,7 @@ class ChatLocalLlama(BaseChatModel):
     """
 
     model: str = Field(default=DEFAULT_LOCAL_MODEL, description="registered name or GGUF path")
-    lora: str | None = Field(
-        default=None, description="a llama.cpp LoRA adapter GGUF on top (tale train gguf)"
-    )
+    lora: str | None = None  # a llama.cpp LoRA adapter GGUF on top (``tale train gguf``)
     max_tokens: int = 512
     n_threads: int | None = None
     n_ctx: int = 4096
@@ -85,9 +84,7 @@ class ChatLocalLlama(BaseChatModel):
     def local(self) -> LocalChatModel:
         """The shared, loaded core model (loaded on first use)."""
         if self._local is None:
-            self._local = load_local_model(
-                self.model, n_threads=self.n_threads, n_ctx=self.n_ctx, lora=self.lora
-            )
+            self._local = local_model_of(self)
         return self._local
 
     def bind_tools(

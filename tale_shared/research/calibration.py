@@ -18,7 +18,7 @@ from tale_shared.profiles import ModelProfile
 from tale_shared.prompts import get_style, list_styles
 from tale_shared.research._tables import markdown_table
 from tale_shared.research.datasets import Item
-from tale_shared.research.jobs import run_jobs
+from tale_shared.research.jobs import Output, run_jobs
 
 CALIBRATED_STYLES = ("paper", "tokens", "words", "system")
 
@@ -49,9 +49,8 @@ def measure_style(
         budget, item = run
         return run, model.complete(style.render(item.question, budget), max_tokens=max_tokens)
 
-    done = run_jobs(
-        runs, call, concurrency=concurrency, desc=f"calibrate {style_name}", unit="call"
-    )
+    calls = Output[tuple[tuple[int, Item], Completion]](desc=f"calibrate {style_name}", unit="call")
+    done = run_jobs(runs, call, calls, concurrency=concurrency)
     for (budget, item), c in done:
         xs.append(float(budget))
         ys.append(float(c.usage.output_tokens))

@@ -36,7 +36,7 @@ from tale_shared.research.bench import (
     done_pairs,
 )
 from tale_shared.research.datasets import Item
-from tale_shared.research.jobs import write_all
+from tale_shared.research.jobs import Output, write_all
 from tale_shared.research.search import SearchResult, finished_ids
 
 RAY_INSTALL = "pip install 'tale-reasoning[ray]'"
@@ -227,13 +227,7 @@ def run_bench_on_ray(
     lines = _stream(ray, model_spec, job, todo, replicas, threads_per_replica, failed)
     rows = (BenchRow.model_validate_json(line) for line in lines)
     write_all(
-        rows,
-        len(todo),
-        out=path,
-        to_line=BenchRow.model_dump_json,
-        desc="bench",
-        unit="call",
-        progress=progress,
+        rows, len(todo), Output(path, BenchRow.model_dump_json, "bench", "call"), progress=progress
     )
     return len(todo)
 
@@ -272,7 +266,5 @@ def search_on_ray(
         ).model_dump_json()
 
     lines = _stream(ray, model_spec, job, todo, replicas, threads_per_replica, failed)
-    write_all(
-        lines, len(todo), out=path, to_line=str, desc="search", unit="item", progress=progress
-    )
+    write_all(lines, len(todo), Output(path, str, "search", "item"), progress=progress)
     return len(todo)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from tale_shared._io import JsonlAppender
@@ -27,30 +27,33 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 
-class ResultSink(Generic[R]):
-    """Where finished results go: ``out`` (a JSON line each, fsynced, when given), the
-    progress bar, and :attr:`results`. Use it as a context manager."""
+@dataclass(frozen=True)
+class Output(Generic[R]):
+    """Where a job list's results go: ``path`` (a JSON line each, by ``to_line``; none: kept
+    only) and how the progress bar names them."""
 
-    def __init__(
-        self,
-        total: int,
-        *,
-        out: str | Path | None = None,
-        to_line: Callable[[R], str] | None = None,
-        desc: str = "jobs",
-        unit: str = "job",
-        progress: bool = True,
-    ) -> None:
-        if out is not None and to_line is None:
+    path: str | Path | None = None
+    to_line: Callable[[R], str] | None = None
+    desc: str = "jobs"
+    unit: str = "job"
+
+
+class ResultSink(Generic[R]):
+    """Where finished results go: the output file (a JSON line each, fsynced), the progress
+    bar, and :attr:`results`. Use it as a context manager."""
+
+    def __init__(self, total: int, output: Output[R], *, progress: bool = True) -> None:
+        if output.path is not None and output.to_line is None:
             raise ValueError("a sink that writes needs to_line")
         self.results: list[R] = []
-        self._to_line = to_line
-        self._appender = JsonlAppender(Path(out)) if out is not None else None
+        self._to_line = output.to_line
+        self._appender = JsonlAppender(Path(output.path)) if output.path is not None else None
         self._bar: Any = None
         if progress:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit=unit, leave=out is not None)
+            leave = output.path is not None
+            self._bar = tqdm(total=total, desc=output.desc, unit=output.unit, leave=leave)
 
     def add(self, result: R) -> R:
         if self._appender is not None and self._to_line is not None:
@@ -69,33 +72,23 @@ class ResultSink(Generic[R]):
     def __enter__(self) -> ResultSink[R]:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
 def run_jobs(
     jobs: Sequence[J],
     work: Callable[[J], R],
+    output: Output[R] | None = None,
     *,
     concurrency: int = 1,
-    out: str | Path | None = None,
-    to_line: Callable[[R], str] | None = None,
-    desc: str = "jobs",
-    unit: str = "job",
     progress: bool = True,
 ) -> list[R]:
     """Run ``work`` on each job, one at a time or on ``concurrency`` threads (a served model
     keeps that many requests in flight), each result to the sink as it finishes (in job order
     with one thread, in finishing order with more). Jobs not yet started when a job raises
     are cancelled; the results already written stay."""
-    with ResultSink[R](
-        len(jobs), out=out, to_line=to_line, desc=desc, unit=unit, progress=progress
-    ) as sink:
+    with ResultSink(len(jobs), output or Output(), progress=progress) as sink:
         if concurrency <= 1:
             for job in jobs:
                 sink.add(work(job))
@@ -114,12 +107,9 @@ def run_jobs(
 async def arun_jobs(
     jobs: Sequence[J],
     work: Callable[[J], Awaitable[R]],
+    output: Output[R] | None = None,
     *,
     concurrency: int = 1,
-    out: str | Path | None = None,
-    to_line: Callable[[R], str] | None = None,
-    desc: str = "jobs",
-    unit: str = "job",
     progress: bool = True,
     on_result: Callable[[R], Awaitable[None] | None] | None = None,
 ) -> list[R]:
@@ -127,9 +117,7 @@ async def arun_jobs(
     running loop; ``on_result`` is called (and awaited if it returns an awaitable) after
     each result is written."""
     semaphore = asyncio.Semaphore(max(1, concurrency))
-    with ResultSink[R](
-        len(jobs), out=out, to_line=to_line, desc=desc, unit=unit, progress=progress
-    ) as sink:
+    with ResultSink(len(jobs), output or Output(), progress=progress) as sink:
 
         async def one(job: J) -> None:
             async with semaphore:
@@ -144,19 +132,10 @@ async def arun_jobs(
 
 
 def write_all(
-    results: Iterable[R],
-    total: int,
-    *,
-    out: str | Path,
-    to_line: Callable[[R], str],
-    desc: str = "jobs",
-    unit: str = "job",
-    progress: bool = True,
+    results: Iterable[R], total: int, output: Output[R], *, progress: bool = True
 ) -> list[R]:
     """Put results that arrive from elsewhere (Ray's replicas) through the same sink."""
-    with ResultSink[R](
-        total, out=out, to_line=to_line, desc=desc, unit=unit, progress=progress
-    ) as sink:
+    with ResultSink(total, output, progress=progress) as sink:
         for result in results:
             sink.add(result)
         return sink.results

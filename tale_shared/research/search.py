@@ -30,7 +30,7 @@ from tale_shared.models import ChatModel, Completion, ModelCallError
 from tale_shared.profiles import style_for
 from tale_shared.prompts import Message, PromptStyle, get_style
 from tale_shared.research.datasets import Item
-from tale_shared.research.jobs import arun_jobs
+from tale_shared.research.jobs import Output, arun_jobs
 from tale_shared.usage import TokenUsage, sum_usage
 
 
@@ -279,16 +279,9 @@ async def search_dataset(
         return searcher.new_result(item, error=repr(error))
 
     try:
+        results = Output[SearchResult](path, SearchResult.model_dump_json, "search", "item")
         return await arun_jobs(
-            todo,
-            one,
-            concurrency=concurrency,
-            out=path,
-            to_line=SearchResult.model_dump_json,
-            desc="search",
-            unit="item",
-            progress=progress,
-            on_result=on_result,
+            todo, one, results, concurrency=concurrency, progress=progress, on_result=on_result
         )
     finally:
         executor.shutdown(wait=False)
