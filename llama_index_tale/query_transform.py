@@ -20,7 +20,7 @@ from tale_shared._validation import require_question
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
-from tale_shared.profiles import method_for, style_for
+from tale_shared.profiles import method_for, profile_for, profile_label, style_for
 from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
 
 dispatcher = get_dispatcher(__name__)
@@ -101,7 +101,9 @@ class TaleQueryTransform(BaseQueryTransform):
         if method is None:  # the default: the part of the profile method a query can carry
             worded = dataclasses.replace(resolved, exemplars=0, force=None, early_exit=None)
             if worded != resolved:
-                resolved = dataclasses.replace(worded, label=f"tale ({worded.spec}: query part)")
+                source = profile_label(profile_for(self._model_name()))
+                label = f"tale ({worded.spec}: query part; {source})"
+                resolved = dataclasses.replace(worded, label=label)
         self._method = resolved
         if self._method.exemplars or self._method.force or self._method.early_exit:
             raise ValueError(

@@ -70,3 +70,27 @@ def test_a_saved_profile_still_wins_for_its_exact_name(tmp_path):
     assert method_for("qwen2.5-coder:1.5b").name == "tale (tale-heuristic@words; saved profile)"
     # the other spellings keep the built-in profile
     assert profile_for("Qwen/Qwen2.5-Coder-1.5B-Instruct").source == "builtin"
+
+
+def test_every_entry_point_says_which_profile_it_used():
+    """TaleRunnable and TaleQueryTransform name the profile that matched an Ollama model."""
+    from langchain_core.language_models import FakeListChatModel
+    from llama_index.core.llms import MockLLM
+
+    from langchain_tale import TaleRunnable
+    from llama_index_tale import TaleQueryTransform
+
+    class OllamaNamedChat(FakeListChatModel):
+        model: str = "qwen2.5-coder:1.5b"
+
+    class OllamaNamedLLM(MockLLM):
+        model: str = "qwen2.5-coder:1.5b"
+
+    runnable = TaleRunnable(llm=OllamaNamedChat(responses=["[[8]]"]))
+    assert runnable.resolved_method.name.endswith(f"; profile {QWEN_PROFILE})")
+    transform = TaleQueryTransform(llm=OllamaNamedLLM())
+    metadata: dict[str, object] = {}
+    transform.run("What is 3 + 5?", metadata=metadata)
+    assert metadata["tale"]["method"] == (  # type: ignore[index]
+        f"tale (tale-heuristic@system: query part; profile {QWEN_PROFILE})"
+    )
