@@ -26,7 +26,7 @@ from langchain_tale._caps import cap_kwargs, with_cap
 from langchain_tale._messages import coerce_input, inject_budget, to_langchain, with_exemplars
 from langchain_tale._planned import ANSWER_TAG, ESTIMATOR_TAG, Plan, PlannedModelCall
 from langchain_tale.model_adapter import LangChainModel, model_name_of
-from tale_shared.budget import TokenBudget
+from tale_shared.budget import TokenBudget, budget_metadata
 from tale_shared.caps import cap_from_params, hard_cap
 from tale_shared.estimators import (
     BudgetEstimator,
@@ -231,14 +231,7 @@ class TaleRunnable(PlannedModelCall):
         return coerce_input(value, self.question_key)
 
     def _metadata(self, budget: TokenBudget | None, style: PromptStyle) -> dict[str, Any]:
-        return {
-            "method": self.resolved_method.name,
-            "budget": budget.tokens if budget else None,
-            "estimator": budget.estimator if budget else None,
-            "style": style.name,
-            "estimator_usage": budget.usage.model_dump() if budget else None,
-            "fallback_reason": budget.fallback_reason if budget else None,
-        }
+        return budget_metadata(self.resolved_method.name, budget, style.name)
 
     def _answer_config(self, config: RunnableConfig, tale: dict[str, Any]) -> RunnableConfig:
         answer = patch_config(config)

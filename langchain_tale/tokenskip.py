@@ -14,6 +14,7 @@ from langchain_tale._caps import with_cap
 from langchain_tale._messages import coerce_input
 from langchain_tale._planned import ANSWER_TAG, Plan, PlannedModelCall
 from tale_shared.answers import extract_answer
+from tale_shared.budget import budget_metadata
 from tale_shared.caps import cap_from_params
 from tale_shared.compression import RATIOS, check_trained_ratio, tokenskip_prompt
 
@@ -90,13 +91,8 @@ class TokenSkipRunnable(PlannedModelCall):
         kwargs = with_cap(call_kwargs, self.llm, cap)
         method = f"tokenskip@{self.gamma}"
         tale = {
-            "method": method,
+            **budget_metadata(method, None, "tokenskip"),  # the ratio is the budget
             "gamma": self.gamma,
-            "style": "tokenskip",
-            "budget": None,
-            "estimator": None,
-            "estimator_usage": None,
-            "fallback_reason": None,
             "cap": cap_from_params(kwargs),
         }
         config = patch_config(child)

@@ -17,7 +17,7 @@ from llama_index.core.settings import Settings
 
 from llama_index_tale.llm_adapter import LlamaIndexModel, model_name_of
 from tale_shared._validation import require_question
-from tale_shared.budget import TokenBudget
+from tale_shared.budget import TokenBudget, budget_metadata
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
 from tale_shared.profiles import method_for, profile_for, profile_label, style_for
@@ -166,14 +166,7 @@ class TaleQueryTransform(BaseQueryTransform):
     ) -> QueryBundle:
         style = self.style
         self._last_budget.set(budget)
-        tale = {
-            "method": self._method.name,
-            "budget": budget.tokens if budget else None,
-            "estimator": budget.estimator if budget else None,
-            "style": style.name,
-            "estimator_usage": budget.usage.model_dump() if budget else None,
-            "fallback_reason": budget.fallback_reason if budget else None,
-        }
+        tale = budget_metadata(self._method.name, budget, style.name)
         # metadata["tale"] as LangChain's response_metadata["tale"]; the flat tale_* keys
         # are the 0.1 names, kept for one release
         metadata["tale"] = tale

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import Dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -297,7 +298,7 @@ class TaleTracer:
         with self._lock:
             if parent is None:
                 parent = self._adopter(instance, bound_args)
-            if instance is not None:
+            if isinstance(instance, BaseLLM):  # what a streamed call is matched by
                 self._instances[span_id] = id(instance)
             # a span whose parent this tracer never saw belongs to no query
             self._trace.join(span_id, parent, unseen_parent_is_root=False, count_open=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from tale_shared.usage import TokenUsage
@@ -36,3 +38,21 @@ class TokenBudget(BaseModel):
     @property
     def fell_back(self) -> bool:
         return self.fallback_reason is not None
+
+
+def budget_metadata(method: str, budget: TokenBudget | None, style: str) -> dict[str, Any]:
+    """What a reply says of its budget, the same in both adapters (LangChain's
+    ``response_metadata["tale"]``, LlamaIndex's ``metadata["tale"]``).
+
+    >>> budget = TokenBudget(tokens=50, estimator="fixed")
+    >>> budget_metadata("tale-fixed:50@paper", budget, "paper")["budget"]
+    50
+    """
+    return {
+        "method": method,
+        "budget": budget.tokens if budget else None,
+        "estimator": budget.estimator if budget else None,
+        "style": style,
+        "estimator_usage": budget.usage.model_dump() if budget else None,
+        "fallback_reason": budget.fallback_reason if budget else None,
+    }

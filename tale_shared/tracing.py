@@ -133,7 +133,8 @@ class TraceAssembler:
         """Add ``key`` under ``parent``. A key with no parent starts a query; so does one whose
         parent was never seen, when ``unseen_parent_is_root`` (LangChain: a handler attached
         inside a chain sees its runnable as the root). ``count_open`` counts the key as an
-        open span of its query until :meth:`close`. Returns whether it started a query."""
+        open span of its query (the tracer lowers ``open_spans`` when the span ends).
+        Returns whether it started a query."""
         with self.lock:
             known = parent is not None and parent in self.parent
             if known or (parent is not None and not unseen_parent_is_root):
@@ -212,12 +213,10 @@ class TraceAssembler:
         if pending is None:
             return None
         record = self.call_record(pending, usage, model, error)
-        with self.lock:
-            query = self.query_of(tree_key if tree_key is not None else key)
-            if query is not None:
-                query.calls.append(record)
-                query.calls_in_flight -= 1
-                return record
+        with self.lock:  # the query cannot end between finding it and filing the call
+            filed = self._file(self.query_of(tree_key if tree_key is not None else key), record)
+        if filed:
+            return record
         self.ledger.add(
             QueryRecord(
                 query_id=str(key),
@@ -256,10 +255,17 @@ class TraceAssembler:
             if pending is None:
                 return None
             record = _unpriced(pending, repr(error))
-            if query is not None:
-                query.calls.append(record)
-                query.calls_in_flight -= 1
+            self._file(query, record)
             return record
+
+    def _file(self, query: PendingQuery | None, record: CallRecord) -> bool:
+        """Add a finished call to its query (no longer in flight); ``False`` if none."""
+        if query is None:
+            return False
+        with self.lock:
+            query.calls.append(record)
+            query.calls_in_flight -= 1
+        return True
 
     def forget(self, root: Key, *, record_unfinished: bool = True) -> PendingQuery | None:
         """Take query ``root`` and every run of it out of the tree. Calls still in flight are
@@ -285,6 +291,7 @@ class TraceAssembler:
         error: BaseException | None = None,
     ) -> QueryRecord:
         """Add a query taken out with :meth:`forget` to the ledger."""
+        failure = error or query.error
         record = QueryRecord(
             query_id=str(root),
             question=query.question,
@@ -295,7 +302,7 @@ class TraceAssembler:
             answer=answer if answer is not None else query.answer,
             calls=query.calls,
             latency_s=time.perf_counter() - query.started,
-            error=repr(error or query.error) if (error or query.error) else None,
+            error=repr(failure) if failure else None,
         )
         self.ledger.add(record)
         return record
