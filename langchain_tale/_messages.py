@@ -14,7 +14,7 @@ from langchain_core.messages import (
 )
 from langchain_core.prompt_values import PromptValue
 
-from tale_shared.prompts import Message, PromptStyle, join_instruction, place_sentence
+from tale_shared.prompts import Message, PromptStyle, join_instruction
 
 
 def to_core(messages: Sequence[BaseMessage]) -> list[Message]:
@@ -75,7 +75,8 @@ def coerce_input(value: Any, question_key: str) -> tuple[str, list[BaseMessage]]
 def inject_budget(
     messages: Sequence[BaseMessage], style: PromptStyle, budget: int | None
 ) -> list[BaseMessage]:
-    """Put the style's budget sentence in the last human message or the system message."""
+    """Put the style into the messages: its budget sentence in the last human message or
+    the system message, its preamble (if any) in the system message."""
 
     def merge(message: BaseMessage, sentence: str) -> BaseMessage:
         if isinstance(message.content, str):
@@ -87,10 +88,9 @@ def inject_budget(
     def new(role: str, sentence: str) -> BaseMessage:
         return SystemMessage(content=sentence) if role == "system" else HumanMessage(sentence)
 
-    return place_sentence(
+    return style.place(
         messages,
-        style.placement,
-        style.instruction(budget),
+        budget,
         role_of=lambda m: {"human": "user"}.get(m.type, m.type),
         merge=merge,
         new=new,

@@ -294,7 +294,8 @@ class TaleRunnable(PlannedModelCall):
     def _needs_forcing(self, plan: Plan, reply: BaseMessage) -> bool:
         """The core's rule (:func:`~tale_shared.methods.should_force`), on this reply."""
         reason = finish_reason_of(reply.response_metadata, reply.additional_kwargs)
-        force = self._method.force is not None and bool(plan.kwargs)
+        # +force: the cap tale set cut it; +escalate: the provider's own cap did
+        force = (self._method.force is not None and bool(plan.kwargs)) or self._method.escalate
         return should_force(reply.text, cut=reason == "length", force=force)
 
     def _forcing_call(

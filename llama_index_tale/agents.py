@@ -42,7 +42,7 @@ from tale_shared.caps import hard_cap
 from tale_shared.compression import ContextCompressor
 from tale_shared.estimators import BudgetEstimator, EstimatorSlot, resolve_estimator
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
+from tale_shared.prompts import PromptStyle, get_style, join_instruction
 from tale_shared.run_budget import ExitBehavior, RunBudget, RunLedger
 from tale_shared.usage import TokenUsage
 
@@ -260,10 +260,9 @@ class TaleLLM(FunctionCallingLLM):
         style = self.prompt_style
         if self._compressor is not None:  # the history the step re-sends, compressed
             messages = compressed_history(messages, self._compressor)
-        return place_sentence(
+        return style.place(
             messages,
-            style.placement,
-            style.instruction(tokens),
+            tokens,
             role_of=lambda m: str(m.role.value),
             merge=_with_sentence,
             new=lambda role, sentence: ChatMessage(role=MessageRole(role), content=sentence),
@@ -337,7 +336,11 @@ class TaleLLM(FunctionCallingLLM):
 
     # -- completion: the budget goes after the prompt ----------------------------------------
     def _budgeted_prompt(self, prompt: str, tokens: int) -> str:
-        return join_instruction(prompt, self.prompt_style.instruction(tokens))
+        style = self.prompt_style
+        return join_instruction(
+            join_instruction(style.preamble, prompt) if style.preamble else prompt,
+            style.instruction(tokens),
+        )
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         if (stop := self._stop_message()) is not None:

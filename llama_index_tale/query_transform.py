@@ -21,7 +21,7 @@ from tale_shared.budget import TokenBudget, budget_metadata
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
 from tale_shared.profiles import method_for, profile_for, profile_label, style_for
-from tale_shared.prompts import PromptStyle, get_style, join_instruction, place_sentence
+from tale_shared.prompts import PromptStyle, get_style, join_instruction
 
 dispatcher = get_dispatcher(__name__)
 
@@ -41,19 +41,22 @@ class TaleBudgetEvent(BaseEvent):
         return "TaleBudgetEvent"
 
 
-def worded_query(query: str, style: PromptStyle, sentence: str) -> str:
-    """The query with the budget sentence placed by the one placement rule: a query string
-    has no system message, so a ``"system"`` style's sentence leads the query (a preamble)
-    and a ``"user"`` style's follows it.
+def worded_query(query: str, style: PromptStyle, budget: int | None) -> str:
+    """The query with the style placed by the one placement rule: a query string has no
+    system message, so what a style puts there (a ``"system"`` style's budget sentence, a
+    preamble) leads the query and a ``"user"`` style's sentence follows it.
 
     >>> from tale_shared.prompts import get_style
-    >>> worded_query("What is 3 + 5?", get_style("system"), "Be brief.")
-    'Be brief.\\n\\nWhat is 3 + 5?'
+    >>> print(worded_query("What is 3 + 5?", get_style("concise"), 40))
+    You are a concise problem solver: show only the steps that are needed.
+    <BLANKLINE>
+    What is 3 + 5?
+    <BLANKLINE>
+    Keep this answer shorter than 40 tokens.
     """
-    parts = place_sentence(
+    parts = style.place(
         [("user", query)],
-        style.placement,
-        sentence,
+        budget,
         role_of=lambda part: part[0],
         merge=lambda part, text: (part[0], join_instruction(part[1], text)),
         new=lambda role, text: (role, text),
@@ -181,10 +184,10 @@ class TaleQueryTransform(BaseQueryTransform):
                 fallback_reason=budget.fallback_reason if budget else None,
             )
         )
-        sentence = style.instruction(budget.tokens if budget and style.uses_budget else None)
+        tokens = budget.tokens if budget and style.uses_budget else None
         return dataclasses.replace(
             query_bundle,
-            query_str=worded_query(query_bundle.query_str, style, sentence),
+            query_str=worded_query(query_bundle.query_str, style, tokens),
             custom_embedding_strs=list(query_bundle.embedding_strs),
         )
 

@@ -13,6 +13,11 @@ A :class:`Method` is made of independent parts, so that methods combine:
   when the cap cuts the reasoning, the final answer is forced — the reply is continued after
   "Therefore, the final answer is [[" where the model can continue a reply (the embedded
   llama.cpp models), else one short follow-up call asks for it;
+- ``escalate``: the budget shapes the reply but does not stop it: a reply that runs past its
+  budget keeps going up to ``max_tokens`` (vanilla's cap), and only a reply cut there gets
+  its answer forced. Granting another budget-sized step by continuing the same reply gives,
+  under greedy decoding, exactly the tokens of one uncut reply, so this is escalation without
+  the extra calls;
 - ``early_exit``: answer probing (Dynasor-CoT, Fu et al. 2024) for models that continue a
   reply from a cached prefix: every ``every`` tokens a probe reads the answer the model would
   give now; when ``agree`` probes in a row give the same answer, generation stops.
@@ -23,7 +28,7 @@ Methods are named by a spec string: a base, then ``+`` modifiers::
 
     direct | vanilla | chain-of-draft | tale-ep (zero-shot estimator, paper wording)
     tale-<estimator>[@<style>] | oracle[@<style>] | tale (the model's default method)
-    +ex<k>  +force[<headroom>]  +exit[<every>x<agree>]
+    +ex<k>  +force[<headroom>]  +escalate  +exit[<every>x<agree>]
 
 Example:
     >>> m = parse_method("tale-heuristic@system+ex3+force1.5")
@@ -103,6 +108,7 @@ class Method:
     exemplars: int = 0
     force: float | None = None
     early_exit: EarlyExit | None = None
+    escalate: bool = False
     label: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +119,14 @@ class Method:
             raise ValueError("force needs a budget (an estimator) and a headroom of at least 1")
         if self.exemplars < 0:
             raise ValueError("exemplars must be zero or more")
+        if self.escalate and (self.estimator is None or self.force is not None):
+            raise ValueError("escalate needs a budget (an estimator) and replaces force")
+
+    @property
+    def forces_answer(self) -> bool:
+        """Whether a reply cut at its cap without an answer gets the answer forced: at the
+        budget's cap (``+force``) or at ``max_tokens`` (``+escalate``)."""
+        return self.force is not None or self.escalate
 
     @property
     def spec(self) -> str:
@@ -128,6 +142,8 @@ class Method:
             parts.append(f"ex{self.exemplars}")
         if self.force is not None:
             parts.append(f"force{self.force:g}")
+        if self.escalate:
+            parts.append("escalate")
         if self.early_exit is not None:
             parts.append(f"exit{self.early_exit.every}x{self.early_exit.agree}")
         return "+".join(parts)
@@ -142,7 +158,7 @@ _ESTIMATOR_STYLE = re.compile(r"^(?:tale-)?(?P<est>[a-z0-9_.:/\\~-]+?)(?:@(?P<st
 _FORCE = re.compile(r"^force(?P<h>\d+(?:\.\d+)?)?$")
 _EXIT = re.compile(r"^exit(?:(?P<every>\d+)x(?P<agree>\d+))?$")
 _EX = re.compile(r"^ex(?P<k>\d+)$")
-NO_BUDGET_STYLES = ("vanilla", "direct", "chain-of-draft")
+NO_BUDGET_STYLES = ("vanilla", "vanilla-paper", "direct", "chain-of-draft")
 
 
 def parse_method(spec: str | Method, *, default_style: str | None = None) -> Method:
@@ -176,13 +192,15 @@ def parse_method(spec: str | Method, *, default_style: str | None = None) -> Met
         raise ValueError(
             f"unknown method {spec!r}: use direct, vanilla, chain-of-draft, tale-ep, "
             "tale-<estimator>[@<style>], oracle[@<style>] or tale, with +ex<k>, +force[<h>], "
-            "+exit[<every>x<agree>]"
+            "+escalate, +exit[<every>x<agree>]"
         )
     for mod in mods:
         if m := _EX.match(mod):
             method = replace(method, exemplars=int(m["k"]))
         elif m := _FORCE.match(mod):
             method = replace(method, force=float(m["h"] or 1.5))
+        elif mod == "escalate":
+            method = replace(method, escalate=True)
         elif m := _EXIT.match(mod):
             every, agree = (int(m["every"]), int(m["agree"])) if m["every"] else (32, 2)
             method = replace(method, early_exit=EarlyExit(every, agree))

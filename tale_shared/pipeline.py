@@ -162,7 +162,7 @@ class TalePipeline:
             messages,
             max_tokens=self.max_tokens,
             cap=self._cap(budget),
-            force=self.method.force is not None,
+            force=self.method.forces_answer,
             early_exit=self.method.early_exit,
             can_continue=isinstance(self.model, ContinuesReplies),
         )

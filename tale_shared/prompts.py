@@ -42,7 +42,15 @@ ANSWER_FORMAT = "Give the final answer as a number in double brackets at the end
 """The answer-format line of the paper's GSM8K prompt; answers parse with
 :func:`tale_shared.answers.extract_answer`."""
 
+M = TypeVar("M")
+
 COT_CUE = "Let's think step by step."
+PAPER_ANSWER_FORMAT = (
+    "Please give the response by strictly following this format: [[answer]], "
+    "for example: Answer: [[42]]."
+)
+"""The answer-format line of the TALE paper's own prompts (its released code), for
+``vanilla-paper``."""
 WORDS_PER_TOKEN = 0.75
 """English averages about 0.75 words per token; used to convert a token budget to words."""
 
@@ -63,6 +71,14 @@ class PromptStyle:
             Measured on a 1.5B model, that order makes it skip reasoning, so only the
             reference style keeps it.
         words_per_token: the conversion for ``{words}``.
+        preamble: fixed instructions (no budget in them) for a system message that comes
+            first. A style with a preamble and the budget sentence in the user message keeps
+            the start of every prompt the same — instructions, then exemplars — so llama.cpp's
+            prefix cache and providers' prompt caching reuse it; only the question and its
+            budget are evaluated anew.
+        question_prefix: written before the question (``"Q: "`` in the paper's prompt).
+        separator: between the question and the instruction lines; ``"\n\n"`` puts them in
+            a paragraph of their own, ``"\n"`` gives the paper's one-line-each layout.
     """
 
     name: str
@@ -73,6 +89,9 @@ class PromptStyle:
     format_first: bool = False
     words_per_token: float = WORDS_PER_TOKEN
     uses_budget: bool = field(default=True)
+    preamble: str = ""
+    question_prefix: str = ""
+    separator: str = "\n\n"
 
     def words_for(self, budget: int) -> int:
         """The budget in words (at least 1)."""
@@ -90,35 +109,69 @@ class PromptStyle:
         return self.template.format(budget=budget, words=self.words_for(budget))
 
     def apply(self, messages: Sequence[Message], budget: int | None) -> list[Message]:
-        """Insert the budget sentence into an existing conversation (core messages)."""
-        return place_sentence(
+        """Insert the budget sentence (and the preamble) into a conversation (core messages)."""
+        return self.place(
             messages,
-            self.placement,
-            self.instruction(budget),
+            budget,
             role_of=lambda m: m.role,
             merge=lambda m, sentence: Message(m.role, join_instruction(m.content, sentence)),
             new=Message,
+        )
+
+    def place(
+        self,
+        messages: Sequence[M],
+        budget: int | None,
+        *,
+        role_of: Callable[[M], str],
+        merge: Callable[[M, str], M],
+        new: Callable[[Role, str], M],
+    ) -> list[M]:
+        """Put this style into a conversation of any message type: the preamble into the
+        system message, the budget sentence where :attr:`placement` says. The adapters pass
+        how to read a message's role, merge text into one and make a new one (see
+        :func:`place_sentence`)."""
+        out = list(messages)
+        if self.preamble:
+            out = place_sentence(
+                out, "system", self.preamble, role_of=role_of, merge=merge, new=new
+            )
+        return place_sentence(
+            out,
+            self.placement,
+            self.instruction(budget),
+            role_of=role_of,
+            merge=merge,
+            new=new,
         )
 
     def render(
         self, question: str, budget: int | None, *, answer_format: bool = True
     ) -> list[Message]:
         """A complete prompt for ``question`` under ``budget`` tokens."""
-        question = require_question(question)
+        question = self.question_prefix + require_question(question)
         sentence = self.instruction(budget)
         fmt = self.answer_format if answer_format else ""
+        system = [Message("system", self.preamble)] if self.preamble else []
         if self.placement == "system":
-            user = join_instruction(question, " ".join(p for p in (COT_CUE, fmt) if p))
-            return [Message("system", sentence), Message("user", user)]
-        parts = [fmt, sentence] if self.format_first else [sentence, fmt]
-        return [Message("user", join_instruction(question, " ".join(p for p in parts if p)))]
+            system = [Message("system", join_instruction(self.preamble, sentence))]
+            parts = [COT_CUE, fmt]
+        elif self.preamble:  # cue and format first, the budget last: all that changes at the end
+            parts = [" ".join(p for p in (COT_CUE, fmt) if p), sentence]
+        else:
+            parts = [fmt, sentence] if self.format_first else [sentence, fmt]
+        if self.separator == "\n\n":
+            split = self.preamble and self.placement == "user"
+            lines = parts if split else [" ".join(p for p in parts if p)]
+            tail = "\n\n".join(p for p in lines if p)
+        else:
+            tail = self.separator.join(p for p in parts if p)
+        user = f"{question}{self.separator}{tail}" if tail else question
+        return [*system, Message("user", user)]
 
     def with_options(self, **changes: object) -> PromptStyle:
         """A copy with some fields changed (e.g. ``words_per_token`` after calibration)."""
         return replace(self, **changes)  # type: ignore[arg-type]
-
-
-M = TypeVar("M")
 
 
 def place_sentence(
@@ -199,6 +252,18 @@ VANILLA = register_style(
         uses_budget=False,
     )
 )
+VANILLA_PAPER = register_style(
+    PromptStyle(
+        name="vanilla-paper",
+        description="the TALE paper's own chain-of-thought prompt: Q:, format line, cue",
+        template="Let's think step by step:",
+        answer_format=PAPER_ANSWER_FORMAT,
+        format_first=True,
+        question_prefix="Q: ",
+        separator="\n",
+        uses_budget=False,
+    )
+)
 PAPER = register_style(
     PromptStyle(
         name="paper",
@@ -236,6 +301,14 @@ SYSTEM = register_style(
             "show only the steps that are needed."
         ),
         placement="system",
+    )
+)
+CONCISE = register_style(
+    PromptStyle(
+        name="concise",
+        description="fixed system instructions first, the budget last (prefix-cache friendly)",
+        preamble="You are a concise problem solver: show only the steps that are needed.",
+        template="Keep this answer shorter than {budget} tokens.",
     )
 )
 DIRECT = register_style(

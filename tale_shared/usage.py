@@ -86,6 +86,10 @@ class TokenUsage(BaseModel):
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     reasoning_tokens: int = Field(default=0, ge=0)
+    cached_input_tokens: int = Field(default=0, ge=0)
+    """Input tokens the provider took from its prompt cache (part of ``input_tokens``): for
+    the embedded llama.cpp models, the start of the prompt the previous call had already
+    evaluated; for APIs, what they report as cache reads."""
     source: UsageSource = "none"
     counter: str | None = None
 
@@ -101,6 +105,7 @@ class TokenUsage(BaseModel):
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
             source=_combine_sources(self.source, other.source),
             counter=self.counter or other.counter,
         )

@@ -159,14 +159,21 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     def _budgeted(self, request: ModelRequest[Any], budget: TokenBudget) -> ModelRequest[Any]:
         tokens = self.run_budget.step_cap(budget.tokens, self._spent(request.state or {}))
         overrides: dict[str, Any] = {}
-        if self.style.placement == "system":  # the agent's system prompt is kept apart
-            system = request.system_message
-            content = join_instruction(
-                system.text if system else "", self.style.instruction(tokens)
-            )
-            overrides["system_message"] = SystemMessage(content=content)
+        style = self.style
+        # the agent's system prompt is kept apart from its messages: what the style puts in
+        # the system message (a preamble, a "system" budget sentence) goes there
+        system_parts = [style.preamble] if style.preamble else []
+        if style.placement == "system":
+            system_parts.append(style.instruction(tokens))
         else:  # the one placement rule: the last human message
-            overrides["messages"] = inject_budget(request.messages, self.style, tokens)
+            sentence_only = style.with_options(preamble="")
+            overrides["messages"] = inject_budget(request.messages, sentence_only, tokens)
+        if system_parts:
+            system = request.system_message
+            content = system.text if system else ""
+            for part in system_parts:
+                content = join_instruction(content, part)
+            overrides["system_message"] = SystemMessage(content=content)
         if self.cap_headroom is not None:
             overrides["model_settings"] = with_cap(
                 request.model_settings, request.model, hard_cap(tokens, self.cap_headroom)

@@ -167,20 +167,24 @@ class LocalChatModel:
         serialised, as a :class:`Completion` with the runtime's own token counts."""
         llama = self.llama
         with self._lock:
+            before = _evaluated_tokens(llama)
             start = time.perf_counter()
             try:
                 response = getattr(llama, method)(**params)
             except Exception as exc:
                 raise ModelCallError(f"{self.model_name} failed: {exc}") from exc
             latency = time.perf_counter() - start
+            after = _evaluated_tokens(llama)
         choice = response["choices"][0]
         message = choice.get("message")
         usage = response.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens", 0))
         return Completion(
             text=(message.get("content") if message else choice.get("text")) or "",
             usage=TokenUsage(
-                input_tokens=int(usage.get("prompt_tokens", 0)),
+                input_tokens=prompt_tokens,
                 output_tokens=int(usage.get("completion_tokens", 0)),
+                cached_input_tokens=reused_prefix(before, after, prompt_tokens),
                 source="provider",
             ),
             model=self.model_name,
@@ -289,6 +293,32 @@ class LocalChatModel:
 
 _SHARED: dict[str, LocalChatModel] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+def _evaluated_tokens(llama: Any) -> list[int]:
+    """The token ids llama.cpp holds evaluated in its context (empty if it cannot say)."""
+    try:
+        return [int(t) for t in llama.input_ids]
+    except Exception:  # a runtime without input_ids: no cache figures, never a failed call
+        return []
+
+
+def reused_prefix(before: Sequence[int], after: Sequence[int], prompt_tokens: int) -> int:
+    """How many prompt tokens llama.cpp took from its context instead of evaluating them:
+    the common start of what it held before the call and the prompt it was sent. A prompt
+    held whole still has its last token evaluated again (that refreshes the logits).
+
+    >>> reused_prefix([1, 2, 3, 9], [1, 2, 3, 4, 5, 6], 5)
+    3
+    >>> reused_prefix([1, 2, 3], [1, 2, 3, 7], 3)
+    2
+    """
+    shared = 0
+    for a, b in zip(before, after[:prompt_tokens], strict=False):
+        if a != b:
+            break
+        shared += 1
+    return min(shared, max(prompt_tokens - 1, 0))
 
 
 def load_local_model(model: str | Path = DEFAULT_LOCAL_MODEL, **kwargs: Any) -> LocalChatModel:

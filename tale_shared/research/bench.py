@@ -57,6 +57,8 @@ class BenchRow(BaseModel):
     budget: int | None = None
     output_tokens: int = 0
     input_tokens: int = 0
+    cached_input_tokens: int = 0
+    """Input tokens the model took from its prompt cache instead of evaluating them."""
     estimator_tokens: int = 0
     calls: int = 0
     seconds: float = 0.0
@@ -145,6 +147,7 @@ def bench_row(pipeline: TalePipeline, method: str, item: Item, model_name: str) 
         budget=rec.budget,
         output_tokens=rec.usage.output_tokens,
         input_tokens=rec.usage.input_tokens,
+        cached_input_tokens=rec.usage.cached_input_tokens,
         estimator_tokens=rec.estimator_usage.total_tokens,
         calls=rec.n_calls,
         seconds=rec.latency_s,
@@ -176,16 +179,22 @@ def run_bench(
     oracle: OracleEstimator | None = None,
     concurrency: int = 1,
     progress: bool = True,
+    by_method: bool = False,
 ) -> int:
     """Run every (method, item) pair not yet in ``out``; returns how many were run. Items go
-    in the outer loop, so a run stopped early still compares the methods on the same items.
-    A failed call is recorded with ``error`` (and run again on the next run). With
-    ``concurrency`` N > 1 (a served model), N pairs are in flight at once; rows are written
-    as they finish."""
+    in the outer loop, so a run stopped early still compares the methods on the same items;
+    with ``by_method`` each method runs over all items before the next, as a user runs one
+    method (what seconds per query should be measured on: llama.cpp's prefix cache then
+    holds the previous question's prompt, not another method's). A failed call is recorded
+    with ``error`` (and run again on the next run). With ``concurrency`` N > 1 (a served
+    model), N pairs are in flight at once; rows are written as they finish."""
     path = Path(out)
     done = done_pairs(path)
     pipelines = bench_pipelines(model, methods, max_tokens=max_tokens, oracle=oracle)
-    todo = [(m, item) for item in items for m in methods if (m, item.id) not in done]
+    if by_method:
+        todo = [(m, item) for m in methods for item in items if (m, item.id) not in done]
+    else:
+        todo = [(m, item) for item in items for m in methods if (m, item.id) not in done]
 
     def run_one(job: tuple[str, Item]) -> BenchRow:
         method, item = job
@@ -208,12 +217,16 @@ class MethodSummary(BaseModel):
     diff_high: float
     output_tokens: float
     input_tokens: float
+    evaluated_input_tokens: float = 0.0
+    """Mean input tokens the model evaluated (input tokens less those from its prompt cache)."""
     cost_per_1k: float | None
     calls: float
     median_seconds: float
     output_ratio: float | None
     cost_ratio: float | None
     time_ratio: float | None
+    baseline: str = "vanilla"
+    """The method the differences and ratios are against."""
 
 
 def paired_interval(
@@ -235,9 +248,13 @@ def paired_interval(
 
 
 def summarize_bench(
-    rows: Iterable[BenchRow], methods: Sequence[str], *, baseline: str = "vanilla"
+    rows: Iterable[BenchRow], methods: Sequence[str], *, baseline: str | Sequence[str] = "vanilla"
 ) -> list[MethodSummary]:
-    """Figures per method on the items that every method in ``methods`` answered."""
+    """Figures per method on the items that every method in ``methods`` answered.
+
+    ``baseline`` may name several methods (a sequence, or one comma-separated string, e.g.
+    ``"vanilla,vanilla-paper"``): differences and ratios are then against whichever of them
+    is the most accurate on these items (the first on a tie) — the stronger baseline."""
     ok = [r for r in rows if r.error is None and r.method in methods]
     by_method: dict[str, dict[str, BenchRow]] = {m: {} for m in methods}
     for r in ok:
@@ -245,8 +262,13 @@ def summarize_bench(
     ids = sorted(set.intersection(*(set(v) for v in by_method.values()))) if methods else []
     if not ids:
         raise ValueError("no item has a result for every method yet")
-    if baseline not in by_method:
-        raise ValueError(f"the baseline {baseline!r} is not among the methods")
+    candidates = baseline_candidates(baseline)
+    missing = [b for b in candidates if b not in by_method]
+    if missing:
+        raise ValueError(f"the baseline {missing[0]!r} is not among the methods")
+    baseline = max(
+        candidates, key=lambda b: sum(by_method[b][i].correct for i in ids)
+    )  # max keeps the first on a tie
     prices = default_price_table()
 
     def cost(r: BenchRow) -> float | None:
@@ -273,6 +295,7 @@ def summarize_bench(
                 diff_high=high,
                 output_tokens=means.output,
                 input_tokens=means.input,
+                evaluated_input_tokens=means.evaluated_input,
                 cost_per_1k=means.cost_per_1k,
                 calls=statistics.mean(r.calls for r in mine),
                 median_seconds=means.seconds,
@@ -283,9 +306,23 @@ def summarize_bench(
                     else None
                 ),
                 time_ratio=_ratio(means.seconds, base.seconds),
+                baseline=baseline,
             )
         )
     return out
+
+
+def baseline_candidates(baseline: str | Sequence[str]) -> list[str]:
+    """The baseline method names: a sequence, or a comma-separated string.
+
+    >>> baseline_candidates("vanilla, vanilla-paper")
+    ['vanilla', 'vanilla-paper']
+    """
+    names = baseline.split(",") if isinstance(baseline, str) else list(baseline)
+    cleaned = [n.strip() for n in names if n.strip()]
+    if not cleaned:
+        raise ValueError("no baseline method given")
+    return cleaned
 
 
 def _ratio(value: float, reference: float) -> float | None:
@@ -298,6 +335,7 @@ def _ratio(value: float, reference: float) -> float | None:
 class _Means:
     output: float
     input: float
+    evaluated_input: float
     cost_per_1k: float | None
     seconds: float
 
@@ -308,6 +346,7 @@ class _Means:
         return cls(
             output=statistics.mean(r.output_tokens for r in rows),
             input=statistics.mean(r.input_tokens for r in rows),
+            evaluated_input=statistics.mean(r.input_tokens - r.cached_input_tokens for r in rows),
             cost_per_1k=1000 * statistics.mean(known) if len(known) == len(costs) else None,
             seconds=statistics.median(r.seconds for r in rows),
         )
@@ -315,20 +354,22 @@ class _Means:
 
 def bench_table(summaries: Sequence[MethodSummary]) -> str:
     """The summary as a Markdown table."""
+    base = summaries[0].baseline if summaries else "vanilla"
     return markdown_table(
         [
             "method",
             "n",
             "accuracy",
-            "vs vanilla (95% CI)",
+            f"vs {base} (95% CI)",
             "output tokens",
             "input tokens",
+            "input evaluated",
             f"USD / 1k q ({REFERENCE_MODEL} prices)",
             "calls",
             "median s",
-            "output vs vanilla",
-            "cost vs vanilla",
-            "time vs vanilla",
+            f"output vs {base}",
+            f"cost vs {base}",
+            f"time vs {base}",
         ],
         (
             [
@@ -338,6 +379,7 @@ def bench_table(summaries: Sequence[MethodSummary]) -> str:
                 f"{100 * s.diff:+.1f} [{100 * s.diff_low:+.1f}, {100 * s.diff_high:+.1f}]",
                 f"{s.output_tokens:.1f}",
                 f"{s.input_tokens:.1f}",
+                f"{s.evaluated_input_tokens:.1f}",
                 "?" if s.cost_per_1k is None else f"{s.cost_per_1k:.4f}",
                 f"{s.calls:.2f}",
                 f"{s.median_seconds:.1f}",
@@ -352,16 +394,18 @@ def bench_table(summaries: Sequence[MethodSummary]) -> str:
 
 def plot_pareto(summaries: Sequence[MethodSummary], png: str | Path, *, title: str = "") -> Path:
     """Accuracy against mean output tokens (all calls), with each method's paired 95% interval
-    shifted onto its accuracy, vanilla as the reference lines, and the Pareto front joined."""
+    shifted onto its accuracy, the baseline as the reference lines, and the Pareto front
+    joined."""
     from tale_shared.research.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    base = next((s for s in summaries if s.method == "vanilla"), None)
+    name = summaries[0].baseline if summaries else "vanilla"
+    base = next((s for s in summaries if s.method == name), None)
     if base is not None:
-        ax.axhline(base.accuracy, color="grey", lw=0.8, ls="--", label="vanilla accuracy")
-        ax.axvline(base.output_tokens, color="grey", lw=0.8, ls=":", label="vanilla tokens")
-        ax.axvline(0.5 * base.output_tokens, color="tab:red", lw=0.8, ls=":", label="0.5x vanilla")
+        ax.axhline(base.accuracy, color="grey", lw=0.8, ls="--", label=f"{name} accuracy")
+        ax.axvline(base.output_tokens, color="grey", lw=0.8, ls=":", label=f"{name} tokens")
+        ax.axvline(0.5 * base.output_tokens, color="tab:red", lw=0.8, ls=":", label=f"0.5x {name}")
     for s in summaries:
         err = [[s.diff - s.diff_low], [s.diff_high - s.diff]]
         ax.errorbar(s.output_tokens, s.accuracy, yerr=err, fmt="o", capsize=3, ms=5)
@@ -381,7 +425,7 @@ def plot_pareto(summaries: Sequence[MethodSummary], png: str | Path, *, title: s
         label="Pareto front",
     )
     ax.set_xlabel("mean output tokens per question (all calls)")
-    ax.set_ylabel("accuracy (bars: paired 95% CI of the difference to vanilla)")
+    ax.set_ylabel(f"accuracy (bars: paired 95% CI of the difference to {name})")
     ax.set_ylim(0, 1)
     ax.set_xlim(left=0)
     if title:

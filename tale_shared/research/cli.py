@@ -204,11 +204,20 @@ def cmd_plot_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _id_rows(path: str) -> list[dict[str, object]]:
+    """The rows of a JSONL file that carry an ``"id"`` (items, bench rows, search results)."""
+    from tale_shared._io import iter_json_lines
+
+    rows = [row for _, row, problem in iter_json_lines(path) if problem is None]
+    return [row for row in rows if isinstance(row, dict) and "id" in row]
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from tale_shared._io import check_writable
     from tale_shared.methods import parse_method
     from tale_shared.research.bench import (
         OracleEstimator,
+        baseline_candidates,
         bench_table,
         load_rows,
         plot_pareto,
@@ -222,14 +231,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for m in methods:  # refuse a bad spec before the model loads
         if m != "tale":
             parse_method(m)
-    if args.baseline not in methods:
-        raise ValueError(f"the baseline {args.baseline!r} must be one of --methods")
+    for base in baseline_candidates(args.baseline):
+        if base not in methods:
+            raise ValueError(f"the baseline {base!r} must be one of --methods")
     oracle = None
     if any(m.startswith("oracle") for m in methods):
         if not args.oracle:
             raise ValueError("the oracle method needs --oracle SEARCH.jsonl (tale search)")
         oracle = OracleEstimator.from_search(load_results(args.oracle))
-    items = sample_items(load_items(args.data), args.limit, seed=args.seed, offset=args.offset)
+    pool = load_items(args.data)[args.offset :]
+    if args.exclude:
+        left_out = {str(row["id"]) for path in args.exclude for row in _id_rows(path)}
+        pool = [item for item in pool if item.id not in left_out]
+    items = sample_items(pool, args.limit, seed=args.seed)
     check_writable(args.out)
     if not args.summary_only:
         # on Ray each replica loads the model; the driver only writes rows
@@ -261,6 +275,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 max_tokens=args.max_tokens,
                 oracle=oracle,
                 concurrency=args.concurrency,
+                by_method=args.by_method,
             )
     ids = {item.id for item in items}
     rows = [r for r in load_rows(args.out) if r.id in ids]
@@ -410,8 +425,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=int, default=None, help="a seeded sample of N items")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--offset", type=int, default=0, help="sample after the first K items")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="JSONL",
+        help="leave out the items whose ids are in this file before sampling (repeatable)",
+    )
+    p.add_argument(
+        "--by-method",
+        action="store_true",
+        help="run each method over all items before the next (how seconds should be measured)",
+    )
     p.add_argument("--out", required=True, help="rows JSONL (appended; reruns resume)")
-    p.add_argument("--baseline", default="vanilla")
+    p.add_argument(
+        "--baseline",
+        default="vanilla",
+        help="the reference method; several, comma-separated: the most accurate of them",
+    )
     p.add_argument("--oracle", default=None, help="search results for the oracle method")
     p.add_argument("--table", default=None, help="also write the Markdown table here")
     p.add_argument("--plot", default=None, help="Pareto plot (accuracy vs output tokens)")
