@@ -40,10 +40,13 @@ from llama_index_tale.llm_adapter import (
 from tale_shared.budget import TokenBudget
 from tale_shared.caps import hard_cap
 from tale_shared.compression import ContextCompressor
-from tale_shared.estimators import BudgetEstimator, EstimatorSlot, resolve_estimator
+from tale_shared.estimators import BudgetEstimator, resolve_estimator
+from tale_shared.methods import ANSWER_TOKENS, follow_up
+from tale_shared.models import finish_reason_of
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.prompts import PromptStyle, get_style, join_instruction
+from tale_shared.prompts import Message, PromptStyle, join_instruction
 from tale_shared.run_budget import ExitBehavior, RunBudget, RunLedger
+from tale_shared.steps import StepMethod, step_method
 from tale_shared.usage import TokenUsage
 
 if TYPE_CHECKING:
@@ -57,6 +60,10 @@ def _single(item: T) -> Generator[T, None, None]:
     yield item
 
 
+def _chat_message(message: Message) -> ChatMessage:
+    return ChatMessage(role=MessageRole(message.role), content=message.content)
+
+
 def _with_sentence(message: ChatMessage, sentence: str) -> ChatMessage:
     """The message with the sentence added; its other blocks and kwargs are kept."""
     if len(message.blocks) <= 1 and all(isinstance(b, TextBlock) for b in message.blocks):
@@ -67,11 +74,16 @@ def _with_sentence(message: ChatMessage, sentence: str) -> ChatMessage:
 
 
 class TaleLLM(FunctionCallingLLM):
-    """Wraps any LLM: each call gets a step budget in its system message, and the run a total.
+    """Wraps any LLM: each call gets a step budget, and the run a total.
 
-    Before each call the estimator budgets the step from the task (the first user message),
-    capped by the tokens left; the budget sentence (``style``, the system message by default)
-    is added to the system message. After each call the provider-reported usage is added to
+    ``method`` is a :mod:`method spec <tale_shared.methods>`; by default the wrapped model's
+    profile method, the same TALE ``TaleRunnable`` and ``TaleBudgetMiddleware`` run on it
+    (:func:`tale_shared.steps.step_method`); ``estimator``, ``style`` and ``cap_headroom``
+    replace the method's parts. Before each call the estimator budgets the step from the
+    task (the first user message), capped by the tokens left; the budget sentence goes where
+    the style places it, the method's exemplars go before the task, and with ``+force`` a
+    final-answer step the cap cut without an answer gets one follow-up call for it (a step
+    that calls a tool never does). After each call the provider-reported usage is added to
     the run's totals. When ``total_tokens`` or ``total_usd`` is spent, ``exit_behavior``
     decides: ``"end"`` answers with a message saying so instead of calling the model (the
     agent then finishes, since that answer calls no tool), ``"error"`` raises
@@ -93,14 +105,18 @@ class TaleLLM(FunctionCallingLLM):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     llm: SerializeAsAny[LLM]
+    method: str | None = Field(
+        default=None,
+        description="a method spec; the wrapped model's profile method when not given",
+    )
     estimator: Any = Field(
         default=None,
-        description='a core BudgetEstimator or a spec string ("heuristic" when not given)',
+        description="a core BudgetEstimator or a spec string (the method's when not given)",
     )
     total_tokens: int | None = Field(default=None, ge=1)
     total_usd: float | None = Field(default=None, gt=0)
     exit_behavior: ExitBehavior = "end"
-    style: str = "system"
+    style: str | None = None
     cap_headroom: float | None = Field(default=None, ge=1.0)
     context_ratio: float | None = Field(default=None, gt=0, le=1)
     price_table: Any = Field(default=None, exclude=True)
@@ -108,7 +124,7 @@ class TaleLLM(FunctionCallingLLM):
     _default_run: RunLedger = PrivateAttr(default_factory=RunLedger)
     _current_run: ContextVar[RunLedger | None] = PrivateAttr()
     _run_budget: RunBudget = PrivateAttr()
-    _slot: EstimatorSlot = PrivateAttr(default_factory=EstimatorSlot)
+    _step: StepMethod = PrivateAttr()
     _compressor: ContextCompressor | None = PrivateAttr(default=None)
 
     @field_serializer("estimator")
@@ -120,11 +136,15 @@ class TaleLLM(FunctionCallingLLM):
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
-        # "zero-shot" asks the wrapped LLM, bound per step
-        self._slot = resolve_estimator(
-            self.estimator if self.estimator is not None else "heuristic"
+        # the method's parts, as every entry point resolves them ("zero-shot" asks the
+        # wrapped LLM, bound per step)
+        self._step = step_method(
+            model_name_of(self.llm),
+            self.method,
+            estimator=self.estimator,
+            style=self.style,
+            cap_headroom=self.cap_headroom,
         )
-        get_style(self.style)
         if self.context_ratio is not None:
             self._compressor = ContextCompressor(self.context_ratio)
         self._current_run = ContextVar(f"tale_llm_run_{id(self)}", default=None)
@@ -216,34 +236,42 @@ class TaleLLM(FunctionCallingLLM):
     # -- the step budget ---------------------------------------------------------------------
     @property
     def prompt_style(self) -> PromptStyle:
-        return get_style(self.style)
+        return self._step.style
+
+    @property
+    def step(self) -> StepMethod:
+        """The method's parts each step gets (``method``, else the wrapped model's profile
+        method for agent steps; explicit options replace its parts)."""
+        return self._step
 
     def _step_cap(self, budget: TokenBudget) -> int:
         if budget.usage.total_tokens:  # an estimator that calls a model: part of the run
             self._add(budget.model, budget.usage, step=False)
         return self._run_budget.step_cap(budget.tokens, self.current_run.spent)
 
-    def _estimator(self) -> BudgetEstimator:
-        estimator = self._slot.bind(lambda: LlamaIndexModel(self.llm, role="estimator"))
-        assert estimator is not None  # the slot always holds one: "heuristic" by default
-        return estimator
+    def _estimator(self) -> BudgetEstimator | None:
+        return self._step.slot.bind(lambda: LlamaIndexModel(self.llm, role="estimator"))
 
-    def _step_budget(self, task: str) -> int:
-        return self._step_cap(self._estimator().estimate(task))
+    def _step_budget(self, task: str) -> int | None:
+        """The step's budget (``None``: a method without one)."""
+        estimator = self._estimator()
+        return None if estimator is None else self._step_cap(estimator.estimate(task))
 
-    async def _astep_budget(self, task: str) -> int:
+    async def _astep_budget(self, task: str) -> int | None:
         """Async :meth:`_step_budget`: a model-calling estimator is awaited, never blocking."""
-        return self._step_cap(await self._estimator().aestimate(task))
+        estimator = self._estimator()
+        return None if estimator is None else self._step_cap(await estimator.aestimate(task))
 
     @staticmethod
     def _task(messages: Sequence[ChatMessage]) -> str:
         users = [m.content for m in messages if m.role == MessageRole.USER and m.content]
         return users[0] if users else "continue the task"
 
-    def _step_cap_tokens(self, tokens: int) -> int | None:
-        return None if self.cap_headroom is None else hard_cap(tokens, self.cap_headroom)
+    def _step_cap_tokens(self, tokens: int | None) -> int | None:
+        headroom = self._step.cap_headroom
+        return None if headroom is None or tokens is None else hard_cap(tokens, headroom)
 
-    def _call(self, tokens: int, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, tokens: int | None, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``method`` of the wrapped LLM for a step of ``tokens``: with ``cap_headroom``,
         on a copy capped at ``ceil(tokens * headroom)`` (LlamaIndex LLMs fix ``max_tokens``
         at construction), with the cap announced to the tracer."""
@@ -251,22 +279,84 @@ class TaleLLM(FunctionCallingLLM):
         with call_cap(cap):
             return getattr(with_max_tokens(self.llm, cap), method)(*args, **kwargs)
 
-    async def _acall(self, tokens: int, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def _acall(self, tokens: int | None, method: str, *args: Any, **kwargs: Any) -> Any:
         cap = self._step_cap_tokens(tokens)
         with call_cap(cap):
             return await getattr(with_max_tokens(self.llm, cap), method)(*args, **kwargs)
 
-    def _budgeted(self, messages: Sequence[ChatMessage], tokens: int) -> list[ChatMessage]:
-        style = self.prompt_style
+    def _budgeted(self, messages: Sequence[ChatMessage], tokens: int | None) -> list[ChatMessage]:
         if self._compressor is not None:  # the history the step re-sends, compressed
             messages = compressed_history(messages, self._compressor)
-        return style.place(
+        if tokens is None:  # a method without a budget
+            return list(messages)
+        out = self._step.style.place(
             messages,
             tokens,
             role_of=lambda m: str(m.role.value),
             merge=_with_sentence,
             new=lambda role, sentence: ChatMessage(role=MessageRole(role), content=sentence),
         )
+        if self._step.exemplars:  # worked examples as earlier turns, before the task
+            shots = [_chat_message(m) for m in self._step.exemplar_messages(tokens)]
+            at = next((i for i, m in enumerate(out) if m.role == MessageRole.USER), len(out))
+            out = [*out[:at], *shots, *out[at:]]
+        return out
+
+    # -- budget forcing on the final-answer step ---------------------------------------------
+    def _calls_tools(self, response: ChatResponse) -> bool:
+        if response.message.additional_kwargs.get("tool_calls"):
+            return True
+        if isinstance(self.llm, FunctionCallingLLM):
+            try:
+                return bool(
+                    self.llm.get_tool_calls_from_response(response, error_on_no_tool_call=False)
+                )
+            except Exception:  # a reply the wrapped LLM cannot read as tool calls
+                return False
+        return False
+
+    def _forcing_prompt(
+        self, prompt: Sequence[ChatMessage], response: ChatResponse
+    ) -> list[ChatMessage] | None:
+        """The follow-up call's messages when this final-answer step needs its answer forced
+        (:meth:`~tale_shared.steps.StepMethod.needs_forcing`), else ``None``."""
+        if not self._step.forces_answer:
+            return None
+        text = response.message.content or ""
+        reason = finish_reason_of(
+            response.raw, response.additional_kwargs, response.message.additional_kwargs
+        )
+        if not self._step.needs_forcing(
+            text, cut=reason == "length", calls_tools=self._calls_tools(response)
+        ):
+            return None
+        return [*prompt, *(_chat_message(m) for m in follow_up([], text))]
+
+    def _forced(self, response: ChatResponse, answer: ChatResponse) -> ChatResponse:
+        """The step's reply with the forced answer appended."""
+        extra = "\n\n" + (answer.message.content or "")
+        text = (response.message.content or "") + extra
+        kwargs = {**response.message.additional_kwargs, "tale_forced": True}
+        message = ChatMessage(role=MessageRole.ASSISTANT, content=text, additional_kwargs=kwargs)
+        return ChatResponse(message=message, delta=extra, raw=answer.raw)
+
+    def _force(self, prompt: list[ChatMessage], response: ChatResponse) -> ChatResponse:
+        forcing = self._forcing_prompt(prompt, response)
+        if forcing is None:
+            return response
+        with call_cap(ANSWER_TOKENS):
+            answer = with_max_tokens(self.llm, ANSWER_TOKENS).chat(forcing)
+        self._count(answer, forcing)
+        return self._forced(response, answer)
+
+    async def _aforce(self, prompt: list[ChatMessage], response: ChatResponse) -> ChatResponse:
+        forcing = self._forcing_prompt(prompt, response)
+        if forcing is None:
+            return response
+        with call_cap(ANSWER_TOKENS):
+            answer = await with_max_tokens(self.llm, ANSWER_TOKENS).achat(forcing)
+        self._count(answer, forcing)
+        return self._forced(response, answer)
 
     @staticmethod
     def _stopped(message: str) -> ChatResponse:
@@ -282,7 +372,7 @@ class TaleLLM(FunctionCallingLLM):
         prompt = self._budgeted(messages, tokens)
         response: ChatResponse = self._call(tokens, "chat", prompt, **kwargs)
         self._count(response, prompt)
-        return response
+        return self._force(prompt, response)
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if (stop := self._stop_message()) is not None:
@@ -291,7 +381,7 @@ class TaleLLM(FunctionCallingLLM):
         prompt = self._budgeted(messages, tokens)
         response: ChatResponse = await self._acall(tokens, "achat", prompt, **kwargs)
         self._count(response, prompt)
-        return response
+        return await self._aforce(prompt, response)
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         if (stop := self._stop_message()) is not None:
@@ -307,6 +397,9 @@ class TaleLLM(FunctionCallingLLM):
                 yield last
             if last is not None:
                 self._count(last, prompt, ledger)
+                forced = self._force(prompt, last)
+                if forced is not last:
+                    yield forced
 
         return gen()
 
@@ -331,12 +424,17 @@ class TaleLLM(FunctionCallingLLM):
                 yield last
             if last is not None:
                 self._count(last, prompt, ledger)
+                forced = await self._aforce(prompt, last)
+                if forced is not last:
+                    yield forced
 
         return gen()
 
     # -- completion: the budget goes after the prompt ----------------------------------------
-    def _budgeted_prompt(self, prompt: str, tokens: int) -> str:
-        style = self.prompt_style
+    def _budgeted_prompt(self, prompt: str, tokens: int | None) -> str:
+        style = self._step.style
+        if tokens is None:
+            return prompt
         return join_instruction(
             join_instruction(style.preamble, prompt) if style.preamble else prompt,
             style.instruction(tokens),

@@ -50,6 +50,9 @@ class ModelProfile(BaseModel):
     model: str
     style: str = REFERENCE_STYLE
     method: str = DEFAULT_METHOD
+    agent_method: str | None = None
+    """The method of one agent step, when the agent benchmark found a better one than
+    ``method`` for tool-using runs; ``None``: agent steps use ``method`` too."""
     words_per_token: float | None = Field(default=None, gt=0)
     source: Literal["builtin", "calibrated", "default"] = "default"
     notes: str = ""
@@ -207,10 +210,28 @@ def method_for(model: str | None, method: str | Method = "tale") -> Method:
     return resolved
 
 
+def agent_method_for(model: str | None, method: str | Method = "tale") -> Method:
+    """The method of an agent step on ``model``: ``"tale"`` is its profile's agent method
+    (its ``method`` unless the profile names a better one for agent steps); any other spec
+    is resolved as :func:`method_for` does.
+
+    >>> agent_method_for("gpt-4o-mini").name
+    'tale (tale-heuristic@paper; no profile)'
+    """
+    if isinstance(method, str) and method.strip().lower() == "tale":
+        profile = profile_for(model)
+        if profile.agent_method:
+            resolved = parse_method(profile.agent_method, default_style=profile.style)
+            label = f"tale ({resolved.spec}; {profile_label(profile)}, agent steps)"
+            return replace(resolved, label=label)
+    return method_for(model, method)
+
+
 __all__ = [
     "BUILTIN_PROFILES",
     "BrokenProfileWarning",
     "ModelProfile",
+    "agent_method_for",
     "default_regression_estimator",
     "method_for",
     "packaged_estimator_path",

@@ -38,7 +38,7 @@ def _run(middleware, n_tool_calls=1, ainvoke=False):
 
 
 def test_each_step_gets_a_budget_in_the_system_message():
-    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="fixed:80"))
+    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="fixed:80", style="system"))
     result = agent.invoke(inputs)
     assert result["messages"][-1].text == "The answer is [[3]]."
     assert len(model.seen) == 2
@@ -48,9 +48,20 @@ def test_each_step_gets_a_budget_in_the_system_message():
         assert "shorter than 80 tokens" in messages[0].text
 
 
+def test_a_model_with_no_profile_gets_the_papers_wording_in_the_task_as_tale_runnable_does():
+    model, agent, inputs = _run(TaleBudgetMiddleware(estimator="fixed:80"))
+    agent.invoke(inputs)
+    for messages, _ in model.seen:
+        assert messages[0].text == "You are a calculator."
+        task = next(m for m in messages if m.type == "human")
+        assert task.text.endswith("Let's think step by step and use less than 80 tokens.")
+
+
 def test_step_budget_shrinks_to_the_tokens_left_and_caps_max_tokens():
     model, agent, inputs = _run(
-        TaleBudgetMiddleware(estimator="fixed:500", total_tokens=10_000, cap_headroom=1.2)
+        TaleBudgetMiddleware(
+            estimator="fixed:500", total_tokens=10_000, cap_headroom=1.2, style="system"
+        )
     )
     agent.invoke(inputs)
     (first, k1), (_, k2) = model.seen

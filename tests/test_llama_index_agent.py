@@ -55,7 +55,7 @@ def _agent(script, **tale):
 
 async def test_function_agent_steps_get_budgets_and_totals_are_counted():
     script = Script(n_calls=1)
-    llm, agent = _agent(script, estimator="fixed:80")
+    llm, agent = _agent(script, estimator="fixed:80", style="system")
     result = await agent.run("What is 2 + 1? Use the tool.")
     assert "[[3]]" in str(result)
     assert len(script.prompts) == 2 and llm.steps == 2 and llm.spent_tokens > 0
@@ -102,7 +102,7 @@ async def test_stream_events_still_work_and_reset_starts_a_new_run():
 
 async def test_react_agent_with_a_plain_llm_and_usage_from_the_provider():
     inner = UsageMockLLM(answer="Thought: I can answer.\nAnswer: [[3]]")
-    llm = TaleLLM(llm=inner, estimator="fixed:70", total_tokens=10_000)
+    llm = TaleLLM(llm=inner, estimator="fixed:70", style="system", total_tokens=10_000)
     agent = ReActAgent(tools=TOOLS, llm=llm)
     with TaleTracer() as tracer:
         result = await agent.run("What is 2 + 1?")
@@ -156,7 +156,8 @@ async def test_agent_workflow_takes_tale_llm_too():
     from llama_index.core.agent.workflow import AgentWorkflow
 
     script = Script(n_calls=1)
-    llm = TaleLLM(llm=MockFunctionCallingLLM(response_generator=script), estimator="fixed:90")
+    inner = MockFunctionCallingLLM(response_generator=script)
+    llm = TaleLLM(llm=inner, estimator="fixed:90", style="system")
     workflow = AgentWorkflow.from_tools_or_functions(
         [add], llm=llm, system_prompt="You are a calculator."
     )
@@ -251,7 +252,7 @@ async def test_concurrent_runs_each_spend_from_their_own_ledger():
 
 def test_zero_shot_asks_the_wrapped_llm_and_its_tokens_are_part_of_the_run():
     inner = UsageMockLLM(estimate_reply="Budget: [[70]]")
-    llm = TaleLLM(llm=inner, estimator="zero-shot")
+    llm = TaleLLM(llm=inner, estimator="zero-shot", style="system")
     llm.chat([ChatMessage(role=MessageRole.USER, content="What is 3 + 5?")])
     estimate, answer = inner.seen
     assert "estimate the minimum number of tokens" in estimate[-1].content

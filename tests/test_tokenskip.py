@@ -165,7 +165,7 @@ def test_llama_index_node_postprocessor_and_tale_llm_history():
     assert nodes[0].node.text == LONG_OBSERVATION and out[0].score == 0.9
 
     inner = UsageMockLLM(answer="[[21]]")
-    llm = TaleLLM(llm=inner, estimator="fixed:50", context_ratio=0.5)
+    llm = TaleLLM(llm=inner, estimator="fixed:50", style="system", context_ratio=0.5)
     image = ChatMessage(role=MessageRole.USER, blocks=[ImageBlock(url="http://x/y.png")])
     history = [
         ChatMessage(role=MessageRole.SYSTEM, content="You are a weather bot."),

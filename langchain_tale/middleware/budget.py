@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
@@ -15,26 +16,30 @@ from langchain.agents.middleware.types import (
     hook_config,
 )
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.messages.ai import add_usage
 from langchain_core.runnables.config import ensure_config, patch_config
 from langgraph.channels.untracked_value import UntrackedValue
 from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
 from langchain_tale._caps import with_cap
-from langchain_tale._messages import inject_budget
+from langchain_tale._messages import inject_budget, to_langchain, with_exemplars
 from langchain_tale._planned import ESTIMATOR_TAG
-from langchain_tale.model_adapter import LangChainModel, usage_from_message
+from langchain_tale.model_adapter import LangChainModel, model_name_of, usage_from_message
 from tale_shared.budget import TokenBudget
 from tale_shared.caps import hard_cap
-from tale_shared.estimators import BudgetEstimator, resolve_estimator
+from tale_shared.estimators import BudgetEstimator
+from tale_shared.methods import ANSWER_TOKENS, follow_up
+from tale_shared.models import finish_reason_of
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.prompts import get_style, join_instruction
+from tale_shared.prompts import PromptStyle, join_instruction
 from tale_shared.run_budget import (
     ExitBehavior,
     RunBudget,
     RunSpending,
     TaleBudgetExceededError,
 )
+from tale_shared.steps import StepMethod, step_method
 from tale_shared.usage import TokenUsage
 
 
@@ -49,10 +54,16 @@ class TaleBudgetState(AgentState[Any]):
 class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     """Gives every agent step a token budget, and the whole run a total budget.
 
-    Before each model call the estimator budgets the step from the task (the first human
-    message), capped by the tokens left in the run; the budget sentence goes where the style
-    places it — the system message for ``style="system"`` (the default), the last human
-    message for the others — and, with ``cap_headroom``, into the provider's ``max_tokens``.
+    ``method`` is a :mod:`method spec <tale_shared.methods>`; by default the model's profile
+    method, the same TALE ``TaleRunnable`` runs on it (:func:`tale_shared.steps.step_method`,
+    resolved per model); ``estimator``, ``style`` and ``cap_headroom`` replace the method's
+    parts. Before each model call the estimator budgets the step from the task (the first
+    human message), capped by the tokens left in the run; the budget sentence goes where the
+    style places it (the agent's system prompt for a ``"system"`` style or a preamble, the
+    last human message otherwise), the method's exemplars go before the task, and the cap
+    (``+force``'s headroom, or ``cap_headroom``) into the provider's ``max_tokens``. With
+    ``+force``, a final-answer step the cap cut without an answer gets one follow-up call for
+    it, merged into the step's reply; a step that calls a tool is never forced.
     After each call the model's reported usage (input + output tokens, and its USD cost when
     the price is known) is added to the run's private state; a provider that reports no usage
     has the call's whole prompt and reply (tool calls included) counted with the model's own
@@ -78,21 +89,37 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     def __init__(
         self,
         *,
+        method: str | None = None,
         estimator: BudgetEstimator | str | None = None,
         total_tokens: int | None = None,
         total_usd: float | None = None,
         exit_behavior: ExitBehavior = "end",
-        style: str = "system",
+        style: str | None = None,
         cap_headroom: float | None = None,
         price_table: PriceTable | None = None,
     ) -> None:
         super().__init__()
         self.run_budget = RunBudget(total_tokens, total_usd, exit_behavior)
-        # "zero-shot" asks the agent's own model: bound per call to the request's model
-        self._slot = resolve_estimator(estimator if estimator is not None else "heuristic")
-        self.style = get_style(style)
-        self.cap_headroom = cap_headroom
+        self.method = method
+        self._options: dict[str, Any] = {
+            "estimator": estimator,
+            "style": style,
+            "cap_headroom": cap_headroom,
+        }
+        # a bad spec fails here, not at the agent's first step
+        self._default_step = step_method(None, method, **self._options)
+        self._steps: dict[str | None, StepMethod] = {}
+        self._steps_lock = threading.Lock()
         self.prices = price_table or default_price_table()
+
+    def step_method(self, model: Any) -> StepMethod:
+        """The parts of the method a step on ``model`` gets (``method``, else the model's
+        profile method for agent steps; explicit options replace its parts)."""
+        name = model_name_of(model)
+        with self._steps_lock:
+            if name not in self._steps:
+                self._steps[name] = step_method(name, self.method, **self._options)
+            return self._steps[name]
 
     # -- accounting --------------------------------------------------------------------------
     @staticmethod
@@ -156,36 +183,100 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         humans = [m for m in messages if m.type == "human" and m.text.strip()]
         return humans[0].text if humans else "continue the task"
 
-    def _budgeted(self, request: ModelRequest[Any], budget: TokenBudget) -> ModelRequest[Any]:
+    def _budgeted(
+        self, request: ModelRequest[Any], budget: TokenBudget, step: StepMethod
+    ) -> ModelRequest[Any]:
         tokens = self.run_budget.step_cap(budget.tokens, self._spent(request.state or {}))
         overrides: dict[str, Any] = {}
-        style = self.style
+        style = step.style
         # the agent's system prompt is kept apart from its messages: what the style puts in
         # the system message (a preamble, a "system" budget sentence) goes there
         system_parts = [style.preamble] if style.preamble else []
+        messages: list[BaseMessage] = list(request.messages)
         if style.placement == "system":
             system_parts.append(style.instruction(tokens))
         else:  # the one placement rule: the last human message
-            sentence_only = style.with_options(preamble="")
-            overrides["messages"] = inject_budget(request.messages, sentence_only, tokens)
+            messages = inject_budget(messages, style.with_options(preamble=""), tokens)
+        if step.exemplars:  # worked examples as earlier turns, before the task
+            messages = with_exemplars(messages, to_langchain(step.exemplar_messages(tokens)))
+        if messages != list(request.messages):
+            overrides["messages"] = messages
         if system_parts:
             system = request.system_message
             content = system.text if system else ""
             for part in system_parts:
                 content = join_instruction(content, part)
             overrides["system_message"] = SystemMessage(content=content)
-        if self.cap_headroom is not None:
+        if step.cap_headroom is not None:
             overrides["model_settings"] = with_cap(
-                request.model_settings, request.model, hard_cap(tokens, self.cap_headroom)
+                request.model_settings, request.model, hard_cap(tokens, step.cap_headroom)
             )
         return request.override(**overrides)
 
+    # -- budget forcing on the final-answer step ---------------------------------------------
+    @staticmethod
+    def _last_reply(response: ModelResponse[Any]) -> tuple[int, AIMessage] | None:
+        result = list(response.result or [])
+        for i in range(len(result) - 1, -1, -1):
+            if isinstance(result[i], AIMessage):
+                return i, result[i]  # type: ignore[return-value]
+        return None
+
+    def _forcing_request(
+        self, request: ModelRequest[Any], response: ModelResponse[Any], step: StepMethod
+    ) -> ModelRequest[Any] | None:
+        """The follow-up call that asks for the final answer, when the step needs forcing
+        (:meth:`StepMethod.needs_forcing`); ``None`` otherwise. It offers no tools."""
+        found = self._last_reply(response)
+        if found is None:
+            return None
+        reply = found[1]
+        cut = finish_reason_of(reply.response_metadata, reply.additional_kwargs) == "length"
+        if not step.needs_forcing(reply.text, cut=cut, calls_tools=bool(reply.tool_calls)):
+            return None
+        turns = to_langchain(follow_up([], reply.text))
+        return request.override(
+            messages=[*request.messages, *turns],  # type: ignore[list-item]
+            tools=[],
+            model_settings=with_cap(request.model_settings, request.model, ANSWER_TOKENS),
+        )
+
+    def _with_forced(
+        self, response: ModelResponse[Any], forced: ModelResponse[Any]
+    ) -> ModelResponse[Any]:
+        """The step's reply with the forced answer appended, carrying both calls' usage."""
+        found, answer = self._last_reply(response), self._last_reply(forced)
+        if found is None or answer is None:
+            return response
+        at, reply = found
+        usage = reply.usage_metadata
+        if usage and answer[1].usage_metadata:
+            usage = add_usage(usage, answer[1].usage_metadata)
+        meta = reply.response_metadata or {}
+        merged = reply.model_copy(
+            update={
+                "content": f"{reply.text}\n\n{answer[1].text}",
+                "usage_metadata": usage,
+                "response_metadata": {**meta, "tale": {**meta.get("tale", {}), "forced": True}},
+            }
+        )
+        result = list(response.result)
+        result[at] = merged
+        return replace(response, result=result)
+
     @property
     def estimator(self) -> BudgetEstimator | None:
-        """The estimator object (``None`` for ``"zero-shot"``, built per call)."""
-        return self._slot.estimator
+        """The estimator object of a model with no profile (``None`` for ``"zero-shot"``,
+        built per call, and for a method without a budget)."""
+        return self._default_step.slot.estimator
 
-    def _estimator(self, request: ModelRequest[Any]) -> BudgetEstimator:
+    @property
+    def style(self) -> PromptStyle:
+        """The prompt style of a model with no profile (each model's own is in
+        :meth:`step_method`)."""
+        return self._default_step.style
+
+    def _estimator(self, request: ModelRequest[Any], step: StepMethod) -> BudgetEstimator:
         def agent_model() -> LangChainModel:
             # the agent's own model, in the current run's config, tagged so that tracers
             # record the call as the estimator's
@@ -193,13 +284,13 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             config["tags"] = [*config.get("tags", []), ESTIMATOR_TAG]
             return LangChainModel(request.model, config)
 
-        estimator = self._slot.bind(agent_model)
-        assert estimator is not None  # the slot always holds one: "heuristic" by default
+        estimator = step.slot.bind(agent_model)
+        assert estimator is not None  # only budgeted steps ask for one
         return estimator
 
     @staticmethod
     def _accounted(
-        request: ModelRequest[Any], response: ModelResponse[Any], budget: TokenBudget
+        request: ModelRequest[Any], response: ModelResponse[Any], budget: TokenBudget | None
     ) -> Any:
         """The step's reply, carrying what ``after_model`` adds to the run: its budget's
         estimator usage and, when the provider reported no usage, the call's tokens counted
@@ -214,7 +305,7 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         reply = result[at]
         assert isinstance(reply, AIMessage)
         tale: dict[str, Any] = {}
-        if budget.usage.total_tokens:
+        if budget is not None and budget.usage.total_tokens:
             tale["estimator_usage"] = budget.usage.model_dump()
             tale["estimator_model"] = budget.model
         if not reply.usage_metadata:
@@ -234,18 +325,31 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any]:
-        budget = self._estimator(request).estimate(self._task(request.messages))
-        budgeted = self._budgeted(request, budget)
-        return self._accounted(budgeted, handler(budgeted), budget)  # type: ignore[no-any-return]
+        step = self.step_method(request.model)
+        if not step.budgeted:  # a method without a budget: only the run's totals
+            return self._accounted(request, handler(request), None)  # type: ignore[no-any-return]
+        budget = self._estimator(request, step).estimate(self._task(request.messages))
+        budgeted = self._budgeted(request, budget, step)
+        response = handler(budgeted)
+        forcing = self._forcing_request(budgeted, response, step)
+        if forcing is not None:
+            response = self._with_forced(response, handler(forcing))
+        return self._accounted(budgeted, response, budget)  # type: ignore[no-any-return]
 
     async def awrap_model_call(
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
-        budget = await self._estimator(request).aestimate(self._task(request.messages))
-        budgeted = self._budgeted(request, budget)
+        step = self.step_method(request.model)
+        if not step.budgeted:
+            return self._accounted(request, await handler(request), None)  # type: ignore[no-any-return]
+        budget = await self._estimator(request, step).aestimate(self._task(request.messages))
+        budgeted = self._budgeted(request, budget, step)
         response = await handler(budgeted)
+        forcing = self._forcing_request(budgeted, response, step)
+        if forcing is not None:
+            response = self._with_forced(response, await handler(forcing))
         return self._accounted(budgeted, response, budget)  # type: ignore[no-any-return]
 
 
