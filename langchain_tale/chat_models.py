@@ -30,11 +30,14 @@ from tale_shared.usage import TokenUsage
 
 
 def _usage_metadata(usage: TokenUsage) -> UsageMetadata:
-    return UsageMetadata(
+    metadata = UsageMetadata(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
     )
+    if usage.cached_input_tokens:  # the prompt prefix llama.cpp reused, as providers say it
+        metadata["input_token_details"] = {"cache_read": usage.cached_input_tokens}
+    return metadata
 
 
 class ChatLocalLlama(BaseChatModel):

@@ -72,10 +72,13 @@ def usage_from_message(
     usage = getattr(message, "usage_metadata", None)
     if usage:
         details = usage.get("output_token_details") or {}
+        input_details = usage.get("input_token_details") or {}
+        n_in = int(usage.get("input_tokens", 0))
         return TokenUsage(
-            input_tokens=int(usage.get("input_tokens", 0)),
+            input_tokens=n_in,
             output_tokens=int(usage.get("output_tokens", 0)),
             reasoning_tokens=int(details.get("reasoning", 0) or 0),
+            cached_input_tokens=min(n_in, int(input_details.get("cache_read", 0) or 0)),
             source="provider",
         )
     counter = token_counter_for(llm)

@@ -44,7 +44,7 @@ from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.methods import ANSWER_TOKENS, follow_up
 from tale_shared.models import finish_reason_of
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.prompts import Message, PromptStyle, join_instruction
+from tale_shared.prompts import Message, PromptStyle, join_instruction, place_sentence
 from tale_shared.run_budget import ExitBehavior, RunBudget, RunLedger
 from tale_shared.steps import StepMethod, step_method
 from tale_shared.usage import TokenUsage
@@ -83,7 +83,9 @@ class TaleLLM(FunctionCallingLLM):
     task (the first user message), capped by the tokens left; the budget sentence goes where
     the style places it, the method's exemplars go before the task, and with ``+force`` a
     final-answer step the cap cut without an answer gets one follow-up call for it (a step
-    that calls a tool never does). After each call the provider-reported usage is added to
+    that calls a tool never does). With ``show_remaining`` (and ``total_tokens``) every step's
+    system message also states the tokens left in the run (the Budget Tracker of Liu et al.
+    2025). After each call the provider-reported usage is added to
     the run's totals. When ``total_tokens`` or ``total_usd`` is spent, ``exit_behavior``
     decides: ``"end"`` answers with a message saying so instead of calling the model (the
     agent then finishes, since that answer calls no tool), ``"error"`` raises
@@ -118,6 +120,7 @@ class TaleLLM(FunctionCallingLLM):
     exit_behavior: ExitBehavior = "end"
     style: str | None = None
     cap_headroom: float | None = Field(default=None, ge=1.0)
+    show_remaining: bool = False
     context_ratio: float | None = Field(default=None, gt=0, le=1)
     price_table: Any = Field(default=None, exclude=True)
 
@@ -138,6 +141,8 @@ class TaleLLM(FunctionCallingLLM):
         super().__init__(**data)
         # the method's parts, as every entry point resolves them ("zero-shot" asks the
         # wrapped LLM, bound per step)
+        if self.show_remaining and self.total_tokens is None:
+            raise ValueError("show_remaining states what is left of total_tokens: give one")
         self._step = step_method(
             model_name_of(self.llm),
             self.method,
@@ -287,6 +292,17 @@ class TaleLLM(FunctionCallingLLM):
     def _budgeted(self, messages: Sequence[ChatMessage], tokens: int | None) -> list[ChatMessage]:
         if self._compressor is not None:  # the history the step re-sends, compressed
             messages = compressed_history(messages, self._compressor)
+        if self.show_remaining:  # the Budget Tracker: what is left, in the system message
+            line = self._run_budget.tracker_sentence(self.current_run.spent)
+            if line is not None:
+                messages = place_sentence(
+                    messages,
+                    "system",
+                    line,
+                    role_of=lambda m: str(m.role.value),
+                    merge=_with_sentence,
+                    new=lambda role, text: ChatMessage(role=MessageRole(role), content=text),
+                )
         if tokens is None:  # a method without a budget
             return list(messages)
         out = self._step.style.place(

@@ -118,10 +118,16 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
             details = _get(holder, "completion_tokens_details") or _get(
                 holder, "output_tokens_details"
             )
+            # cache reads: OpenAI's prompt_tokens_details.cached_tokens, Anthropic's
+            # cache_read_input_tokens (Anthropic counts them apart from input_tokens)
+            cached = _first_int(_get(holder, "prompt_tokens_details"), "cached_tokens") or 0
+            anthropic_cached = _first_int(holder, "cache_read_input_tokens") or 0
+            n_in = (n_in or 0) + anthropic_cached
             return TokenUsage(
-                input_tokens=n_in or 0,
+                input_tokens=n_in,
                 output_tokens=n_out or 0,
                 reasoning_tokens=_first_int(details, "reasoning_tokens") or 0,
+                cached_input_tokens=min(n_in, cached + anthropic_cached),
                 source="provider",
             )
     counter = token_counter()

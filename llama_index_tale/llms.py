@@ -36,6 +36,8 @@ def _raw(usage: TokenUsage, model: str) -> dict[str, Any]:
             "prompt_tokens": usage.input_tokens,
             "completion_tokens": usage.output_tokens,
             "total_tokens": usage.total_tokens,
+            # the prompt prefix llama.cpp reused, where OpenAI reports its cache reads
+            "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
         },
     }
 

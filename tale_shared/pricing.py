@@ -29,13 +29,15 @@ logger = logging.getLogger(__name__)
 
 class ModelPrice(BaseModel):
     """A price in USD per million tokens. Reasoning tokens are billed as output tokens
-    unless ``reasoning_per_mtok`` is given."""
+    unless ``reasoning_per_mtok`` is given; input tokens read from a prompt cache as input
+    tokens unless ``cached_input_per_mtok`` is given."""
 
     model_config = ConfigDict(frozen=True)
 
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
     reasoning_per_mtok: float | None = Field(default=None, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
 
     def cost(self, usage: TokenUsage) -> float:
         reasoning_rate = (
@@ -43,6 +45,8 @@ class ModelPrice(BaseModel):
         )
         # Providers report reasoning tokens inside output tokens; bill the difference in rate.
         extra = (reasoning_rate - self.output_per_mtok) * usage.reasoning_tokens
+        if self.cached_input_per_mtok is not None:
+            extra += (self.cached_input_per_mtok - self.input_per_mtok) * usage.cached_input_tokens
         return (
             usage.input_tokens * self.input_per_mtok
             + usage.output_tokens * self.output_per_mtok
@@ -89,7 +93,11 @@ class PriceTable:
             from genai_prices import Usage, calc_price
 
             calc = calc_price(
-                Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
+                Usage(
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cache_read_tokens=usage.cached_input_tokens or None,
+                ),
                 model_ref=model,
                 provider_id=self.provider,
             )

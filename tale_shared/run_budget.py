@@ -161,6 +161,20 @@ class RunBudget:
             stacklevel=3,
         )
 
+    def tracker_sentence(self, spent: RunSpending) -> str | None:
+        """The Budget Tracker's line (Liu et al. 2025, *Budget-Aware Tool-Use Enables
+        Effective Agent Scaling*): what is left of the run's token total, stated to the agent
+        at every step; ``None`` without a token total.
+
+        >>> RunBudget(total_tokens=2000).tracker_sentence(RunSpending(tokens=500, steps=2))
+        'Budget: 1500 of 2000 tokens left for this task (2 steps taken).'
+        """
+        if self.total_tokens is None:
+            return None
+        left = max(0, self.total_tokens - spent.tokens)
+        steps = "1 step" if spent.steps == 1 else f"{spent.steps} steps"
+        return f"Budget: {left} of {self.total_tokens} tokens left for this task ({steps} taken)."
+
     def step_cap(self, estimate: int, spent: RunSpending) -> int:
         """A step's budget: the estimate, but no more than the tokens left (at least 1)."""
         if self.total_tokens is None:

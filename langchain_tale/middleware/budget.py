@@ -63,7 +63,9 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     last human message otherwise), the method's exemplars go before the task, and the cap
     (``+force``'s headroom, or ``cap_headroom``) into the provider's ``max_tokens``. With
     ``+force``, a final-answer step the cap cut without an answer gets one follow-up call for
-    it, merged into the step's reply; a step that calls a tool is never forced.
+    it, merged into the step's reply; a step that calls a tool is never forced. With
+    ``show_remaining`` (and ``total_tokens``) every step's system message also states the
+    tokens left in the run (the Budget Tracker of Liu et al. 2025).
     After each call the model's reported usage (input + output tokens, and its USD cost when
     the price is known) is added to the run's private state; a provider that reports no usage
     has the call's whole prompt and reply (tool calls included) counted with the model's own
@@ -96,10 +98,14 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         exit_behavior: ExitBehavior = "end",
         style: str | None = None,
         cap_headroom: float | None = None,
+        show_remaining: bool = False,
         price_table: PriceTable | None = None,
     ) -> None:
         super().__init__()
         self.run_budget = RunBudget(total_tokens, total_usd, exit_behavior)
+        if show_remaining and total_tokens is None:
+            raise ValueError("show_remaining states what is left of total_tokens: give one")
+        self.show_remaining = show_remaining
         self.method = method
         self._options: dict[str, Any] = {
             "estimator": estimator,
@@ -320,11 +326,24 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         )
         return replace(response, result=result)
 
+    def _tracked(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        """With ``show_remaining``: the tokens left in the run, in the system message (the
+        Budget Tracker, :meth:`RunBudget.tracker_sentence`)."""
+        if not self.show_remaining:
+            return request
+        line = self.run_budget.tracker_sentence(self._spent(request.state or {}))
+        if line is None:
+            return request
+        system = request.system_message
+        content = join_instruction(system.text if system else "", line)
+        return request.override(system_message=SystemMessage(content=content))
+
     def wrap_model_call(
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any]:
+        request = self._tracked(request)
         step = self.step_method(request.model)
         if not step.budgeted:  # a method without a budget: only the run's totals
             return self._accounted(request, handler(request), None)  # type: ignore[no-any-return]
@@ -341,6 +360,7 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
+        request = self._tracked(request)
         step = self.step_method(request.model)
         if not step.budgeted:
             return self._accounted(request, await handler(request), None)  # type: ignore[no-any-return]

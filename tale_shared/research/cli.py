@@ -13,6 +13,7 @@ from tale_shared._io import atomic_writer
 from tale_shared.loading import load_model
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
 from tale_shared.models import ChatModel
+from tale_shared.research.datasets import Item
 
 GSM8K_TRAIN = Path("../shared/data/gsm8k/train.norm.jsonl")
 
@@ -212,6 +213,79 @@ def _id_rows(path: str) -> list[dict[str, object]]:
     return [row for row in rows if isinstance(row, dict) and "id" in row]
 
 
+def _selected_items(args: argparse.Namespace) -> list[Item]:
+    """``--data`` after ``--offset``, less the ``--exclude`` ids, sampled (``--limit``,
+    ``--seed``)."""
+    from tale_shared.research.datasets import load_items, sample_items
+
+    pool = load_items(args.data)[args.offset :]
+    if args.exclude:
+        left_out = {str(row["id"]) for path in args.exclude for row in _id_rows(path)}
+        pool = [item for item in pool if item.id not in left_out]
+    return sample_items(pool, args.limit, seed=args.seed)
+
+
+def _add_item_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
+    p.add_argument("--limit", type=int, default=None, help="a seeded sample of N items")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--offset", type=int, default=0, help="sample after the first K items")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="JSONL",
+        help="leave out the items whose ids are in this file before sampling (repeatable)",
+    )
+
+
+def cmd_agent_bench(args: argparse.Namespace) -> int:
+    from tale_shared._io import check_writable
+    from tale_shared.research.agent_bench import (
+        agent_runner,
+        agent_table,
+        load_agent_rows,
+        parse_agent_config,
+        run_agent_bench,
+    )
+    from tale_shared.research.bench import baseline_candidates, plot_pareto, summarize_bench
+
+    configs = [parse_agent_config(c) for c in args.configs.split(",") if c.strip()]
+    names = [c.name for c in configs]
+    for base in baseline_candidates(args.baseline):
+        if base not in names:
+            raise ValueError(f"the baseline {base!r} must be one of --configs")
+    items = _selected_items(args)
+    check_writable(args.out)
+    if not args.summary_only:
+        runner = agent_runner(
+            args.framework,
+            args.model,
+            threads=args.threads,
+            lora=args.lora,
+            max_tokens=args.max_tokens,
+            recursion_limit=args.recursion_limit,
+        )
+        print(
+            f"agent-bench ({args.framework}): {len(configs)} configurations x {len(items)} "
+            f"items with {runner.model_name} -> {args.out}",
+            file=sys.stderr,
+        )
+        run_agent_bench(runner, items, configs, args.out)
+    ids = {item.id for item in items}
+    rows = [r for r in load_agent_rows(args.out) if r.id in ids]
+    summaries = summarize_bench(rows, names, baseline=args.baseline)
+    table = agent_table(summaries, rows)
+    print(table)
+    if args.table:
+        with atomic_writer(args.table) as fh:
+            fh.write(table + "\n")
+    if args.plot:
+        title = f"agents ({args.framework}), {Path(args.data).name}: {summaries[0].n} items"
+        print(f"plot: {plot_pareto(summaries, args.plot, title=title)}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from tale_shared._io import check_writable
     from tale_shared.methods import parse_method
@@ -224,7 +298,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_bench,
         summarize_bench,
     )
-    from tale_shared.research.datasets import load_items, sample_items
     from tale_shared.research.search import load_results
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -239,11 +312,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not args.oracle:
             raise ValueError("the oracle method needs --oracle SEARCH.jsonl (tale search)")
         oracle = OracleEstimator.from_search(load_results(args.oracle))
-    pool = load_items(args.data)[args.offset :]
-    if args.exclude:
-        left_out = {str(row["id"]) for path in args.exclude for row in _id_rows(path)}
-        pool = [item for item in pool if item.id not in left_out]
-    items = sample_items(pool, args.limit, seed=args.seed)
+    items = _selected_items(args)
     check_writable(args.out)
     if not args.summary_only:
         # on Ray each replica loads the model; the driver only writes rows
@@ -416,21 +485,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parents=[common, served, distributed],
         help="benchmark methods side by side (resumable)",
     )
-    p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
+    _add_item_options(p)
     p.add_argument(
         "--methods",
         default="vanilla,direct,tale-ep,chain-of-draft,tale",
         help="comma-separated method specs (see tale_shared.methods)",
-    )
-    p.add_argument("--limit", type=int, default=None, help="a seeded sample of N items")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--offset", type=int, default=0, help="sample after the first K items")
-    p.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="JSONL",
-        help="leave out the items whose ids are in this file before sampling (repeatable)",
     )
     p.add_argument(
         "--by-method",
@@ -451,6 +510,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
 
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "agent-bench",
+        parents=[common],
+        help="budgets inside a tool-using agent loop, side by side (resumable)",
+    )
+    p.add_argument("--framework", choices=["langchain", "llama-index"], default="langchain")
+    _add_item_options(p)
+    p.add_argument(
+        "--configs",
+        default="none,tale",
+        help="comma-separated configurations (see tale_shared.research.agent_bench)",
+    )
+    p.add_argument("--recursion-limit", type=int, default=12, help="LangGraph steps per run")
+    p.add_argument("--out", required=True, help="rows JSONL (appended; reruns resume)")
+    p.add_argument("--baseline", default="none", help="the reference configuration")
+    p.add_argument("--table", default=None, help="also write the Markdown table here")
+    p.add_argument("--plot", default=None, help="Pareto plot (accuracy vs output tokens)")
+    p.add_argument(
+        "--summary-only", action="store_true", help="summarise --out without running anything"
+    )
+    p.set_defaults(func=cmd_agent_bench)
 
     p = sub.add_parser("exemplars", help="concise exemplars from search results (train items)")
     p.add_argument("runs")

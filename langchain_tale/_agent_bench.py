@@ -1,0 +1,128 @@
+"""The agent benchmark's LangChain runner: ``create_agent`` with a calculator tool and the
+configuration's middleware, traced with :class:`~langchain_tale.TaleTracer`.
+
+Registered as the ``langchain`` entry of ``tale.agent_runners``; ``tale agent-bench
+--framework langchain`` finds it there (:mod:`tale_shared.research.agent_bench`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tale_shared._optional import require
+from tale_shared.research.agent_bench import (
+    AGENT_SYSTEM_PROMPT,
+    CALCULATOR_DESCRIPTION,
+    RECURSION_LIMIT,
+    AgentConfig,
+    AgentRun,
+)
+from tale_shared.research.calculator import calculate
+
+
+def _chat_model(model: str, threads: int | None, lora: str | None, max_tokens: int) -> Any:
+    """The embedded model (a registered name or GGUF path), or ``provider:model``."""
+    from tale_shared.local.registry import MODELS
+
+    if ":" in model and model not in MODELS and not model.endswith(".gguf"):
+        from langchain.chat_models import init_chat_model
+
+        return init_chat_model(model, temperature=0, max_tokens=max_tokens)
+    from langchain_tale.chat_models import ChatLocalLlama
+
+    return ChatLocalLlama(model=model, n_threads=threads, lora=lora, max_tokens=max_tokens)
+
+
+class LangChainAgentRunner:
+    """Runs one configuration of the agent benchmark on one question with ``create_agent``."""
+
+    framework = "langchain"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        threads: int | None = None,
+        lora: str | None = None,
+        max_tokens: int = 512,
+        recursion_limit: int = RECURSION_LIMIT,
+    ) -> None:
+        require(
+            "langchain.agents",
+            'the LangChain agent runner needs: pip install "tale-reasoning[agents]"',
+        )
+        from langchain_core.tools import StructuredTool
+
+        self.chat = _chat_model(model, threads, lora, max_tokens)
+        self.model_name = str(getattr(self.chat, "model_name", None) or model)
+        self.recursion_limit = recursion_limit
+        self.tool = StructuredTool.from_function(
+            func=calculate, name="calculator", description=CALCULATOR_DESCRIPTION
+        )
+
+    def middleware(self, config: AgentConfig) -> list[Any]:
+        """The configuration's middleware, in the order the agent runs them."""
+        from langchain.agents.middleware import ModelCallLimitMiddleware
+
+        from langchain_tale.middleware import (
+            TaleBudgetMiddleware,
+            TaleContextCompressionMiddleware,
+        )
+
+        stack: list[Any] = []
+        if config.context_ratio is not None:
+            stack.append(TaleContextCompressionMiddleware(ratio=config.context_ratio))
+        if config.budget_method is not None:
+            stack.append(
+                TaleBudgetMiddleware(
+                    method=config.budget_method,
+                    total_tokens=config.total_tokens,
+                    show_remaining=config.tracker,
+                )
+            )
+        if config.call_limit is not None:
+            stack.append(ModelCallLimitMiddleware(run_limit=config.call_limit, exit_behavior="end"))
+        return stack
+
+    def run(self, config: AgentConfig, question: str) -> AgentRun:
+        from langchain.agents import create_agent
+        from langchain_core.messages import AIMessage, HumanMessage
+        from langgraph.errors import GraphRecursionError
+
+        from langchain_tale.callbacks import TaleTracer
+
+        agent = create_agent(
+            self.chat,
+            tools=[self.tool],
+            system_prompt=AGENT_SYSTEM_PROMPT,
+            middleware=self.middleware(config),
+        )
+        tracer = TaleTracer()
+        started = time.perf_counter()
+        messages: list[Any] = [HumanMessage(question)]
+        hit_limit = False
+        try:
+            result = agent.invoke(
+                {"messages": messages},
+                {"callbacks": [tracer], "recursion_limit": self.recursion_limit},
+            )
+            messages = result["messages"]
+        except GraphRecursionError:
+            hit_limit = True
+        seconds = time.perf_counter() - started
+        replies = [m for m in messages if isinstance(m, AIMessage)]
+        final = replies[-1] if replies and not hit_limit else None
+        return AgentRun(
+            final_text=final.text if final is not None and not final.tool_calls else "",
+            record=tracer.records[-1] if tracer.records else None,
+            steps=len(replies),
+            tool_calls=sum(len(m.tool_calls) for m in replies),
+            seconds=seconds,
+            recursion_limit=hit_limit,
+        )
+
+
+def agent_runner(model: str, **options: Any) -> LangChainAgentRunner:
+    """The ``tale.agent_runners`` entry point."""
+    return LangChainAgentRunner(model, **options)

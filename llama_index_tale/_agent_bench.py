@@ -1,0 +1,124 @@
+"""The agent benchmark's LlamaIndex runner: ``ReActAgent`` with a calculator tool, its LLM
+wrapped in :class:`~llama_index_tale.TaleLLM` as the configuration says, traced with
+:class:`~llama_index_tale.TaleTracer`.
+
+Why ``ReActAgent`` and not ``FunctionAgent``: ``FunctionAgent`` needs an LLM with native
+function calling, and the embedded llama.cpp model has none in LlamaIndex; ReAct's text
+protocol (Thought / Action / Action Input / Observation) runs on any LLM, which is what a
+user of a local model has. ``TaleLLM`` works the same under both.
+
+Registered as the ``llama-index`` entry of ``tale.agent_runners``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from tale_shared._optional import require
+from tale_shared.research.agent_bench import (
+    AGENT_SYSTEM_PROMPT,
+    CALCULATOR_DESCRIPTION,
+    RECURSION_LIMIT,
+    AgentConfig,
+    AgentRun,
+)
+from tale_shared.research.calculator import calculate
+
+
+class LlamaIndexAgentRunner:
+    """Runs one configuration of the agent benchmark on one question with ``ReActAgent``."""
+
+    framework = "llama-index"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        threads: int | None = None,
+        lora: str | None = None,
+        max_tokens: int = 512,
+        recursion_limit: int = RECURSION_LIMIT,
+    ) -> None:
+        require(
+            "llama_index.core",
+            'the LlamaIndex runner needs: pip install "tale-reasoning[llama-index]"',
+        )
+        from llama_index.core.tools import FunctionTool
+
+        from llama_index_tale.llms import LocalLlamaLLM
+
+        if ":" in model and not model.endswith(".gguf"):
+            raise ValueError(
+                f"the LlamaIndex agent runner runs the embedded models (a name or a GGUF path), "
+                f"not {model!r}"
+            )
+        self.llm = LocalLlamaLLM(model=model, n_threads=threads, lora=lora, max_tokens=max_tokens)
+        self.model_name = self.llm.metadata.model_name
+        # LangGraph counts a model step and its tool call as two; a ReAct iteration is one
+        self.max_iterations = max(1, recursion_limit // 2)
+        self.tool = FunctionTool.from_defaults(
+            fn=calculate, name="calculator", description=CALCULATOR_DESCRIPTION
+        )
+
+    def agent_llm(self, config: AgentConfig) -> Any:
+        """The LLM the agent gets: the model itself, or ``TaleLLM`` around it."""
+        from llama_index_tale.agents import TaleLLM
+
+        if config.call_limit is not None:
+            raise ValueError("calls=N is LangChain's ModelCallLimitMiddleware; use max steps here")
+        if config.budget_method is None and config.context_ratio is None:
+            return self.llm
+        return TaleLLM(
+            llm=self.llm,
+            method=config.budget_method or "vanilla",
+            total_tokens=config.total_tokens,
+            show_remaining=config.tracker,
+            context_ratio=config.context_ratio,
+        )
+
+    def run(self, config: AgentConfig, question: str) -> AgentRun:
+        return asyncio.run(self._run(config, question))
+
+    async def _run(self, config: AgentConfig, question: str) -> AgentRun:
+        from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
+        from llama_index.core.workflow.errors import WorkflowRuntimeError
+
+        from llama_index_tale.tracing import TaleTracer
+
+        agent = ReActAgent(
+            tools=[self.tool], llm=self.agent_llm(config), system_prompt=AGENT_SYSTEM_PROMPT
+        )
+        tool_calls = steps = 0
+        final = ""
+        hit_limit = False
+        started = time.perf_counter()
+        with TaleTracer() as tracer:
+            handler = agent.run(user_msg=question, max_iterations=self.max_iterations)
+            try:
+                async for event in handler.stream_events():
+                    if isinstance(event, ToolCallResult):
+                        tool_calls += 1
+                    elif isinstance(event, AgentOutput):
+                        steps += 1
+                result: Any = await handler
+                final = str(result.response.content or "")
+            except WorkflowRuntimeError as exc:
+                if "Max iterations" not in str(exc):
+                    raise
+                hit_limit = True
+        seconds = time.perf_counter() - started
+        return AgentRun(
+            final_text=final,
+            record=tracer.records[-1] if tracer.records else None,
+            steps=steps,
+            tool_calls=tool_calls,
+            seconds=seconds,
+            recursion_limit=hit_limit,
+        )
+
+
+def agent_runner(model: str, **options: Any) -> LlamaIndexAgentRunner:
+    """The ``tale.agent_runners`` entry point."""
+    return LlamaIndexAgentRunner(model, **options)

@@ -1,0 +1,306 @@
+"""The agent benchmark: a budget inside a tool-using agent loop, measured.
+
+The task: a maths word problem solved by an agent with one tool, a calculator that evaluates
+arithmetic and cannot run code (:func:`tale_shared.research.calculator.calculate`); the run
+ends with the final answer in the usual ``[[answer]]`` form and is graded like ``tale bench``.
+Each framework runs its own agent — LangChain ``create_agent`` with the middleware, LlamaIndex
+``ReActAgent`` with ``TaleLLM`` — through a runner that the framework's package registers under
+the ``tale.agent_runners`` entry point, so this module knows neither framework.
+
+A **configuration** is named by a spec: parts joined by ``&``::
+
+    none                     the agent with nothing added (the reference)
+    tale                     TALE's step budgets with the model's profile method
+    tale=<method spec>       ... with that method (e.g. tale=tale-heuristic@system)
+    total=<N>                a run total of N tokens (alone: a total only, no step budgets)
+    tracker                  the tokens left in the run stated to the agent at every step
+                             (the Budget Tracker of Liu et al. 2025); needs total=<N>
+    calls=<N>                LangChain's ModelCallLimitMiddleware(run_limit=N): the anchor a
+                             LangChain user has today
+    context=<ratio>          older tool results compressed to ``ratio`` of their tokens
+
+Per run the row holds: solved or not, every call's input and output tokens (the estimator's
+and forced answers' included), agent steps, tool calls, recursion-limit hits, empty final
+replies and wall time. Rows are :class:`~tale_shared.research.bench.BenchRow` s with agent
+fields, so ``tale bench``'s summary, paired intervals, table and Pareto plot apply.
+
+Example:
+    >>> parse_agent_config("tale=tale-heuristic@system&total=1500&tracker").total_tokens
+    1500
+    >>> parse_agent_config("none").adds_nothing
+    True
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from tale_shared.research._tables import markdown_table
+from tale_shared.research.bench import BenchRow, MethodSummary, bench_table, done_pairs
+from tale_shared.research.datasets import Item
+from tale_shared.research.jobs import Output, run_jobs
+from tale_shared.usage import QueryRecord
+
+AGENT_SYSTEM_PROMPT = (
+    "You solve maths word problems. Use the calculator tool for the arithmetic. When you "
+    "know the result, reply with the final answer as a number in double brackets, "
+    "e.g. [[42]]."
+)
+"""The agent's system prompt in every configuration and framework."""
+
+CALCULATOR_DESCRIPTION = (
+    "Evaluate an arithmetic expression with numbers, + - * / ( ) and ** "
+    "(for example '(12.5 + 7.5) * 3'). Returns the value, or an error to fix."
+)
+
+RECURSION_LIMIT = 12
+"""LangGraph steps per run (about five model calls with their tool calls)."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """One configuration of the benchmark (see the module docstring for the spec)."""
+
+    name: str
+    method: str | None = None
+    total_tokens: int | None = None
+    tracker: bool = False
+    call_limit: int | None = None
+    context_ratio: float | None = None
+
+    @property
+    def adds_nothing(self) -> bool:
+        """The reference: the agent with nothing of tale's or LangChain's added."""
+        return (
+            self.method is None
+            and self.total_tokens is None
+            and self.call_limit is None
+            and self.context_ratio is None
+        )
+
+    @property
+    def budget_method(self) -> str | None:
+        """The method the budget adapter runs: ``"vanilla"`` (no step budget) when only a
+        run total or the tracker is asked for; ``None`` when no budget adapter is needed."""
+        if self.method is not None:
+            return self.method
+        return "vanilla" if self.total_tokens is not None else None
+
+
+def parse_agent_config(spec: str) -> AgentConfig:
+    """An :class:`AgentConfig` from its spec; a bad one raises ``ValueError`` saying why."""
+    name = spec.strip()
+    if not name:
+        raise ValueError("empty agent configuration")
+    fields: dict[str, object] = {}
+    for part in (p.strip() for p in name.split("&")):
+        key, _, value = part.partition("=")
+        try:
+            if key == "none" and not value:
+                continue
+            if key == "tale":
+                fields["method"] = value or "tale"
+            elif key == "total":
+                fields["total_tokens"] = _positive(int(value), part)
+            elif key == "tracker" and not value:
+                fields["tracker"] = True
+            elif key == "calls":
+                fields["call_limit"] = _positive(int(value), part)
+            elif key == "context":
+                ratio = float(value)
+                if not 0 < ratio <= 1:
+                    raise ValueError(f"{part!r}: the ratio must be in (0, 1]")
+                fields["context_ratio"] = ratio
+            else:
+                raise ValueError(f"unknown part {part!r}")
+        except ValueError as exc:
+            raise ValueError(
+                f"cannot read agent configuration {spec!r}: {exc} (parts: none, tale[=METHOD], "
+                "total=N, tracker, calls=N, context=RATIO, joined by &)"
+            ) from None
+    config = AgentConfig(name=name, **fields)  # type: ignore[arg-type]
+    if config.tracker and config.total_tokens is None:
+        raise ValueError(f"{spec!r}: the tracker states the tokens left of total=N; give one")
+    if config.method is not None:
+        from tale_shared.steps import step_method
+
+        step_method(None, config.method)  # a bad method spec fails now, not mid-run
+    return config
+
+
+def _positive(value: int, part: str) -> int:
+    if value < 1:
+        raise ValueError(f"{part!r} must be positive")
+    return value
+
+
+class AgentRow(BenchRow):
+    """One configuration on one item: a :class:`BenchRow` (``method`` is the configuration's
+    name; tokens over every call) with what an agent run adds."""
+
+    framework: str = ""
+    steps: int = 0
+    """The agent's model calls (its steps; estimator calls and forced answers not included)."""
+    tool_calls: int = 0
+    recursion_limit: bool = False
+    """The run hit the framework's step limit before a final reply."""
+    empty_final: bool = False
+    """The run ended with an empty final reply."""
+
+
+@dataclass
+class AgentRun:
+    """What a framework's runner reports for one run (the core grades and counts it)."""
+
+    final_text: str
+    record: QueryRecord | None
+    steps: int
+    tool_calls: int
+    seconds: float
+    recursion_limit: bool = False
+
+
+class AgentRunner(Protocol):
+    """A framework's agent: runs ``config`` on one question and reports the run."""
+
+    framework: str
+    model_name: str
+
+    def run(self, config: AgentConfig, question: str) -> AgentRun: ...
+
+
+def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
+    """Run one configuration on one item; an error becomes a row with ``error`` set."""
+    from tale_shared.answers import extract_answer, is_correct
+
+    try:
+        run = runner.run(config, item.question)
+    except Exception as exc:
+        return AgentRow(method=config.name, id=item.id, framework=runner.framework, error=repr(exc))
+    record = run.record
+    usage = record.usage if record is not None else None
+    return AgentRow(
+        method=config.name,
+        id=item.id,
+        framework=runner.framework,
+        correct=is_correct(run.final_text, item.answer),
+        answer=extract_answer(run.final_text),
+        output_tokens=usage.output_tokens if usage else 0,
+        input_tokens=usage.input_tokens if usage else 0,
+        cached_input_tokens=usage.cached_input_tokens if usage else 0,
+        estimator_tokens=record.estimator_usage.total_tokens if record else 0,
+        calls=record.n_calls if record else 0,
+        seconds=run.seconds,
+        usage_source=usage.source if usage else "none",
+        model=runner.model_name,
+        text=run.final_text,
+        steps=run.steps,
+        tool_calls=run.tool_calls,
+        recursion_limit=run.recursion_limit,
+        empty_final=not run.final_text.strip(),
+    )
+
+
+def load_agent_rows(path: str | Path) -> list[AgentRow]:
+    """The rows of an agent benchmark file (the last per configuration and item)."""
+    from tale_shared._io import iter_json_lines
+
+    latest: dict[tuple[str, str], AgentRow] = {}
+    for _, row, problem in iter_json_lines(path):
+        if problem is None and isinstance(row, dict):
+            parsed = AgentRow.model_validate(row)
+            latest[(parsed.method, parsed.id)] = parsed
+    return list(latest.values())
+
+
+def run_agent_bench(
+    runner: AgentRunner,
+    items: Sequence[Item],
+    configs: Sequence[AgentConfig],
+    out: str | Path,
+    *,
+    progress: bool = True,
+) -> int:
+    """Run every (configuration, item) pair not yet in ``out``, one configuration over all
+    items before the next (as a user runs one setup); rows are appended as they finish, so
+    a rerun resumes. Returns how many runs were made."""
+    path = Path(out)
+    done = done_pairs(path)
+    todo = [(c, item) for c in configs for item in items if (c.name, item.id) not in done]
+
+    def run_one(job: tuple[AgentConfig, Item]) -> AgentRow:
+        return agent_row(runner, *job)
+
+    output = Output[AgentRow](path, AgentRow.model_dump_json, f"agents ({runner.framework})", "run")
+    run_jobs(todo, run_one, output, progress=progress)
+    return len(todo)
+
+
+def agent_table(summaries: Sequence[MethodSummary], rows: Sequence[AgentRow]) -> str:
+    """``tale bench``'s table, then the agent columns per configuration (means over the
+    summarised items): steps, tool calls, recursion-limit hits, empty final replies."""
+    ids_by_config = {s.method: s for s in summaries}
+    common = _common_ids(rows, list(ids_by_config))
+    agent = markdown_table(
+        ["configuration", "steps", "tool calls", "recursion-limit hits", "empty final replies"],
+        (
+            [
+                name,
+                f"{statistics.mean(r.steps for r in mine):.2f}",
+                f"{statistics.mean(r.tool_calls for r in mine):.2f}",
+                sum(r.recursion_limit for r in mine),
+                sum(r.empty_final for r in mine),
+            ]
+            for name in ids_by_config
+            if (mine := [r for r in rows if r.method == name and r.id in common])
+        ),
+    )
+    return f"{bench_table(summaries)}\n\n{agent}"
+
+
+def _common_ids(rows: Sequence[AgentRow], configs: Sequence[str]) -> set[str]:
+    ok = [r for r in rows if r.error is None]
+    sets = [{r.id for r in ok if r.method == c} for c in configs]
+    return set.intersection(*sets) if sets else set()
+
+
+RunnerFactory = Callable[..., AgentRunner]
+"""What a ``tale.agent_runners`` entry point names: ``factory(model, threads=..., lora=...,
+max_tokens=...)`` gives that framework's :class:`AgentRunner`."""
+
+
+def agent_runner(framework: str, model: str, **options: object) -> AgentRunner:
+    """The runner the installed framework package registers for ``framework``
+    (``langchain`` or ``llama-index``), on ``model``."""
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep for ep in entry_points(group="tale.agent_runners")}
+    if framework not in found:
+        known = ", ".join(sorted(found)) or "none installed"
+        raise ValueError(
+            f"no agent runner for {framework!r} (installed: {known}); "
+            'pip install "tale-reasoning[agents]" for LangChain, "[llama-index]" for LlamaIndex'
+        )
+    factory: RunnerFactory = found[framework].load()
+    return factory(model, **options)
+
+
+__all__ = [
+    "AGENT_SYSTEM_PROMPT",
+    "CALCULATOR_DESCRIPTION",
+    "RECURSION_LIMIT",
+    "AgentConfig",
+    "AgentRow",
+    "AgentRun",
+    "AgentRunner",
+    "agent_row",
+    "agent_runner",
+    "agent_table",
+    "load_agent_rows",
+    "parse_agent_config",
+    "run_agent_bench",
+]
