@@ -17,6 +17,7 @@ from tale_shared.research.agent_bench import (
     RECURSION_LIMIT,
     AgentConfig,
     AgentRun,
+    StepLog,
 )
 from tale_shared.research.calculator import calculate
 
@@ -120,6 +121,14 @@ class LangChainAgentRunner:
             tool_calls=sum(len(m.tool_calls) for m in replies),
             seconds=seconds,
             recursion_limit=hit_limit,
+            step_log=[
+                StepLog(
+                    budget=((m.response_metadata or {}).get("tale") or {}).get("budget"),
+                    output_tokens=m.usage_metadata["output_tokens"] if m.usage_metadata else 0,
+                    tool_calls=len(m.tool_calls),
+                )
+                for m in replies
+            ],
         )
 
 

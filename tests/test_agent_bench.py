@@ -271,9 +271,14 @@ def test_the_langchain_runner_builds_the_configurations_middleware_and_counts_th
             {"name": "calculator", "args": {"expression": "2+1"}, "id": "c", "type": "tool_call"}
         ],
     )
-    runner.chat = ToolCallingFake(script=[call, AIMessage("It is [[3]].")])
+    runner.chat = ToolCallingFake(
+        script=[call, AIMessage("It is [[3]]."), call, AIMessage("It is [[3]].")]
+    )
     run = runner.run(parse_agent_config("none"), "What is 2 + 1?")
     assert run.final_text == "It is [[3]]." and run.tool_calls == 1 and run.steps == 2
+    assert [s.tool_calls for s in run.step_log] == [1, 0]
+    budgeted = runner.run(parse_agent_config("tale=tale-fixed:70@system"), "What is 2 + 1?")
+    assert [s.budget for s in budgeted.step_log] == [70, 70]
     assert run.record is not None and run.record.n_calls == 2
     looping = LangChainAgentRunner.__new__(LangChainAgentRunner)
     looping.__dict__.update(runner.__dict__)

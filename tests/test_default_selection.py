@@ -76,7 +76,7 @@ def test_the_middleware_keeps_a_preamble_in_the_agents_system_prompt():
         state={"messages": []},  # type: ignore[typeddict-item]
     )
     step = middleware.step_method(request.model)
-    budgeted = middleware._budgeted(request, FixedBudgetEstimator(40).estimate("x"), step)
+    budgeted = middleware._budgeted(request, 40, step)
     assert budgeted.system_message is not None
     assert budgeted.system_message.text == f"You add numbers.\n\n{get_style('concise').preamble}"
     human = budgeted.messages[-1]

@@ -189,10 +189,13 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         humans = [m for m in messages if m.type == "human" and m.text.strip()]
         return humans[0].text if humans else "continue the task"
 
+    def _step_tokens(self, request: ModelRequest[Any], budget: TokenBudget) -> int:
+        """The step's budget: the estimate, no more than the tokens left in the run."""
+        return self.run_budget.step_cap(budget.tokens, self._spent(request.state or {}))
+
     def _budgeted(
-        self, request: ModelRequest[Any], budget: TokenBudget, step: StepMethod
+        self, request: ModelRequest[Any], tokens: int, step: StepMethod
     ) -> ModelRequest[Any]:
-        tokens = self.run_budget.step_cap(budget.tokens, self._spent(request.state or {}))
         overrides: dict[str, Any] = {}
         style = step.style
         # the agent's system prompt is kept apart from its messages: what the style puts in
@@ -296,9 +299,13 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
 
     @staticmethod
     def _accounted(
-        request: ModelRequest[Any], response: ModelResponse[Any], budget: TokenBudget | None
+        request: ModelRequest[Any],
+        response: ModelResponse[Any],
+        budget: TokenBudget | None,
+        tokens: int | None = None,
     ) -> Any:
-        """The step's reply, carrying what ``after_model`` adds to the run: its budget's
+        """The step's reply, carrying its budget (``response_metadata["tale"]["budget"]``,
+        the tokens it was given) and what ``after_model`` adds to the run: its budget's
         estimator usage and, when the provider reported no usage, the call's tokens counted
         with the model's own counter — the whole prompt (system message, history, tool
         results) and the reply with its tool calls — marked ``source="counted"``."""
@@ -311,6 +318,8 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         reply = result[at]
         assert isinstance(reply, AIMessage)
         tale: dict[str, Any] = {}
+        if tokens is not None:
+            tale["budget"] = tokens
         if budget is not None and budget.usage.total_tokens:
             tale["estimator_usage"] = budget.usage.model_dump()
             tale["estimator_model"] = budget.model
@@ -348,12 +357,13 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         if not step.budgeted:  # a method without a budget: only the run's totals
             return self._accounted(request, handler(request), None)  # type: ignore[no-any-return]
         budget = self._estimator(request, step).estimate(self._task(request.messages))
-        budgeted = self._budgeted(request, budget, step)
+        tokens = self._step_tokens(request, budget)
+        budgeted = self._budgeted(request, tokens, step)
         response = handler(budgeted)
         forcing = self._forcing_request(budgeted, response, step)
         if forcing is not None:
             response = self._with_forced(response, handler(forcing))
-        return self._accounted(budgeted, response, budget)  # type: ignore[no-any-return]
+        return self._accounted(budgeted, response, budget, tokens)  # type: ignore[no-any-return]
 
     async def awrap_model_call(
         self,
@@ -365,12 +375,13 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         if not step.budgeted:
             return self._accounted(request, await handler(request), None)  # type: ignore[no-any-return]
         budget = await self._estimator(request, step).aestimate(self._task(request.messages))
-        budgeted = self._budgeted(request, budget, step)
+        tokens = self._step_tokens(request, budget)
+        budgeted = self._budgeted(request, tokens, step)
         response = await handler(budgeted)
         forcing = self._forcing_request(budgeted, response, step)
         if forcing is not None:
             response = self._with_forced(response, await handler(forcing))
-        return self._accounted(budgeted, response, budget)  # type: ignore[no-any-return]
+        return self._accounted(budgeted, response, budget, tokens)  # type: ignore[no-any-return]
 
 
 __all__ = ["TaleBudgetExceededError", "TaleBudgetMiddleware", "TaleBudgetState"]

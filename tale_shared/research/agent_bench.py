@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from pydantic import BaseModel, Field
 
 from tale_shared.research._tables import markdown_table
 from tale_shared.research.bench import BenchRow, MethodSummary, bench_table, done_pairs
@@ -138,6 +140,14 @@ def _positive(value: int, part: str) -> int:
     return value
 
 
+class StepLog(BaseModel):
+    """One agent step: the budget it got (``None``: none), its output tokens, its tool calls."""
+
+    budget: int | None = None
+    output_tokens: int = 0
+    tool_calls: int = 0
+
+
 class AgentRow(BenchRow):
     """One configuration on one item: a :class:`BenchRow` (``method`` is the configuration's
     name; tokens over every call) with what an agent run adds."""
@@ -150,6 +160,9 @@ class AgentRow(BenchRow):
     """The run hit the framework's step limit before a final reply."""
     empty_final: bool = False
     """The run ended with an empty final reply."""
+    step_log: list[StepLog] = Field(default_factory=list)
+    """Each agent step: the budget it was given, its output tokens, its tool calls (where the
+    framework's runner can tell; LangChain's can)."""
 
 
 @dataclass
@@ -162,6 +175,7 @@ class AgentRun:
     tool_calls: int
     seconds: float
     recursion_limit: bool = False
+    step_log: list[StepLog] = field(default_factory=list)
 
 
 class AgentRunner(Protocol):
@@ -202,6 +216,7 @@ def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
         tool_calls=run.tool_calls,
         recursion_limit=run.recursion_limit,
         empty_final=not run.final_text.strip(),
+        step_log=run.step_log,
     )
 
 
@@ -259,7 +274,39 @@ def agent_table(summaries: Sequence[MethodSummary], rows: Sequence[AgentRow]) ->
             if (mine := [r for r in rows if r.method == name and r.id in common])
         ),
     )
-    return f"{bench_table(summaries)}\n\n{agent}"
+    steps = step_table([r for r in rows if r.id in common and r.method in ids_by_config])
+    return f"{bench_table(summaries)}\n\n{agent}\n\n{steps}"
+
+
+def step_table(rows: Sequence[AgentRow]) -> str:
+    """What a tool-calling step gets against a final-answer step, per configuration: mean
+    budget and output tokens of each kind of step (runs whose runner logged its steps)."""
+
+    def kind(step: StepLog) -> str:
+        return "tool call" if step.tool_calls else "final answer"
+
+    cells: dict[tuple[str, str], list[StepLog]] = {}
+    for row in rows:
+        for step in row.step_log:
+            cells.setdefault((row.method, kind(step)), []).append(step)
+
+    def mean_budget(steps: list[StepLog]) -> str:
+        budgets = [s.budget for s in steps if s.budget is not None]
+        return f"{statistics.mean(budgets):.0f}" if budgets else "-"
+
+    return markdown_table(
+        ["configuration", "step", "steps", "mean budget", "mean output tokens"],
+        (
+            [
+                config,
+                step_kind,
+                len(steps),
+                mean_budget(steps),
+                f"{statistics.mean(s.output_tokens for s in steps):.0f}",
+            ]
+            for (config, step_kind), steps in sorted(cells.items())
+        ),
+    )
 
 
 def _common_ids(rows: Sequence[AgentRow], configs: Sequence[str]) -> set[str]:
@@ -297,10 +344,12 @@ __all__ = [
     "AgentRow",
     "AgentRun",
     "AgentRunner",
+    "StepLog",
     "agent_row",
     "agent_runner",
     "agent_table",
     "load_agent_rows",
     "parse_agent_config",
     "run_agent_bench",
+    "step_table",
 ]
