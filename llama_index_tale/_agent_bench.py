@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tale_shared._optional import require
@@ -23,6 +25,7 @@ from tale_shared.research.agent_bench import (
     RECURSION_LIMIT,
     AgentConfig,
     AgentRun,
+    StepLog,
 )
 from tale_shared.research.calculator import calculate
 
@@ -85,23 +88,24 @@ class LlamaIndexAgentRunner:
         from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
         from llama_index.core.workflow.errors import WorkflowRuntimeError
 
+        from llama_index_tale.agents import TaleLLM
         from llama_index_tale.tracing import TaleTracer
 
-        agent = ReActAgent(
-            tools=[self.tool], llm=self.agent_llm(config), system_prompt=AGENT_SYSTEM_PROMPT
-        )
-        tool_calls = steps = 0
+        llm = self.agent_llm(config)
+        agent = ReActAgent(tools=[self.tool], llm=llm, system_prompt=AGENT_SYSTEM_PROMPT)
+        tool_calls = 0
+        step_calls: list[int] = []  # tool calls of each agent step, in order
         final = ""
         hit_limit = False
         started = time.perf_counter()
-        with TaleTracer() as tracer:
+        with TaleTracer() as tracer, llm.run() if isinstance(llm, TaleLLM) else _no_run() as ledger:
             handler = agent.run(user_msg=question, max_iterations=self.max_iterations)
             try:
                 async for event in handler.stream_events():
                     if isinstance(event, ToolCallResult):
                         tool_calls += 1
                     elif isinstance(event, AgentOutput):
-                        steps += 1
+                        step_calls.append(len(event.tool_calls))
                 result: Any = await handler
                 final = str(result.response.content or "")
             except WorkflowRuntimeError as exc:
@@ -109,14 +113,31 @@ class LlamaIndexAgentRunner:
                     raise
                 hit_limit = True
         seconds = time.perf_counter() - started
+        logged = ledger.steps if ledger is not None else []
+        # ReAct's tool calls are read from the text by the agent, not by the LLM: take them
+        # from the agent's own events where they line up with the LLM's steps
+        step_log = [
+            StepLog(
+                budget=s.budget,
+                output_tokens=s.output_tokens,
+                tool_calls=step_calls[i] if len(step_calls) == len(logged) else s.tool_calls,
+            )
+            for i, s in enumerate(logged)
+        ]
         return AgentRun(
             final_text=final,
             record=tracer.records[-1] if tracer.records else None,
-            steps=steps,
+            steps=len(step_calls),
             tool_calls=tool_calls,
             seconds=seconds,
             recursion_limit=hit_limit,
+            step_log=step_log,
         )
+
+
+@contextmanager
+def _no_run() -> Iterator[None]:
+    yield None
 
 
 def agent_runner(model: str, **options: Any) -> LlamaIndexAgentRunner:

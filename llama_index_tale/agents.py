@@ -45,7 +45,7 @@ from tale_shared.methods import ANSWER_TOKENS, follow_up
 from tale_shared.models import finish_reason_of
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import Message, PromptStyle, join_instruction, place_sentence
-from tale_shared.run_budget import ExitBehavior, RunBudget, RunLedger
+from tale_shared.run_budget import ExitBehavior, RunBudget, RunLedger, StepRecord
 from tale_shared.steps import StepMethod, step_method
 from tale_shared.usage import TokenUsage
 
@@ -318,6 +318,18 @@ class TaleLLM(FunctionCallingLLM):
             out = [*out[:at], *shots, *out[at:]]
         return out
 
+    def _log_step(
+        self,
+        tokens: int | None,
+        response: ChatResponse,
+        prompt: Sequence[ChatMessage],
+        ledger: RunLedger | None = None,
+    ) -> None:
+        """Note the step on the run's ledger: its budget, output tokens and tool calls."""
+        usage = usage_from_response(response, prompt)
+        calls = 1 if self._calls_tools(response) else 0
+        (ledger or self.current_run).record_step(StepRecord(tokens, usage.output_tokens, calls))
+
     # -- budget forcing on the final-answer step ---------------------------------------------
     def _calls_tools(self, response: ChatResponse) -> bool:
         if response.message.additional_kwargs.get("tool_calls"):
@@ -388,6 +400,7 @@ class TaleLLM(FunctionCallingLLM):
         prompt = self._budgeted(messages, tokens)
         response: ChatResponse = self._call(tokens, "chat", prompt, **kwargs)
         self._count(response, prompt)
+        self._log_step(tokens, response, prompt)
         return self._force(prompt, response)
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
@@ -397,6 +410,7 @@ class TaleLLM(FunctionCallingLLM):
         prompt = self._budgeted(messages, tokens)
         response: ChatResponse = await self._acall(tokens, "achat", prompt, **kwargs)
         self._count(response, prompt)
+        self._log_step(tokens, response, prompt)
         return await self._aforce(prompt, response)
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -413,6 +427,7 @@ class TaleLLM(FunctionCallingLLM):
                 yield last
             if last is not None:
                 self._count(last, prompt, ledger)
+                self._log_step(tokens, last, prompt, ledger)
                 forced = self._force(prompt, last)
                 if forced is not last:
                     yield forced
@@ -425,6 +440,7 @@ class TaleLLM(FunctionCallingLLM):
         stop = self._stop_message()
         prompt: list[ChatMessage] = []
         inner = None
+        tokens: int | None = None
         if stop is None:
             tokens = await self._astep_budget(self._task(messages))
             prompt = self._budgeted(messages, tokens)
@@ -440,6 +456,7 @@ class TaleLLM(FunctionCallingLLM):
                 yield last
             if last is not None:
                 self._count(last, prompt, ledger)
+                self._log_step(tokens, last, prompt, ledger)
                 forced = await self._aforce(prompt, last)
                 if forced is not last:
                     yield forced

@@ -50,6 +50,16 @@ class RunSpending:
         return RunSpending(self.tokens + tokens, cost, self.steps + int(step))
 
 
+@dataclass(frozen=True)
+class StepRecord:
+    """One agent step: the budget it was given (``None``: none), its output tokens and how
+    many tools it called."""
+
+    budget: int | None
+    output_tokens: int
+    tool_calls: int
+
+
 class RunLedger:
     """What one run has spent so far, shared by every call of the run (and the threads and
     tasks it spawns): adds and reads happen under a lock.
@@ -65,6 +75,18 @@ class RunLedger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._spent = RunSpending()
+        self._steps: list[StepRecord] = []
+
+    def record_step(self, step: StepRecord) -> None:
+        """Note what one agent step got and did (an adapter calls this after each step)."""
+        with self._lock:
+            self._steps.append(step)
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        """Each step of the run: its budget, output tokens and tool calls, in order."""
+        with self._lock:
+            return list(self._steps)
 
     @property
     def spent(self) -> RunSpending:
@@ -80,6 +102,7 @@ class RunLedger:
     def reset(self) -> None:
         with self._lock:
             self._spent = RunSpending()
+            self._steps = []
 
 
 @dataclass(frozen=True)

@@ -304,3 +304,18 @@ def test_both_runners_run_a_real_agent_on_the_local_model(tmp_path, framework):
     for row in rows:  # every call counted from the runtime's own usage
         assert row.calls >= 1 and row.output_tokens > 0 and row.input_tokens > 0
         assert row.usage_source == "provider" and row.framework == framework
+
+
+def test_tale_llm_logs_each_step_on_the_runs_ledger():
+    from li_fakes import UsageMockLLM
+    from llama_index.core.base.llms.types import ChatMessage, MessageRole
+
+    from llama_index_tale import TaleLLM
+
+    llm = TaleLLM(llm=UsageMockLLM(), method="tale-fixed:60@system")
+    ask = [ChatMessage(role=MessageRole.USER, content="What is 3 + 5?")]
+    with llm.run() as ledger:
+        llm.chat(ask)
+        llm.chat(ask)
+    assert [(s.budget, s.tool_calls) for s in ledger.steps] == [(60, 0), (60, 0)]
+    assert all(s.output_tokens == 6 for s in ledger.steps)  # "3 + 5 = 8. [[8]]", in words
