@@ -250,3 +250,20 @@ def test_one_resolver_builds_a_spec_once_and_binds_zero_shot_per_call(monkeypatc
         estimators.resolve_estimator(200)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown estimator"):
         estimators.resolve_estimator("guess")
+
+
+def test_the_heuristic_doubles_the_budget_of_a_problem_in_mathematical_notation():
+    from tale_shared.estimators.heuristic import HeuristicEstimator, question_features
+
+    words = "If f of x is three x minus two over x minus two, what is f at minus two?"
+    latex = r"If $f(x) = \frac{3x-2}{x-2}$, what is the value of $f(-2)$?"
+    assert question_features(latex).formulas == 2
+    assert question_features("It costs $5 and then $10 more. How much?").formulas == 0
+    plain = HeuristicEstimator(notation_factor=1.0)
+    assert (
+        HeuristicEstimator().estimate(latex).tokens
+        == plain.clamp(2 * (plain.estimate(latex).tokens))
+        or HeuristicEstimator().estimate(latex).tokens > plain.estimate(latex).tokens
+    )
+    assert HeuristicEstimator().estimate(words).tokens == plain.estimate(words).tokens
+    assert HeuristicEstimator().spec == "heuristic" and plain.spec is None

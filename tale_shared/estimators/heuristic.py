@@ -22,6 +22,10 @@ _OPERATION = re.compile(
 )
 
 
+_FORMULA = re.compile(r"\$([^$]+)\$|\\\(|\\\[|\\(?:frac|sqrt|cdot|times|pi|le|ge|sum|int)\b")
+_MARKUP = re.compile(r"[\\^_{}=<>]|\b[a-z]\(|^\s*[a-z]\s*$")
+
+
 @dataclass(frozen=True)
 class QuestionFeatures:
     """Cheap features of a question's text."""
@@ -30,6 +34,9 @@ class QuestionFeatures:
     quantities: int
     operations: int
     sentences: int
+    formulas: int = 0
+    """Spans of mathematical notation (``$x^2$``, ``\\frac``): what separates a competition
+    problem from a word problem. Money (``$5 and $10``) is not counted."""
 
 
 def question_features(question: str) -> QuestionFeatures:
@@ -39,6 +46,9 @@ def question_features(question: str) -> QuestionFeatures:
         quantities=len(_QUANTITY.findall(text)),
         operations=len(_OPERATION.findall(text)),
         sentences=max(1, len(re.findall(r"[.?!](?:\s|$)", text))),
+        formulas=sum(
+            1 for m in _FORMULA.finditer(text) if m.group(1) is None or _MARKUP.search(m.group(1))
+        ),
     )
 
 
@@ -46,7 +56,10 @@ class HeuristicEstimator(BudgetEstimator):
     """A budget from the question's features, with no model call (microseconds).
 
     ``budget = base + per_quantity * quantities + per_operation * operations
-    + per_word * words + per_sentence * sentences``, clamped. The default weights give budgets
+    + per_word * words + per_sentence * sentences``, times ``notation_factor`` (2) when the
+    question is written in mathematical notation (a competition problem, which needs longer
+    reasoning than a word problem of the same length; no GSM8K or SVAMP question has any),
+    clamped. The default weights give budgets
     in the range of the paper's optimal GSM8K budgets (roughly 40-200 tokens).
 
     Example:
@@ -64,14 +77,19 @@ class HeuristicEstimator(BudgetEstimator):
         per_operation: float = 6.0,
         per_word: float = 0.5,
         per_sentence: float = 4.0,
+        notation_factor: float = 2.0,
         **bounds: int,
     ) -> None:
         super().__init__(**bounds)
         self.weights = (base, per_quantity, per_operation, per_word, per_sentence)
+        self.notation_factor = notation_factor
 
     @property
     def spec(self) -> str | None:
-        default = type(self) is HeuristicEstimator and self.weights == HeuristicEstimator().weights
+        default = type(self) is HeuristicEstimator and (
+            self.weights,
+            self.notation_factor,
+        ) == (HeuristicEstimator().weights, HeuristicEstimator().notation_factor)
         return "heuristic" if default else None
 
     def estimate(self, question: str) -> TokenBudget:
@@ -84,4 +102,6 @@ class HeuristicEstimator(BudgetEstimator):
             + per_w * f.words
             + per_s * f.sentences
         )
+        if f.formulas:  # mathematical notation: a competition problem, not a word problem
+            raw *= self.notation_factor
         return TokenBudget(tokens=self.clamp(raw), estimator=self.name)
