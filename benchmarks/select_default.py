@@ -26,6 +26,10 @@ CANDIDATES = [
 ]
 
 
+EPS = 1e-9
+"""Differences are counts over n items: compare them without floating-point dust."""
+
+
 def summaries(name: str, methods: list[str]) -> dict[str, MethodSummary]:
     rows = load_rows(RESULTS / f"{name}.jsonl")
     return {s.method: s for s in summarize_bench(rows, [*BASE, *methods], baseline=BASE)}
@@ -57,12 +61,12 @@ def screen() -> list[str]:
     passed = []
     for c in CANDIDATES:
         g, m = gsm[c], math[c]
-        ok = (g.output_ratio or 9) <= 0.50 and g.diff >= -0.10 and m.diff >= -0.10
+        ok = (g.output_ratio or 9) <= 0.50 + EPS and g.diff >= -0.10 - EPS and m.diff >= -0.10 - EPS
         out += [f"- GSM8K {line(g)}", f"  MATH  {line(m)}", f"  -> {'passes' if ok else 'fails'}"]
         if ok:
             passed.append(c)
     if not passed:  # the rule's fallback: the most accurate with at most 0.60x on GSM8K
-        passed = [c for c in CANDIDATES if (gsm[c].output_ratio or 9) <= 0.60]
+        passed = [c for c in CANDIDATES if (gsm[c].output_ratio or 9) <= 0.60 + EPS]
         out.append("none passes: the fallback takes the most accurate at <= 0.60x on GSM8K")
     finalists = sorted(passed, key=lambda c: -pooled_accuracy(c, gsm, math))[:3]
     out += ["", "finalists (most accurate on both sets pooled): " + ",".join(finalists)]
@@ -78,9 +82,9 @@ def confirm(finalists: list[str]) -> list[str]:
         g, m = gsm[c], math[c]
         ok = (
             g.diff_low > -0.05
-            and g.diff >= -0.02
-            and m.diff >= -0.05
-            and (g.output_ratio or 9) <= 0.50
+            and g.diff >= -0.02 - EPS
+            and m.diff >= -0.05 - EPS
+            and (g.output_ratio or 9) <= 0.50 + EPS
         )
         out += [f"- GSM8K {line(g)}", f"  MATH  {line(m)}", f"  -> {'eligible' if ok else 'not'}"]
         if ok:
@@ -90,7 +94,7 @@ def confirm(finalists: list[str]) -> list[str]:
     close = [
         c
         for c in pool
-        if gsm[best].diff_low - gsm[c].diff_low <= 0.01
+        if gsm[best].diff_low - gsm[c].diff_low <= 0.01 + EPS
         and gsm[c].output_tokens <= 0.9 * gsm[best].output_tokens
     ]
     chosen = min(close, key=lambda c: gsm[c].output_tokens) if close else best
