@@ -221,6 +221,8 @@ class MethodSummary(BaseModel):
     """Mean input tokens the model evaluated (input tokens less those from its prompt cache)."""
     cost_per_1k: float | None
     calls: float
+    cut_rate: float = 0.0
+    """Share of answers that stopped at their output cap (before any forced answer)."""
     median_seconds: float
     output_ratio: float | None
     cost_ratio: float | None
@@ -298,6 +300,7 @@ def summarize_bench(
                 evaluated_input_tokens=means.evaluated_input,
                 cost_per_1k=means.cost_per_1k,
                 calls=statistics.mean(r.calls for r in mine),
+                cut_rate=statistics.mean(r.cut for r in mine),
                 median_seconds=means.seconds,
                 output_ratio=_ratio(means.output, base.output),
                 cost_ratio=(
@@ -366,6 +369,7 @@ def bench_table(summaries: Sequence[MethodSummary]) -> str:
             "input evaluated",
             f"USD / 1k q ({REFERENCE_MODEL} prices)",
             "calls",
+            "cut",
             "median s",
             f"output vs {base}",
             f"cost vs {base}",
@@ -382,6 +386,7 @@ def bench_table(summaries: Sequence[MethodSummary]) -> str:
                 f"{s.evaluated_input_tokens:.1f}",
                 "?" if s.cost_per_1k is None else f"{s.cost_per_1k:.4f}",
                 f"{s.calls:.2f}",
+                f"{s.cut_rate:.0%}",
                 f"{s.median_seconds:.1f}",
                 "?" if s.output_ratio is None else f"{s.output_ratio:.2f}",
                 "?" if s.cost_ratio is None else f"{s.cost_ratio:.2f}",
