@@ -180,3 +180,42 @@ def test_llama_index_node_postprocessor_and_tale_llm_history():
     assert len(sent[2].content) < 0.7 * len(LONG_OBSERVATION)  # an older tool result
     assert sent[3].blocks == image.blocks  # not text: passed through
     assert sent[4].content == LONG_OBSERVATION  # the latest tool result
+
+
+def test_tokenskip_data_from_benchmark_rows_takes_correct_uncut_cots_once_per_question(tmp_path):
+    import json
+
+    from tale_shared.research.bench import BenchRow
+    from tale_shared.research.export import export_tokenskip
+
+    data = tmp_path / "items.jsonl"
+    items = [
+        {"id": f"q{k}", "question": f"What is {k} + {k}?", "answer": str(2 * k)} for k in range(4)
+    ]
+    data.write_text("".join(json.dumps(i) + "\n" for i in items))
+    cot = "First add the two numbers: {k} + {k} = {s}. So the total is {s}. [[{s}]]"
+    rows = [
+        BenchRow(
+            method=m,
+            id=f"q{k}",
+            correct=ok,
+            answer=str(2 * k),
+            cut=cut,
+            text=cot.format(k=k, s=2 * k),
+        )
+        for m, k, ok, cut in [
+            ("vanilla", 0, True, False),
+            ("vanilla-paper", 0, True, False),  # the same question: once
+            ("vanilla", 1, False, False),  # wrong
+            ("vanilla", 2, True, True),  # cut at its cap
+            ("tale", 3, True, False),  # not a plain CoT
+        ]
+    ]
+    runs = tmp_path / "rows.jsonl"
+    runs.write_text("".join(r.model_dump_json() + "\n" for r in rows))
+    out = tmp_path / "ts.jsonl"
+    assert export_tokenskip(runs, out, data=data, ratios=(0.5,)) == 1
+    (example,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert example["prompt"].startswith("What is 0 + 0?") and "0.5" in example["prompt"]
+    with pytest.raises(ValueError, match="--data"):
+        export_tokenskip(runs, tmp_path / "x.jsonl")

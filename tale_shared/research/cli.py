@@ -167,7 +167,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_paths(args.runs, out)
     check_writable(out)
     if args.kind == "tokenskip":
-        n = export_tokenskip(args.runs, out)
+        from tale_shared.compression import RATIOS
+
+        ratios = tuple(float(r) for r in args.ratios.split(",")) if args.ratios else RATIOS
+        n = export_tokenskip(args.runs, out, data=args.data, ratios=ratios)
     else:
         exporter = export_sft if args.kind == "sft" else export_dpo
         n = exporter(args.runs, out, layout=args.format)
@@ -445,9 +448,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "export", help="TALE-PT data (SFT pairs, DPO triples) or TokenSkip data from a search"
     )
     p.add_argument("kind", choices=["sft", "dpo", "tokenskip"])
-    p.add_argument("runs")
+    p.add_argument("runs", help="a search file, or (tokenskip) benchmark rows with --data")
     p.add_argument("--format", choices=["messages", "trl"], default="messages")
     p.add_argument("--out", default=None)
+    p.add_argument(
+        "--data", default=None, help="tokenskip from benchmark rows: the items file they ran on"
+    )
+    p.add_argument(
+        "--ratios", default=None, help="tokenskip: comma-separated ratios (default 1.0,...,0.5)"
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(

@@ -77,24 +77,57 @@ def export_dpo(runs: str | Path, out: str | Path, *, layout: Layout = "messages"
     return write_jsonl(rows(), out)
 
 
+COT_METHODS = ("vanilla", "vanilla-paper")
+"""The benchmark methods whose correct answers are plain chain of thought (TokenSkip data)."""
+
+
+def correct_cots(
+    runs: str | Path, data: str | Path | None = None, *, methods: Sequence[str] = COT_METHODS
+) -> Iterator[tuple[str, str, str]]:
+    """The model's own correct chain-of-thought answers as (question, reasoning, answer):
+    from a search file (its vanilla answers), or from benchmark rows (``methods``' correct,
+    uncut, unforced answers) joined by id with the items file ``data``. One per item."""
+    from tale_shared._io import iter_json_lines
+
+    first = next((row for _, row, problem in iter_json_lines(runs) if problem is None), None)
+    seen: set[str] = set()
+    if isinstance(first, dict) and "method" in first:  # benchmark rows
+        if data is None:
+            raise ValueError(f"{runs} holds benchmark rows: give the items file (--data) too")
+        from tale_shared.research.bench import load_rows
+        from tale_shared.research.datasets import load_items
+
+        questions = {item.id: item.question for item in load_items(data)}
+        for row in load_rows(runs):
+            ok = row.correct and not row.cut and not row.forced and row.error is None
+            if ok and row.method in methods and row.id in questions and row.id not in seen:
+                seen.add(row.id)
+                yield questions[row.id], row.text, row.answer or ""
+        return
+    for r in load_results(runs):
+        if r.vanilla_correct and r.vanilla_text and r.id not in seen:
+            seen.add(r.id)
+            yield r.question, r.vanilla_text, extract_answer(r.vanilla_text) or r.gold
+
+
 def export_tokenskip(
     runs: str | Path,
     out: str | Path,
     *,
+    data: str | Path | None = None,
     ratios: Sequence[float] = RATIOS,
     seed: int = 0,
     scorer: ImportanceScorer = rule_scorer,
 ) -> int:
-    """TokenSkip data from a search file: the model's own correct vanilla CoTs, each compressed
-    with a ratio drawn from ``ratios``. Returns the number of examples written."""
+    """TokenSkip data: the model's own correct CoTs (:func:`correct_cots`: a search file, or
+    benchmark rows with their items file ``data``), each compressed with a ratio drawn from
+    ``ratios``. Returns the number of examples written."""
     check_paths(runs, out)
     rng = random.Random(seed)
 
     def rows() -> Iterator[dict[str, Any]]:
-        for r in load_results(runs):
-            if r.vanilla_correct and r.vanilla_text:
-                answer = extract_answer(r.vanilla_text) or r.gold
-                cot = r.vanilla_text.replace(f"[[{answer}]]", "").strip()
-                yield training_example(r.question, cot, answer, rng.choice(list(ratios)), scorer)
+        for question, text, answer in correct_cots(runs, data):
+            cot = text.replace(f"[[{answer}]]", "").strip()
+            yield training_example(question, cot, answer, rng.choice(list(ratios)), scorer)
 
     return write_jsonl(rows(), out)
