@@ -42,7 +42,13 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from tale_shared.research._tables import markdown_table
-from tale_shared.research.bench import BenchRow, MethodSummary, bench_table, done_pairs
+from tale_shared.research.bench import (
+    BenchRow,
+    MethodSummary,
+    bench_table,
+    done_pairs,
+    load_rows,
+)
 from tale_shared.research.datasets import Item
 from tale_shared.research.jobs import Output, run_jobs
 from tale_shared.usage import QueryRecord
@@ -222,14 +228,7 @@ def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
 
 def load_agent_rows(path: str | Path) -> list[AgentRow]:
     """The rows of an agent benchmark file (the last per configuration and item)."""
-    from tale_shared._io import iter_json_lines
-
-    latest: dict[tuple[str, str], AgentRow] = {}
-    for _, row, problem in iter_json_lines(path):
-        if problem is None and isinstance(row, dict):
-            parsed = AgentRow.model_validate(row)
-            latest[(parsed.method, parsed.id)] = parsed
-    return list(latest.values())
+    return load_rows(path, AgentRow)
 
 
 def run_agent_bench(

@@ -27,6 +27,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -102,12 +103,20 @@ class OracleEstimator(BudgetEstimator):
         return TokenBudget(tokens=self.clamp(tokens), estimator=self.name)
 
 
-def load_rows(path: str | Path) -> list[BenchRow]:
-    """The rows of a benchmark file (the last per method and item; cut lines skipped)."""
-    latest: dict[tuple[str, str], BenchRow] = {}
+R = TypeVar("R", bound="BenchRow")
+
+
+@overload
+def load_rows(path: str | Path) -> list[BenchRow]: ...
+@overload
+def load_rows(path: str | Path, row_type: type[R]) -> list[R]: ...
+def load_rows(path: str | Path, row_type: type[Any] = BenchRow) -> list[Any]:
+    """The rows of a benchmark file (the last per method and item; cut lines skipped), read
+    as ``row_type`` (an agent benchmark's rows are :class:`BenchRow` s with more fields)."""
+    latest: dict[tuple[str, str], Any] = {}
     for _, row, problem in iter_json_lines(path):
         if problem is None and isinstance(row, dict):
-            parsed = BenchRow.model_validate(row)
+            parsed = row_type.model_validate(row)
             latest[(parsed.method, parsed.id)] = parsed
     return list(latest.values())
 

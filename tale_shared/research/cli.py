@@ -251,7 +251,7 @@ def cmd_agent_bench(args: argparse.Namespace) -> int:
         parse_agent_config,
         run_agent_bench,
     )
-    from tale_shared.research.bench import baseline_candidates, plot_pareto, summarize_bench
+    from tale_shared.research.bench import baseline_candidates, summarize_bench
 
     configs = [parse_agent_config(c) for c in args.configs.split(",") if c.strip()]
     names = [c.name for c in configs]
@@ -278,13 +278,19 @@ def cmd_agent_bench(args: argparse.Namespace) -> int:
     ids = {item.id for item in items}
     rows = [r for r in load_agent_rows(args.out) if r.id in ids]
     summaries = summarize_bench(rows, names, baseline=args.baseline)
-    table = agent_table(summaries, rows)
+    title = f"agents ({args.framework}), {Path(args.data).name}: {summaries[0].n} items"
+    return _report(args, agent_table(summaries, rows), summaries, title)
+
+
+def _report(args: argparse.Namespace, table: str, summaries: Any, title: str) -> int:
+    """Print the table; write it to ``--table`` and the Pareto plot to ``--plot`` if asked."""
+    from tale_shared.research.bench import plot_pareto
+
     print(table)
     if args.table:
         with atomic_writer(args.table) as fh:
             fh.write(table + "\n")
     if args.plot:
-        title = f"agents ({args.framework}), {Path(args.data).name}: {summaries[0].n} items"
         print(f"plot: {plot_pareto(summaries, args.plot, title=title)}")
     return 0
 
@@ -297,7 +303,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         baseline_candidates,
         bench_table,
         load_rows,
-        plot_pareto,
         run_bench,
         summarize_bench,
     )
@@ -352,15 +357,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ids = {item.id for item in items}
     rows = [r for r in load_rows(args.out) if r.id in ids]
     summaries = summarize_bench(rows, methods, baseline=args.baseline)
-    table = bench_table(summaries)
-    print(table)
-    if args.table:
-        with atomic_writer(args.table) as fh:
-            fh.write(table + "\n")
-    if args.plot:
-        title = f"{Path(args.data).name}: {summaries[0].n} items, {args.model}"
-        print(f"plot: {plot_pareto(summaries, args.plot, title=title)}")
-    return 0
+    title = f"{Path(args.data).name}: {summaries[0].n} items, {args.model}"
+    return _report(args, bench_table(summaries), summaries, title)
 
 
 def cmd_exemplars(args: argparse.Namespace) -> int:
