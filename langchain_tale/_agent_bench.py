@@ -24,9 +24,9 @@ from tale_shared.research.calculator import calculate
 
 def _chat_model(model: str, threads: int | None, lora: str | None, max_tokens: int) -> Any:
     """The embedded model (a registered name or GGUF path), or ``provider:model``."""
-    from tale_shared.local.registry import MODELS
+    from tale_shared.loading import is_api_model
 
-    if ":" in model and model not in MODELS and not model.endswith(".gguf"):
+    if is_api_model(model):
         from langchain.chat_models import init_chat_model
 
         return init_chat_model(model, temperature=0, max_tokens=max_tokens)

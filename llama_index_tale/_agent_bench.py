@@ -51,8 +51,9 @@ class LlamaIndexAgentRunner:
         from llama_index.core.tools import FunctionTool
 
         from llama_index_tale.llms import LocalLlamaLLM
+        from tale_shared.loading import is_api_model
 
-        if ":" in model and not model.endswith(".gguf"):
+        if is_api_model(model):
             raise ValueError(
                 f"the LlamaIndex agent runner runs the embedded models (a name or a GGUF path), "
                 f"not {model!r}"

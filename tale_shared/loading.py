@@ -32,6 +32,19 @@ def _load_api_model(spec: str) -> ChatModel:
     raise ImportError(missing)
 
 
+def is_api_model(spec: str) -> bool:
+    """Whether ``spec`` names an API model (``provider:model``), not an embedded model name,
+    a GGUF path or an OpenAI-compatible URL.
+
+    >>> is_api_model("openai:gpt-4o-mini"), is_api_model("qwen2.5-coder-1.5b")
+    (True, False)
+    """
+    from tale_shared.local.registry import MODELS
+
+    served = spec.startswith(("http://", "https://"))
+    return not served and ":" in spec and spec not in MODELS and not spec.endswith(".gguf")
+
+
 def load_model(spec: str, threads: int | None = None, lora: str | None = None) -> ChatModel:
     """A core ChatModel: a local model name or GGUF path (``lora``: a llama.cpp LoRA adapter
     GGUF on top), an OpenAI-compatible endpoint (``http://host:port/v1`` or ``...#MODEL``), or
@@ -39,10 +52,9 @@ def load_model(spec: str, threads: int | None = None, lora: str | None = None) -
     needs ``tale-reasoning[agents]``)."""
     from tale_shared._status import status
     from tale_shared.local import LocalChatModel
-    from tale_shared.local.registry import MODELS
 
     served = spec.startswith(("http://", "https://"))
-    api = not served and ":" in spec and spec not in MODELS and not spec.endswith(".gguf")
+    api = is_api_model(spec)
     if lora and (served or api):
         raise ValueError(f"--lora applies to local GGUF models, not {spec}")
     if served:
