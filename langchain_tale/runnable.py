@@ -178,6 +178,8 @@ class TaleRunnable(PlannedModelCall):
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
         method = method_for(model_name_of(self.llm), self.method or "tale")
+        if method.is_tokenskip:
+            raise ValueError(f"{method.spec} runs through TokenSkipRunnable, not TaleRunnable")
         if method.early_exit is not None:
             raise ValueError(
                 "early exit probes a reply from a cached prefix: run it with "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -16,15 +15,16 @@ from langchain_tale._planned import ANSWER_TAG, Plan, PlannedModelCall
 from tale_shared.answers import extract_answer
 from tale_shared.budget import budget_metadata
 from tale_shared.caps import cap_from_params
-from tale_shared.compression import RATIOS, check_trained_ratio, tokenskip_prompt
+from tale_shared.compression import RATIOS, check_trained_ratio
+from tale_shared.methods import TOKENSKIP_STYLE, Method
 
 
-def _formatted(messages: list[BaseMessage], gamma: float) -> list[BaseMessage]:
+def _formatted(messages: list[BaseMessage], tokenskip: Method) -> list[BaseMessage]:
     """The messages with the last human message in TokenSkip's layout."""
     for i in range(len(messages) - 1, -1, -1):
         message = messages[i]
         if message.type == "human" and isinstance(message.content, str):
-            text = tokenskip_prompt(message.content, gamma)
+            text = tokenskip.question_text(message.content)
             return [*messages[:i], message.model_copy(update={"content": text}), *messages[i + 1 :]]
     raise ValueError("TokenSkip needs a text question in a human message")
 
@@ -87,18 +87,18 @@ class TokenSkipRunnable(PlannedModelCall):
     ) -> tuple[str, Plan]:
         """The call in TokenSkip's layout, its cap scaled by ``gamma``."""
         question, messages = coerce_input(value, self.question_key)
-        cap = math.ceil(self.max_tokens * self.gamma) if self.max_tokens else None
-        kwargs = with_cap(call_kwargs, self.llm, cap)
-        method = f"tokenskip@{self.gamma}"
+        tokenskip = Method(style=TOKENSKIP_STYLE, gamma=self.gamma)
+        kwargs = with_cap(call_kwargs, self.llm, tokenskip.answer_cap(self.max_tokens))
+        method = tokenskip.spec
         tale = {
-            **budget_metadata(method, None, "tokenskip"),  # the ratio is the budget
+            **budget_metadata(method, None, TOKENSKIP_STYLE),  # the ratio is the budget
             "gamma": self.gamma,
             "cap": cap_from_params(kwargs),
         }
         config = patch_config(child)
         config["tags"] = [*config.get("tags", []), ANSWER_TAG]
         config["metadata"] = {**config.get("metadata", {}), "tale_method": method}
-        return question, Plan(_formatted(messages, self.gamma), config, kwargs, tale)
+        return question, Plan(_formatted(messages, tokenskip), config, kwargs, tale)
 
     @staticmethod
     def _tag(message: BaseMessage, tale: dict[str, Any]) -> Any:

@@ -101,6 +101,8 @@ class TaleQueryTransform(BaseQueryTransform):
         self._llm = llm
         self._estimator_prompt = PromptTemplate(ESTIMATOR_PROMPT)
         resolved = method_for(self._model_name(), method or "tale")
+        if resolved.is_tokenskip:
+            raise ValueError(f"{resolved.spec} is worded by TokenSkipQueryTransform")
         if method is None:  # the default: the part of the profile method a query can carry
             worded = dataclasses.replace(resolved, exemplars=0, force=None, early_exit=None)
             if worded != resolved:

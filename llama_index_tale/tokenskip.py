@@ -12,7 +12,8 @@ from llama_index.core.schema import QueryBundle, QueryType
 
 from llama_index_tale.query_transform import TaleBudgetEvent
 from tale_shared._validation import require_question
-from tale_shared.compression import RATIOS, check_trained_ratio, tokenskip_prompt
+from tale_shared.compression import RATIOS, check_trained_ratio
+from tale_shared.methods import TOKENSKIP_STYLE, Method
 
 dispatcher = get_dispatcher(__name__)
 
@@ -63,20 +64,21 @@ class TokenSkipQueryTransform(BaseQueryTransform):
 
     def _run(self, query_bundle: QueryBundle, metadata: dict[str, Any]) -> QueryBundle:
         require_question(query_bundle.query_str)
-        method = f"tokenskip@{self.gamma}"
-        metadata["tale"] = {"method": method, "gamma": self.gamma, "style": "tokenskip"}
+        tokenskip = Method(style=TOKENSKIP_STYLE, gamma=self.gamma)
+        method = tokenskip.spec
+        metadata["tale"] = {"method": method, "gamma": self.gamma, "style": TOKENSKIP_STYLE}
         metadata.update(tale_method=method, tale_gamma=self.gamma)  # the 0.1 names
         dispatcher.event(
             TaleBudgetEvent(
                 question=query_bundle.query_str,
                 budget=None,
                 estimator=None,
-                style="tokenskip",
+                style=TOKENSKIP_STYLE,
                 method=method,
             )
         )
         return dataclasses.replace(
             query_bundle,
-            query_str=tokenskip_prompt(query_bundle.query_str, self.gamma),
+            query_str=tokenskip.question_text(query_bundle.query_str),
             custom_embedding_strs=list(query_bundle.embedding_strs),
         )

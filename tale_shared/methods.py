@@ -18,6 +18,10 @@ A :class:`Method` is made of independent parts, so that methods combine:
   its answer forced. Granting another budget-sized step by continuing the same reply gives,
   under greedy decoding, exactly the tokens of one uncut reply, so this is escalation without
   the extra calls;
+- ``gamma``: TokenSkip (Xia et al., 2025) on a model tuned with TokenSkip data: the bare
+  question with the compression ratio after it (:func:`~tale_shared.compression.tokenskip_prompt`,
+  the layout the training data had) and the output cap scaled by the ratio; no budget. On an
+  untuned model the separators are noise;
 - ``early_exit``: answer probing (Dynasor-CoT, Fu et al. 2024) for models that continue a
   reply from a cached prefix: every ``every`` tokens a probe reads the answer the model would
   give now; when ``agree`` probes in a row give the same answer, generation stops.
@@ -28,6 +32,7 @@ Methods are named by a spec string: a base, then ``+`` modifiers::
 
     direct | vanilla | chain-of-draft | tale-ep (zero-shot estimator, paper wording)
     tale-<estimator>[@<style>] | oracle[@<style>] | tale (the model's default method)
+    tokenskip@<gamma> (a TokenSkip-tuned model, e.g. tokenskip@0.5)
     +ex<k>  +force[<headroom>]  +escalate  +exit[<every>x<agree>]
 
 Example:
@@ -50,6 +55,7 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from tale_shared.answers import bracketed_answer, extract_answer
+from tale_shared.compression.core import check_ratio, tokenskip_cap, tokenskip_prompt
 from tale_shared.estimators import parse_estimator_spec
 from tale_shared.models import ChatModel, Completion
 from tale_shared.prompts import Message, PromptStyle, get_style
@@ -109,10 +115,19 @@ class Method:
     force: float | None = None
     early_exit: EarlyExit | None = None
     escalate: bool = False
+    gamma: float | None = None
     label: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         style = get_style(self.style)
+        if (self.gamma is not None) != (self.style == TOKENSKIP_STYLE):
+            raise ValueError("TokenSkip is its own method: tokenskip@<gamma>")
+        if self.gamma is not None:
+            check_ratio(self.gamma)
+            if self.exemplars or self.force is not None or self.escalate or self.early_exit:
+                raise ValueError(
+                    "tokenskip@<gamma> takes no modifiers: the ratio is its only budget"
+                )
         if style.uses_budget and self.estimator is None:
             raise ValueError(f"style {self.style!r} states a budget: it needs an estimator")
         if self.force is not None and (self.force < 1 or self.estimator is None):
@@ -123,6 +138,21 @@ class Method:
             raise ValueError("escalate needs a budget (an estimator) and replaces force")
 
     @property
+    def is_tokenskip(self) -> bool:
+        """Whether this is TokenSkip (``tokenskip@<gamma>``) rather than a budget method."""
+        return self.gamma is not None
+
+    def question_text(self, question: str) -> str:
+        """The question as this method asks it: TokenSkip's layout for ``tokenskip@<gamma>``,
+        else unchanged."""
+        return question if self.gamma is None else tokenskip_prompt(question, self.gamma)
+
+    def answer_cap(self, max_tokens: int | None) -> int | None:
+        """TokenSkip's output cap, ``max_tokens`` scaled by ``gamma`` (``None`` for every
+        other method: their cap comes from the budget)."""
+        return None if self.gamma is None else tokenskip_cap(max_tokens, self.gamma)
+
+    @property
     def forces_answer(self) -> bool:
         """Whether a reply cut at its cap without an answer gets the answer forced: at the
         budget's cap (``+force``) or at ``max_tokens`` (``+escalate``)."""
@@ -131,6 +161,8 @@ class Method:
     @property
     def spec(self) -> str:
         """The canonical spec string (``parse_method(m.spec) == m``)."""
+        if self.gamma is not None:
+            return f"{TOKENSKIP_STYLE}@{self.gamma}"
         if self.estimator is None:
             base = self.style
         elif self.estimator == "oracle":
@@ -159,6 +191,7 @@ _FORCE = re.compile(r"^force(?P<h>\d+(?:\.\d+)?)?$")
 _EXIT = re.compile(r"^exit(?:(?P<every>\d+)x(?P<agree>\d+))?$")
 _EX = re.compile(r"^ex(?P<k>\d+)$")
 NO_BUDGET_STYLES = ("vanilla", "vanilla-paper", "direct", "chain-of-draft")
+TOKENSKIP_STYLE = "tokenskip"
 
 
 def parse_method(spec: str | Method, *, default_style: str | None = None) -> Method:
@@ -177,6 +210,13 @@ def parse_method(spec: str | Method, *, default_style: str | None = None) -> Met
     label = spec.strip()
     if base in NO_BUDGET_STYLES:
         method = Method(style=base)
+    elif base.startswith(f"{TOKENSKIP_STYLE}@"):
+        gamma = base.partition("@")[2]
+        try:
+            value = float(gamma)
+        except ValueError:
+            raise ValueError(f"tokenskip needs a ratio: tokenskip@0.5, not {spec!r}") from None
+        method = Method(style=TOKENSKIP_STYLE, gamma=check_ratio(value))
     elif base == "tale-ep":
         method = Method(style="paper", estimator="zero-shot")
     elif base.startswith("oracle"):
@@ -191,8 +231,8 @@ def parse_method(spec: str | Method, *, default_style: str | None = None) -> Met
     else:
         raise ValueError(
             f"unknown method {spec!r}: use direct, vanilla, chain-of-draft, tale-ep, "
-            "tale-<estimator>[@<style>], oracle[@<style>] or tale, with +ex<k>, +force[<h>], "
-            "+escalate, +exit[<every>x<agree>]"
+            "tale-<estimator>[@<style>], oracle[@<style>], tokenskip@<gamma> or tale, with "
+            "+ex<k>, +force[<h>], +escalate, +exit[<every>x<agree>]"
         )
     for mod in mods:
         if m := _EX.match(mod):

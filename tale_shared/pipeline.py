@@ -148,6 +148,8 @@ class TalePipeline:
 
     # -- the parts ---------------------------------------------------------------------------
     def _cap(self, budget: TokenBudget | None) -> int | None:
+        if self.method.is_tokenskip:
+            return self.method.answer_cap(self.max_tokens)
         if budget is not None and self.cap_headroom is not None:
             cap = hard_cap(budget.tokens, self.cap_headroom)
             return cap if self.max_tokens is None else min(cap, self.max_tokens)
@@ -155,7 +157,8 @@ class TalePipeline:
 
     def messages(self, question: str, budget: TokenBudget | None) -> list[Message]:
         """The prompt for ``question`` under ``budget`` (exemplars included)."""
-        return render(self.style, question, budget.tokens if budget else None, self.exemplars)
+        asked = self.method.question_text(question)
+        return render(self.style, asked, budget.tokens if budget else None, self.exemplars)
 
     def _plan(self, messages: list[Message], budget: TokenBudget | None) -> Plan:
         return answer_plan(

@@ -311,6 +311,15 @@ CONCISE = register_style(
         template="Keep this answer shorter than {budget} tokens.",
     )
 )
+TOKENSKIP = register_style(
+    PromptStyle(
+        name="tokenskip",
+        description="TokenSkip: the bare question (its ratio is added by tokenskip@<gamma>)",
+        template="",
+        answer_format="",
+        uses_budget=False,
+    )
+)
 DIRECT = register_style(
     PromptStyle(
         name="direct",

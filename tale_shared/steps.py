@@ -80,6 +80,8 @@ def step_method(
     resolved = agent_method_for(model, method if method is not None else "tale")
     if resolved.early_exit is not None:
         raise ValueError("early exit (+exit) probes one answer; it does not apply to agent steps")
+    if resolved.is_tokenskip:
+        raise ValueError(f"{resolved.spec} is not a step budget: agent steps take a TALE method")
     spec = estimator if estimator is not None else resolved.estimator
     if spec == "oracle":
         raise ValueError("the oracle estimator only knows benchmark items, not agent steps")

@@ -182,7 +182,9 @@ def test_llama_index_node_postprocessor_and_tale_llm_history():
     assert sent[4].content == LONG_OBSERVATION  # the latest tool result
 
 
-def test_tokenskip_data_from_benchmark_rows_takes_correct_uncut_cots_once_per_question(tmp_path):
+def test_tokenskip_data_from_benchmark_rows_takes_correct_uncut_cots_once_per_question(
+    tmp_path, capsys
+):
     import json
 
     from tale_shared.research.bench import BenchRow
@@ -219,3 +221,89 @@ def test_tokenskip_data_from_benchmark_rows_takes_correct_uncut_cots_once_per_qu
     assert example["prompt"].startswith("What is 0 + 0?") and "0.5" in example["prompt"]
     with pytest.raises(ValueError, match="--data"):
         export_tokenskip(runs, tmp_path / "x.jsonl")
+
+    # several files through the CLI: read in order, an item taken once
+    from tale_shared import cli
+
+    more = [
+        BenchRow(
+            method="vanilla",
+            id=f"q{k}",
+            correct=True,
+            answer=str(2 * k),
+            text=cot.format(k=k, s=2 * k),
+        )
+        for k in (0, 3)
+    ]
+    runs2 = tmp_path / "rows2.jsonl"
+    runs2.write_text("".join(r.model_dump_json() + "\n" for r in more))
+    both = tmp_path / "both.jsonl"
+    cmd = ["export", "tokenskip", str(runs), str(runs2), "--data", str(data), "--out", str(both)]
+    assert cli.main([*cmd, "--ratios", "0.7"]) == 0
+    prompts = [json.loads(line)["prompt"] for line in both.read_text().splitlines()]
+    assert [p.split("?")[0] for p in prompts] == ["What is 0 + 0", "What is 3 + 3"]
+    sft = ["export", "sft", str(runs), str(runs2), "--out", str(tmp_path / "s.jsonl")]
+    assert cli.main(sft) != 0
+    assert "sft data comes from one search file, not 2" in capsys.readouterr().err
+
+
+def test_tokenskip_is_a_method_the_pipeline_and_bench_run_with_the_runnables_layout(
+    scripted, tmp_path
+):
+    """`tale bench --methods tokenskip@0.5` asks exactly what TokenSkipRunnable asks: the
+    training layout, the cap scaled by gamma, one call, no budget."""
+    from tale_shared.methods import parse_method
+    from tale_shared.pipeline import TalePipeline
+    from tale_shared.research.bench import load_rows, run_bench
+    from tale_shared.research.datasets import Item
+
+    model = scripted(REPLY)
+    result = TalePipeline(model, method="tokenskip@0.5", max_tokens=400).solve(Q)
+    (messages, cap) = model.calls[0]
+    assert [m.role for m in messages] == ["user"]
+    assert messages[0].content == training_example(Q, "x", "72", 0.5)["prompt"]
+    assert cap == 200 and result.answer == "72" and result.budget is None
+    assert result.record.method == "tokenskip@0.5" and result.record.n_calls == 1
+
+    llm = UsageFakeChatModel(responses=[REPLY])
+    TokenSkipRunnable(llm=llm, gamma=0.5, max_tokens=400).invoke(Q)
+    assert llm.seen[0][0][-1].text == messages[0].content and llm.seen[0][1]["max_tokens"] == 200
+
+    out = tmp_path / "rows.jsonl"
+    items = [Item(id="a", question=Q, answer="72")]
+    assert run_bench(model, items, ["tokenskip@1.0", "tokenskip@0.7"], out, progress=False) == 2
+    rows = {r.method: r for r in load_rows(out)}
+    assert rows["tokenskip@1.0"].cap == 512 and rows["tokenskip@0.7"].cap == 359
+    assert all(r.correct for r in rows.values())
+    assert model.calls[1][0][0].content == Q  # ratio 1.0 is the bare question
+    assert parse_method("tokenskip@1").spec == "tokenskip@1.0"
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("tokenskip@x", "needs a ratio"),
+        ("tokenskip@1.5", r"must be in \(0, 1\]"),
+        ("tokenskip@0.5+ex3", "takes no modifiers"),
+        ("tokenskip@0.5+force", "takes no modifiers"),
+    ],
+)
+def test_a_bad_tokenskip_method_is_a_clear_error(spec, message):
+    from tale_shared.methods import parse_method
+
+    with pytest.raises(ValueError, match=message):
+        parse_method(spec)
+
+
+def test_budget_entry_points_refuse_tokenskip_and_name_the_one_that_runs_it():
+    from langchain_tale import TaleRunnable
+    from langchain_tale.middleware import TaleBudgetMiddleware
+    from llama_index_tale import TaleQueryTransform
+
+    llm = UsageFakeChatModel(responses=[REPLY])
+    with pytest.raises(ValueError, match="TokenSkipRunnable"):
+        TaleRunnable(llm=llm, method="tokenskip@0.5")
+    with pytest.raises(ValueError, match="TokenSkipQueryTransform"):
+        TaleQueryTransform(llm=UsageMockLLM(), method="tokenskip@0.5")
+    with pytest.raises(ValueError, match="not a step budget"):
+        TaleBudgetMiddleware(method="tokenskip@0.5")

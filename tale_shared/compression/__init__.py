@@ -14,6 +14,7 @@ from tale_shared.compression.core import (
     check_trained_ratio,
     compress,
     kept_ratio,
+    tokenskip_cap,
     tokenskip_prompt,
     training_example,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "rule_scorer",
     "spans",
     "tokenize",
+    "tokenskip_cap",
     "tokenskip_prompt",
     "training_example",
 ]

@@ -51,6 +51,16 @@ def tokenskip_prompt(question: str, ratio: float) -> str:
     return question if ratio == 1.0 else f"{question}{SEPARATOR}{ratio}{SEPARATOR}"
 
 
+def tokenskip_cap(max_tokens: int | None, ratio: float) -> int | None:
+    """TokenSkip's output cap: ``max_tokens`` scaled by the ratio (``None`` stays ``None``).
+
+    >>> tokenskip_cap(512, 0.7)
+    359
+    """
+    check_ratio(ratio)
+    return math.ceil(max_tokens * ratio) if max_tokens else None
+
+
 def check_ratio(ratio: float) -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
         raise ValueError(f"ratio (gamma) must be in (0, 1], got {ratio!r}")

@@ -163,8 +163,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         export_tokenskip,
     )
 
-    out = args.out or Path(args.runs).with_suffix(f".{args.kind}.{args.format}.jsonl")
-    check_paths(args.runs, out)
+    if len(args.runs) > 1 and args.kind != "tokenskip":
+        raise ValueError(f"{args.kind} data comes from one search file, not {len(args.runs)}")
+    first = args.runs[0]
+    out = args.out or Path(first).with_suffix(f".{args.kind}.{args.format}.jsonl")
+    for runs in args.runs:
+        check_paths(runs, out)
     check_writable(out)
     if args.kind == "tokenskip":
         from tale_shared.compression import RATIOS
@@ -173,7 +177,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         n = export_tokenskip(args.runs, out, data=args.data, ratios=ratios)
     else:
         exporter = export_sft if args.kind == "sft" else export_dpo
-        n = exporter(args.runs, out, layout=args.format)
+        n = exporter(first, out, layout=args.format)
     print(f"wrote {n} {args.kind.upper()} examples to {out}")
     return 0
 
@@ -446,7 +450,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "export", help="TALE-PT data (SFT pairs, DPO triples) or TokenSkip data from a search"
     )
     p.add_argument("kind", choices=["sft", "dpo", "tokenskip"])
-    p.add_argument("runs", help="a search file, or (tokenskip) benchmark rows with --data")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        help="a search file; tokenskip: one or more search or benchmark rows files (rows "
+        "need --data), an item taken once",
+    )
     p.add_argument("--format", choices=["messages", "trl"], default="messages")
     p.add_argument("--out", default=None)
     p.add_argument(

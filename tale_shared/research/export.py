@@ -83,8 +83,8 @@ COT_METHODS = ("vanilla", "vanilla-paper")
 
 def correct_cots(
     runs: str | Path, data: str | Path | None = None, *, methods: Sequence[str] = COT_METHODS
-) -> Iterator[tuple[str, str, str]]:
-    """The model's own correct chain-of-thought answers as (question, reasoning, answer):
+) -> Iterator[tuple[str, str, str, str]]:
+    """The model's own correct chain-of-thought answers as (id, question, reasoning, answer):
     from a search file (its vanilla answers), or from benchmark rows (``methods``' correct,
     uncut, unforced answers) joined by id with the items file ``data``. One per item."""
     from tale_shared._io import iter_json_lines
@@ -102,16 +102,16 @@ def correct_cots(
             ok = row.correct and not row.cut and not row.forced and row.error is None
             if ok and row.method in methods and row.id in questions and row.id not in seen:
                 seen.add(row.id)
-                yield questions[row.id], row.text, row.answer or ""
+                yield row.id, questions[row.id], row.text, row.answer or ""
         return
     for r in load_results(runs):
         if r.vanilla_correct and r.vanilla_text and r.id not in seen:
             seen.add(r.id)
-            yield r.question, r.vanilla_text, extract_answer(r.vanilla_text) or r.gold
+            yield r.id, r.question, r.vanilla_text, extract_answer(r.vanilla_text) or r.gold
 
 
 def export_tokenskip(
-    runs: str | Path,
+    runs: str | Path | Sequence[str | Path],
     out: str | Path,
     *,
     data: str | Path | None = None,
@@ -119,15 +119,25 @@ def export_tokenskip(
     seed: int = 0,
     scorer: ImportanceScorer = rule_scorer,
 ) -> int:
-    """TokenSkip data: the model's own correct CoTs (:func:`correct_cots`: a search file, or
-    benchmark rows with their items file ``data``), each compressed with a ratio drawn from
-    ``ratios``. Returns the number of examples written."""
-    check_paths(runs, out)
+    """TokenSkip data: the model's own correct CoTs (:func:`correct_cots`: search files, or
+    benchmark rows with their items file ``data``; several files are read in order, an item
+    taken once), each compressed with a ratio drawn from ``ratios`` (one per CoT: the paper's
+    data is no larger than its training set). Returns the number of examples written."""
+    files = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    if not files:
+        raise ValueError("give at least one search or benchmark rows file")
+    for path in files:
+        check_paths(path, out)
     rng = random.Random(seed)
 
     def rows() -> Iterator[dict[str, Any]]:
-        for question, text, answer in correct_cots(runs, data):
-            cot = text.replace(f"[[{answer}]]", "").strip()
-            yield training_example(question, cot, answer, rng.choice(list(ratios)), scorer)
+        seen: set[str] = set()
+        for path in files:
+            for item_id, question, text, answer in correct_cots(path, data):
+                if item_id in seen:
+                    continue
+                seen.add(item_id)
+                cot = text.replace(f"[[{answer}]]", "").strip()
+                yield training_example(question, cot, answer, rng.choice(list(ratios)), scorer)
 
     return write_jsonl(rows(), out)

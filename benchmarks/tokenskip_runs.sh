@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# TokenSkip trained on the default model and measured (issue: TokenSkip, trained and measured).
+# Every step is resumable: rerun the same command after a stop and it picks up where it was
+# (training from its last checkpoint, benchmarks from their rows).
+#   bash benchmarks/tokenskip_runs.sh data      # the model's own correct GSM8K train CoTs
+#   bash benchmarks/tokenskip_runs.sh train     # LoRA on the embedded Qwen2.5-Coder-1.5B (CPU)
+#   bash benchmarks/tokenskip_runs.sh gguf      # the adapter as a llama.cpp LoRA
+#   bash benchmarks/tokenskip_runs.sh eval      # GSM8K test and SVAMP, gamma 1.0/0.7/0.5
+#   bash benchmarks/tokenskip_runs.sh combine   # a TALE budget on the tuned model (dev slice)
+#   bash benchmarks/tokenskip_runs.sh report    # tables, plots, the adapter card
+# The held-out items are the first 100 of the default-selection held-out samples (seed 22:
+# `tale bench` samples so that --limit 100 is a subset of --limit 300), so vanilla and the
+# TALE default rows of benchmarks/default_selection.sh pair with these by item.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TALE=${TALE:-.venv/bin/tale}
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-../shared/data}
+R=benchmarks/results
+RUNS=${RUNS:-runs/tokenskip}
+BASE_MODEL=qwen2.5-coder-1.5b
+GAMMAS="tokenskip@1.0,tokenskip@0.7,tokenskip@0.5"
+# the TALE default as its held-out rows name it (benchmarks/default_selection.sh heldout)
+DEFAULT=${DEFAULT:-tale}
+BASELINE=vanilla,vanilla-paper
+TRAIN_ITEMS="$DATA/gsm8k/train.norm.jsonl"
+
+case "${1:-}" in
+  data)
+    # search (train items 0-99) and both default-selection dev stages (disjoint train items
+    # after 100): their correct, uncut vanilla CoTs, one per question, one ratio each
+    mkdir -p "$RUNS"
+    "$TALE" export tokenskip "$R/search-gsm8k-train.jsonl" "$R/screen-gsm8k-train.jsonl" \
+      "$R/confirm-gsm8k-train.jsonl" --data "$TRAIN_ITEMS" --ratios 1.0,0.9,0.7,0.5 \
+      --out "$RUNS/data.jsonl"
+    ;;
+  train)
+    "$TALE" train tokenskip "$RUNS/data.jsonl" --base "$BASE_MODEL" --out "$RUNS" \
+      --epochs "${EPOCHS:-2}" --save-steps 10
+    ;;
+  gguf)
+    "$TALE" train gguf "$RUNS/adapter" --base "$BASE_MODEL" --out "$RUNS/adapter.gguf"
+    ;;
+  eval)
+    for set in "gsm8k-test:$DATA/gsm8k/test.norm.jsonl" \
+      "svamp:$DATA/holdout/svamp/svamp.norm.jsonl"; do
+      name=${set%%:*}
+      "$TALE" bench --lora "$RUNS/adapter.gguf" --data "${set#*:}" --methods "$GAMMAS" \
+        --limit 100 --seed 22 --by-method --out "$R/tokenskip-$name.jsonl"
+    done
+    ;;
+  combine)
+    # a dev slice the adapter never trained on: GSM8K train after 100, less the stages' items
+    dev=(--data "$TRAIN_ITEMS" --offset 100 --limit 60 --seed 25
+      --exclude "$R/screen-gsm8k-train.jsonl" --exclude "$R/confirm-gsm8k-train.jsonl")
+    "$TALE" bench "${dev[@]}" --methods "$BASELINE,$DEFAULT" --by-method \
+      --out "$R/tokenskip-combine-base.jsonl"
+    "$TALE" bench "${dev[@]}" --lora "$RUNS/adapter.gguf" --by-method \
+      --methods "tokenskip@1.0,tokenskip@0.5,$DEFAULT" --out "$R/tokenskip-combine-tuned.jsonl"
+    ;;
+  report)
+    cp "$RUNS/adapter/tale-card.json" "$R/tokenskip-card.json"
+    for name in gsm8k-test svamp; do
+      "$PY" benchmarks/train_eval.py "$R/heldout-$name.jsonl" "$R/tokenskip-$name.jsonl" \
+        --methods "$GAMMAS" --before-methods "$DEFAULT" --baseline "$BASELINE" \
+        --table "$R/tokenskip-$name.md" --plot "$R/tokenskip-$name.png"
+    done
+    "$PY" benchmarks/train_eval.py "$R/tokenskip-combine-base.jsonl" \
+      "$R/tokenskip-combine-tuned.jsonl" --methods "tokenskip@1.0,tokenskip@0.5,$DEFAULT" \
+      --before-methods "$DEFAULT" --baseline "$BASELINE" --table "$R/tokenskip-combine.md" \
+      --plot "$R/tokenskip-combine.png"
+    ;;
+  *)
+    echo "usage: $0 data|train|gguf|eval|combine|report" >&2
+    exit 2
+    ;;
+esac
