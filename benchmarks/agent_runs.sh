@@ -11,11 +11,13 @@ R=benchmarks/results
 FRAMEWORK=${2:?say langchain or llama-index}
 TAG=${FRAMEWORK/llama-index/llamaindex}
 
-# every configuration of the dev slice: the reference, the default (the model's profile method),
-# per-step budgets from each estimator, a run total only, the Budget Tracker, context
-# compression, forcing without exemplars, and (LangChain only) ModelCallLimitMiddleware
+# every configuration of the dev slice (results/agent-selection-rule.md): the reference, the
+# default (the model's profile method), per-step budgets from each estimator, forcing without
+# exemplars, the single-question default's finalists, a run total only, the Budget Tracker,
+# context compression, and (LangChain only) ModelCallLimitMiddleware
 DEV="none,tale,tale=tale-heuristic@system,tale=tale-regression@system"
 DEV+=",tale=tale-zero-shot@system,tale=tale-heuristic@system+force1.5"
+DEV+=",tale=tale-heuristic@concise+ex3+escalate,tale=tale-heuristic@system+ex3+escalate"
 DEV+=",total=1200,total=1200&tracker,context=0.5"
 HELDOUT="none,tale"
 if [ "$FRAMEWORK" = langchain ]; then
