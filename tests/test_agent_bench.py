@@ -319,3 +319,63 @@ def test_tale_llm_logs_each_step_on_the_runs_ledger():
         llm.chat(ask)
     assert [(s.budget, s.tool_calls) for s in ledger.steps] == [(60, 0), (60, 0)]
     assert all(s.output_tokens == 6 for s in ledger.steps)  # "3 + 5 = 8. [[8]]", in words
+
+
+def _load_script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_agent_rule_picks_the_cheapest_method_that_holds_in_both_frameworks():
+    """results/agent-selection-rule.md, applied by benchmarks/select_agent_default.py:
+    eligible = within 5 points of no budget and <= 0.80x its tokens in both frameworks;
+    chosen = the lowest mean ratio (a close one with more accuracy wins); totals, trackers
+    and call limits are reported, never chosen."""
+    from tale_shared.research.agent_bench import AgentRow
+    from tale_shared.research.bench import summarize_bench
+
+    select = _load_script("select_agent_default")
+
+    def rows(spec: dict[str, tuple[int, int]]) -> list[AgentRow]:
+        # config -> (items solved of 20, output tokens per run)
+        return [
+            AgentRow(method=c, id=f"q{i}", correct=i < solved, output_tokens=tokens)
+            for c, (solved, tokens) in spec.items()
+            for i in range(20)
+        ]
+
+    frameworks = {
+        "langchain": {
+            "none": (10, 400),
+            "tale": (10, 300),  # 0.75x, holds
+            "tale=cheap": (10, 160),  # 0.40x, holds
+            "tale=cheaper-but-loses": (6, 100),  # -20 points
+            "calls=3": (10, 50),  # not a candidate
+        },
+        "llama-index": {
+            "none": (10, 400),
+            "tale": (10, 300),
+            "tale=cheap": (10, 180),
+            "tale=cheaper-but-loses": (10, 100),
+            "calls=3": (10, 50),
+        },
+    }
+    summaries = {}
+    for f, spec in frameworks.items():
+        configs = [c for c in spec if select.is_candidate(c) or c == "none"]
+        summaries[f] = {s.method: s for s in summarize_bench(rows(spec), configs, baseline="none")}
+    report = select.decide(summaries)
+    assert report[-1] == "agent default: tale=cheap -> cheap"
+    assert "calls=3" not in "\n".join(report)
+    # nothing holds in both: the profile method stays
+    summaries["llama-index"]["tale=cheap"] = summaries["llama-index"]["tale=cheaper-but-loses"]
+    summaries["langchain"]["tale"] = summaries["langchain"]["tale=cheaper-but-loses"]
+    summaries["langchain"]["tale=cheap"] = summaries["langchain"]["tale=cheaper-but-loses"]
+    assert select.decide(summaries)[-1].endswith("(NONE eligible)")
