@@ -46,16 +46,16 @@ case "${1:-}" in
       "svamp:$DATA/holdout/svamp/svamp.norm.jsonl"; do
       name=${set%%:*}
       "$TALE" bench --lora "$RUNS/adapter.gguf" --data "${set#*:}" --methods "$GAMMAS" \
-        --limit 100 --seed 22 --by-method --out "$R/tokenskip-$name.jsonl"
+        --baseline tokenskip@1.0 --limit 100 --seed 22 --by-method --out "$R/tokenskip-$name.jsonl"
     done
     ;;
   combine)
     # a dev slice the adapter never trained on: GSM8K train after 100, less the stages' items
     dev=(--data "$TRAIN_ITEMS" --offset 100 --limit 60 --seed 25
       --exclude "$R/screen-gsm8k-train.jsonl" --exclude "$R/confirm-gsm8k-train.jsonl")
-    "$TALE" bench "${dev[@]}" --methods "$BASELINE,$DEFAULT" --by-method \
+    "$TALE" bench "${dev[@]}" --methods "$BASELINE,$DEFAULT" --baseline "$BASELINE" --by-method \
       --out "$R/tokenskip-combine-base.jsonl"
-    "$TALE" bench "${dev[@]}" --lora "$RUNS/adapter.gguf" --by-method \
+    "$TALE" bench "${dev[@]}" --lora "$RUNS/adapter.gguf" --by-method --baseline tokenskip@1.0 \
       --methods "tokenskip@1.0,tokenskip@0.5,$DEFAULT" --out "$R/tokenskip-combine-tuned.jsonl"
     ;;
   report)

@@ -257,3 +257,14 @@ def test_tokenskip_end_to_end_with_the_readme_commands(tmp_path):
     (record,) = tracer.records
     assert record.method == "tokenskip@0.5" and record.calls[0].cap == 32
     assert record.models == ["local/smollm2-135m+ts"]
+
+    # the evaluation command of benchmarks/tokenskip_runs.sh: the same call, as bench rows
+    items, rows = tmp_path / "items.jsonl", tmp_path / "rows.jsonl"
+    question = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+    items.write_text(json.dumps({"id": "t1", "question": question, "answer": "7"}) + "\n")
+    bench = ["bench", "--model", "smollm2-135m", "--lora", str(gguf), "--data", str(items)]
+    bench += ["--methods", "tokenskip@1.0,tokenskip@0.5", "--baseline", "tokenskip@1.0"]
+    assert cli.main([*bench, "--max-tokens", "64", "--out", str(rows)]) == 0
+    got = {json.loads(line)["method"]: json.loads(line) for line in rows.read_text().splitlines()}
+    assert got["tokenskip@0.5"]["cap"] == 32 and got["tokenskip@1.0"]["cap"] == 64
+    assert all(r["error"] is None and r["output_tokens"] > 0 for r in got.values())
