@@ -58,7 +58,7 @@ from tale_shared.answers import bracketed_answer, extract_answer
 from tale_shared.compression.core import check_ratio, tokenskip_cap, tokenskip_prompt
 from tale_shared.estimators import parse_estimator_spec
 from tale_shared.models import ChatModel, Completion
-from tale_shared.prompts import Message, PromptStyle, get_style
+from tale_shared.prompts import TOKENSKIP, Message, PromptStyle, get_style
 
 FORCE_CUE = "\n\nTherefore, the final answer is [["
 """Appended to a reply the cap cut, so that the model writes the answer next (s1)."""
@@ -191,7 +191,7 @@ _FORCE = re.compile(r"^force(?P<h>\d+(?:\.\d+)?)?$")
 _EXIT = re.compile(r"^exit(?:(?P<every>\d+)x(?P<agree>\d+))?$")
 _EX = re.compile(r"^ex(?P<k>\d+)$")
 NO_BUDGET_STYLES = ("vanilla", "vanilla-paper", "direct", "chain-of-draft")
-TOKENSKIP_STYLE = "tokenskip"
+TOKENSKIP_STYLE = TOKENSKIP.name
 
 
 def parse_method(spec: str | Method, *, default_style: str | None = None) -> Method:
@@ -216,7 +216,7 @@ def parse_method(spec: str | Method, *, default_style: str | None = None) -> Met
             value = float(gamma)
         except ValueError:
             raise ValueError(f"tokenskip needs a ratio: tokenskip@0.5, not {spec!r}") from None
-        method = Method(style=TOKENSKIP_STYLE, gamma=check_ratio(value))
+        method = Method(style=TOKENSKIP_STYLE, gamma=value)  # checked by Method
     elif base == "tale-ep":
         method = Method(style="paper", estimator="zero-shot")
     elif base.startswith("oracle"):
