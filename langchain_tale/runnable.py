@@ -44,7 +44,7 @@ from tale_shared.methods import (
     should_force,
 )
 from tale_shared.models import finish_reason_of
-from tale_shared.profiles import method_for, style_for
+from tale_shared.profiles import budget_style_for, method_for, style_for
 from tale_shared.prompts import PromptStyle, get_style
 
 
@@ -173,7 +173,12 @@ class TaleRunnable(PlannedModelCall):
     # -- the parts of one call ---------------------------------------------------------------
     @property
     def prompt_style(self) -> PromptStyle:
-        return style_for(model_name_of(self.llm), self.style or self._method.style)
+        name = model_name_of(self.llm)
+        if self.style:
+            return style_for(name, self.style)
+        if self.estimator is not None:  # a budget asked of the method: the model's wording
+            return style_for(name, budget_style_for(name, self._method))
+        return style_for(name, self._method.style)
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)

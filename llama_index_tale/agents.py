@@ -303,15 +303,15 @@ class TaleLLM(FunctionCallingLLM):
                     merge=_with_sentence,
                     new=lambda role, text: ChatMessage(role=MessageRole(role), content=text),
                 )
-        if tokens is None:  # a method without a budget
-            return list(messages)
-        out = self._step.style.place(
-            messages,
-            tokens,
-            role_of=lambda m: str(m.role.value),
-            merge=_with_sentence,
-            new=lambda role, sentence: ChatMessage(role=MessageRole(role), content=sentence),
-        )
+        out = list(messages)
+        if tokens is not None:  # a method without a budget states none
+            out = self._step.style.place(
+                out,
+                tokens,
+                role_of=lambda m: str(m.role.value),
+                merge=_with_sentence,
+                new=lambda role, sentence: ChatMessage(role=MessageRole(role), content=sentence),
+            )
         if self._step.exemplars:  # worked examples as earlier turns, before the task
             shots = [_chat_message(m) for m in self._step.exemplar_messages(tokens)]
             at = next((i for i, m in enumerate(out) if m.role == MessageRole.USER), len(out))

@@ -20,7 +20,13 @@ from tale_shared._validation import require_question
 from tale_shared.budget import TokenBudget, budget_metadata
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
-from tale_shared.profiles import method_for, profile_for, profile_label, style_for
+from tale_shared.profiles import (
+    budget_style_for,
+    method_for,
+    profile_for,
+    profile_label,
+    style_for,
+)
 from tale_shared.prompts import PromptStyle, get_style, join_instruction
 
 dispatcher = get_dispatcher(__name__)
@@ -104,9 +110,21 @@ class TaleQueryTransform(BaseQueryTransform):
         if resolved.is_tokenskip:
             raise ValueError(f"{resolved.spec} is worded by TokenSkipQueryTransform")
         if method is None:  # the default: the part of the profile method a query can carry
-            worded = dataclasses.replace(resolved, exemplars=0, force=None, early_exit=None)
-            if worded != resolved:
-                source = profile_label(profile_for(self._model_name()))
+            worded = dataclasses.replace(
+                resolved, exemplars=0, force=None, early_exit=None, escalate=False
+            )
+            source = profile_label(profile_for(self._model_name()))
+            if worded.estimator is None:  # the profile method states no budget (exemplars
+                # only): a transform's one part is the budget, in the model's wording
+                worded = dataclasses.replace(
+                    worded,
+                    style=budget_style_for(self._model_name(), worded),
+                    estimator="heuristic",
+                )
+                label = f"tale ({worded.spec}: the budget; {source}, whose method "
+                label += f"{resolved.spec} states none)"
+                resolved = dataclasses.replace(worded, label=label)
+            elif worded != resolved:
                 label = f"tale ({worded.spec}: query part; {source})"
                 resolved = dataclasses.replace(worded, label=label)
         self._method = resolved
@@ -118,7 +136,13 @@ class TaleQueryTransform(BaseQueryTransform):
         self._slot = resolve_estimator(
             estimator if estimator is not None else self._method.estimator
         )
-        self._style = get_style(style) if style is not None else get_style(self._method.style)
+        if style is None:  # an estimator given to a method without a budget: its wording
+            style = (
+                budget_style_for(self._model_name(), self._method)
+                if estimator is not None
+                else self._method.style
+            )
+        self._style = get_style(style)
         self._last_budget: ContextVar[TokenBudget | None] = ContextVar(
             f"tale_last_budget_{id(self)}", default=None
         )

@@ -10,7 +10,7 @@ that takes precedence.
 
 Example:
     >>> profile_for("local/qwen2.5-coder-1.5b").method
-    'tale-heuristic@system+ex3+force1.5'
+    'vanilla+ex3'
     >>> profile_for("gpt-4o-mini").style
     'paper'
 """
@@ -63,13 +63,15 @@ BUILTIN_PROFILES: dict[str, ModelProfile] = {
     f"{LOCAL_PREFIX}qwen2.5-coder-1.5b": ModelProfile(
         model=f"{LOCAL_PREFIX}qwen2.5-coder-1.5b",
         style="system",
-        method="tale-heuristic@system+ex3+force1.5",
+        method="vanilla+ex3",
         source="builtin",
         notes=(
-            "ignores 'less than N tokens' (r=0.27). Screening on 60 GSM8K train items "
-            "(benchmarks/results/screen-gsm8k-train.md): the budget in the system message "
-            "with 3 concise exemplars and forcing at 1.5x gave 0.34x vanilla's output tokens "
-            "at +1.7 points, the fewest tokens within 2 points of vanilla"
+            "ignores 'less than N tokens' (r=0.27). Chosen by the written rule "
+            "(benchmarks/results/default-selection-rule.md) on dev data only: on 200 fresh "
+            "GSM8K train items the three concise exemplars with no budget sentence gave "
+            "0.42x the stronger vanilla's output tokens at -0.5 points [-7.0, +6.0], the "
+            "highest lower bound of the three finalists (no budgeted finalist's bound "
+            "cleared -5 points; benchmarks/results/default-selection-confirm.md)"
         ),
     ),
     f"{LOCAL_PREFIX}smollm2-135m": ModelProfile(
@@ -193,7 +195,7 @@ def method_for(model: str | None, method: str | Method = "tale") -> Method:
     >>> method_for("gpt-4o-mini").name
     'tale (tale-heuristic@paper; no profile)'
     >>> method_for("Qwen/Qwen2.5-Coder-1.5B-Instruct").name
-    'tale (tale-heuristic@system+ex3+force1.5; profile local/qwen2.5-coder-1.5b)'
+    'tale (vanilla+ex3; profile local/qwen2.5-coder-1.5b)'
     >>> method_for("gpt-4o-mini", "tale-zero-shot").spec
     'tale-zero-shot@paper'
     """
@@ -208,6 +210,22 @@ def method_for(model: str | None, method: str | Method = "tale") -> Method:
         # the style came from the saved profile: the record says so
         return replace(resolved, label=f"{resolved.spec} (style from the saved profile)")
     return resolved
+
+
+def budget_style_for(model: str | None, method: Method) -> str:
+    """The wording of a budget given to ``method`` on ``model``: the method's own style when
+    it states a budget, else the profile's budget wording. A caller that passes an estimator
+    to a method without a budget (the embedded model's default ``vanilla+ex3``) gets its
+    budget stated the way the model follows, not computed and dropped.
+
+    >>> budget_style_for("local/qwen2.5-coder-1.5b", method_for("local/qwen2.5-coder-1.5b"))
+    'system'
+    >>> budget_style_for("gpt-4o-mini", parse_method("tale-heuristic@words"))
+    'words'
+    """
+    if get_style(method.style).uses_budget:
+        return method.style
+    return profile_for(model).style
 
 
 def agent_method_for(model: str | None, method: str | Method = "tale") -> Method:
@@ -232,6 +250,7 @@ __all__ = [
     "BrokenProfileWarning",
     "ModelProfile",
     "agent_method_for",
+    "budget_style_for",
     "default_regression_estimator",
     "method_for",
     "packaged_estimator_path",

@@ -56,12 +56,26 @@ def test_methods_that_cannot_run_an_agent_step_are_refused_at_construction(bad):
 
 
 def test_the_default_middleware_runs_the_profile_method_on_the_embedded_model():
+    assert method_for(QWEN).spec == "vanilla+ex3"  # the rule's choice on dev data
     model, agent, inputs = _agent(TaleBudgetMiddleware(), [_call(2), AIMessage("[[3]]")])
     agent.invoke(inputs)
     messages, kwargs = model.seen[0]
-    assert "shorter than" in messages[0].text  # the profile's system style
+    assert messages[0].text == "Use the tool."  # no budget sentence
+    shots = [m for m in messages if any(m.text == s.reasoning for s in load_exemplars())]
+    assert len(shots) == 3  # the profile's exemplars
+    task = [m for m in messages if m.type == "human"][-1]
+    assert task.text == "What is 2 + 1?" and messages.index(task) > 1  # exemplars come first
+    assert "max_tokens" not in kwargs  # no budget, so no cap
+
+
+def test_a_budgeted_step_method_states_the_budget_in_its_style_and_caps_the_step():
+    middleware = TaleBudgetMiddleware(method="tale-heuristic@system+ex3+force1.5")
+    model, agent, inputs = _agent(middleware, [_call(2), AIMessage("[[3]]")])
+    agent.invoke(inputs)
+    messages, kwargs = model.seen[0]
+    assert "shorter than" in messages[0].text  # the system style
     shot = load_exemplars()[0]
-    assert any(m.text == shot.reasoning for m in messages)  # the profile's exemplars
+    assert any(m.text == shot.reasoning for m in messages)
     task = [m for m in messages if m.type == "human"][-1]
     assert task.text == "What is 2 + 1?" and messages.index(task) > 1  # exemplars come first
     assert kwargs.get("max_tokens")  # +force1.5: a hard cap
@@ -144,6 +158,33 @@ def test_tale_llm_defaults_to_the_wrapped_models_profile_method():
     assert "shorter than 40 tokens" in sent[0].content
     assert sent[2].content == load_exemplars()[0].reasoning  # exemplars before the task
     assert sent[-1].content == "What is 3 + 5?"
+
+
+def test_tale_llm_on_a_method_without_a_budget_still_sends_its_exemplars():
+    from llama_index.core.base.llms.types import ChatMessage, MessageRole
+
+    from llama_index_tale import TaleLLM
+
+    inner = _cutting_llm()
+    inner.answer = "3 + 5 = 8. [[8]]"
+    TaleLLM(llm=inner, method="vanilla+ex2").chat(
+        [
+            ChatMessage(role=MessageRole.SYSTEM, content="Use the tool."),
+            ChatMessage(role=MessageRole.USER, content="What is 3 + 5?"),
+        ]
+    )
+    sent = inner.seen[-1]
+    assert sent[0].content == "Use the tool."  # no budget sentence
+    shots = load_exemplars()[:2]
+    assert [m.content for m in sent[2:5:2]] == [shots[0].reasoning, shots[1].reasoning]
+    assert sent[1].content.startswith(shots[0].question)  # asked as the method asks
+    assert sent[-1].content == "What is 3 + 5?"
+
+
+def test_an_estimator_given_to_a_method_without_a_budget_is_worded_as_the_profile_says():
+    step = step_method(QWEN, estimator="fixed:40")  # the profile method states no budget
+    assert step.style.name == "system" and step.budgeted
+    assert step_method(QWEN).style.name == "vanilla" and not step_method(QWEN).budgeted
 
 
 def test_tale_llm_forces_the_answer_of_a_cut_final_step_and_counts_both_calls():

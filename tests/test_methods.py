@@ -295,9 +295,15 @@ def test_both_adapters_give_the_embedded_model_one_name_and_one_method():
     assert model_name_of(li) == "local/qwen2.5-coder-1.5b"
     runnable = TaleRunnable(llm=lc)
     transform = TaleQueryTransform(llm=li)
-    assert runnable.prompt_style.name == transform.style.name == "system"
-    assert runnable.resolved_method.spec == "tale-heuristic@system+ex3+force1.5"
-    assert transform._method.spec == "tale-heuristic@system"  # what a query can carry
+    # the profile method (three exemplars, no budget) in the runnable; a transform can carry
+    # no exemplars, so it carries the budget, in the wording the profile gives the model
+    assert runnable.resolved_method.spec == "vanilla+ex3"
+    assert runnable.prompt_style.name == "vanilla"
+    assert transform._method.spec == "tale-heuristic@system"
+    assert transform.style.name == "system"
+    # a budget asked of the runnable is worded the same way, on the same method
+    budgeted = TaleRunnable(llm=lc, estimator="heuristic")
+    assert budgeted.resolved_method.spec == "tale-heuristic@system+ex3"
 
 
 def test_a_saved_profile_says_so_and_a_broken_one_warns(tmp_path, monkeypatch):

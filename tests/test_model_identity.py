@@ -7,7 +7,7 @@ import pytest
 from tale_shared.model_identity import model_identity
 from tale_shared.profiles import method_for, profile_for
 
-DEFAULT_METHOD = "tale-heuristic@system+ex3+force1.5"
+DEFAULT_METHOD = "vanilla+ex3"
 QWEN_PROFILE = "local/qwen2.5-coder-1.5b"
 
 
@@ -92,5 +92,6 @@ def test_every_entry_point_says_which_profile_it_used():
     metadata: dict[str, object] = {}
     transform.run("What is 3 + 5?", metadata=metadata)
     assert metadata["tale"]["method"] == (  # type: ignore[index]
-        f"tale (tale-heuristic@system: query part; profile {QWEN_PROFILE})"
+        f"tale (tale-heuristic@system: the budget; profile {QWEN_PROFILE}, "
+        "whose method vanilla+ex3 states none)"
     )

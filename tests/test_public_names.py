@@ -18,7 +18,7 @@ def test_methods_are_public_in_the_core():
     assert tale_shared.parse_method("tale-ep") == tale_shared.Method(
         style="paper", estimator="zero-shot"
     )
-    assert tale_shared.method_for("qwen2.5-coder:1.5b").spec.startswith("tale-heuristic@system")
+    assert tale_shared.method_for("qwen2.5-coder:1.5b").spec == "vanilla+ex3"
 
 
 def test_both_adapters_call_their_tracer_taletracer_and_keep_the_old_names():

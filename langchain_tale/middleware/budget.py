@@ -194,18 +194,22 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         return self.run_budget.step_cap(budget.tokens, self._spent(request.state or {}))
 
     def _budgeted(
-        self, request: ModelRequest[Any], tokens: int, step: StepMethod
+        self, request: ModelRequest[Any], tokens: int | None, step: StepMethod
     ) -> ModelRequest[Any]:
+        """The step's request as the method asks it: the budget sentence and the hard cap
+        (``tokens`` is ``None`` for a method without a budget: neither) and the exemplars."""
         overrides: dict[str, Any] = {}
         style = step.style
         # the agent's system prompt is kept apart from its messages: what the style puts in
         # the system message (a preamble, a "system" budget sentence) goes there
-        system_parts = [style.preamble] if style.preamble else []
+        system_parts: list[str] = []
         messages: list[BaseMessage] = list(request.messages)
-        if style.placement == "system":
-            system_parts.append(style.instruction(tokens))
-        else:  # the one placement rule: the last human message
-            messages = inject_budget(messages, style.with_options(preamble=""), tokens)
+        if tokens is not None:
+            system_parts = [style.preamble] if style.preamble else []
+            if style.placement == "system":
+                system_parts.append(style.instruction(tokens))
+            else:  # the one placement rule: the last human message
+                messages = inject_budget(messages, style.with_options(preamble=""), tokens)
         if step.exemplars:  # worked examples as earlier turns, before the task
             messages = with_exemplars(messages, to_langchain(step.exemplar_messages(tokens)))
         if messages != list(request.messages):
@@ -216,11 +220,11 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             for part in system_parts:
                 content = join_instruction(content, part)
             overrides["system_message"] = SystemMessage(content=content)
-        if step.cap_headroom is not None:
+        if tokens is not None and step.cap_headroom is not None:
             overrides["model_settings"] = with_cap(
                 request.model_settings, request.model, hard_cap(tokens, step.cap_headroom)
             )
-        return request.override(**overrides)
+        return request.override(**overrides) if overrides else request
 
     # -- budget forcing on the final-answer step ---------------------------------------------
     @staticmethod
@@ -354,7 +358,8 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     ) -> ModelResponse[Any]:
         request = self._tracked(request)
         step = self.step_method(request.model)
-        if not step.budgeted:  # a method without a budget: only the run's totals
+        if not step.budgeted:  # a method without a budget: its exemplars and the run's totals
+            request = self._budgeted(request, None, step)
             return self._accounted(request, handler(request), None)  # type: ignore[no-any-return]
         budget = self._estimator(request, step).estimate(self._task(request.messages))
         tokens = self._step_tokens(request, budget)
@@ -373,6 +378,7 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         request = self._tracked(request)
         step = self.step_method(request.model)
         if not step.budgeted:
+            request = self._budgeted(request, None, step)
             return self._accounted(request, await handler(request), None)  # type: ignore[no-any-return]
         budget = await self._estimator(request, step).aestimate(self._task(request.messages))
         tokens = self._step_tokens(request, budget)
