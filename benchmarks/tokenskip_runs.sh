@@ -20,8 +20,12 @@ R=benchmarks/results
 RUNS=${RUNS:-runs/tokenskip}
 BASE_MODEL=qwen2.5-coder-1.5b
 GAMMAS="tokenskip@1.0,tokenskip@0.7,tokenskip@0.5"
-# the TALE default as its held-out rows name it (benchmarks/default_selection.sh heldout)
-DEFAULT=${DEFAULT:-tale}
+# the default as its held-out rows name it (benchmarks/default_selection.sh heldout)
+DEFAULT=${DEFAULT:-vanilla+ex3}
+# the TALE budget combined with the tuned model: the default states no budget, so the budget
+# alone, in the wording the base model's profile gives it (no exemplars: the tuned model
+# learned the bare question)
+COMBINE=${COMBINE:-tale-heuristic@system}
 BASELINE=vanilla,vanilla-paper
 TRAIN_ITEMS="$DATA/gsm8k/train.norm.jsonl"
 
@@ -53,10 +57,10 @@ case "${1:-}" in
     # a dev slice the adapter never trained on: GSM8K train after 100, less the stages' items
     dev=(--data "$TRAIN_ITEMS" --offset 100 --limit 60 --seed 25
       --exclude "$R/screen-gsm8k-train.jsonl" --exclude "$R/confirm-gsm8k-train.jsonl")
-    "$TALE" bench "${dev[@]}" --methods "$BASELINE,$DEFAULT" --baseline "$BASELINE" --by-method \
+    "$TALE" bench "${dev[@]}" --methods "$BASELINE,$COMBINE" --baseline "$BASELINE" --by-method \
       --out "$R/tokenskip-combine-base.jsonl"
     "$TALE" bench "${dev[@]}" --lora "$RUNS/adapter.gguf" --by-method --baseline tokenskip@1.0 \
-      --methods "tokenskip@1.0,tokenskip@0.5,$DEFAULT" --out "$R/tokenskip-combine-tuned.jsonl"
+      --methods "tokenskip@1.0,tokenskip@0.5,$COMBINE" --out "$R/tokenskip-combine-tuned.jsonl"
     ;;
   report)
     cp "$RUNS/adapter/tale-card.json" "$R/tokenskip-card.json"
@@ -66,8 +70,8 @@ case "${1:-}" in
         --table "$R/tokenskip-$name.md" --plot "$R/tokenskip-$name.png"
     done
     "$PY" benchmarks/train_eval.py "$R/tokenskip-combine-base.jsonl" \
-      "$R/tokenskip-combine-tuned.jsonl" --methods "tokenskip@1.0,tokenskip@0.5,$DEFAULT" \
-      --before-methods "$DEFAULT" --baseline "$BASELINE" --table "$R/tokenskip-combine.md" \
+      "$R/tokenskip-combine-tuned.jsonl" --methods "tokenskip@1.0,tokenskip@0.5,$COMBINE" \
+      --before-methods "$COMBINE" --baseline "$BASELINE" --table "$R/tokenskip-combine.md" \
       --plot "$R/tokenskip-combine.png"
     ;;
   *)
