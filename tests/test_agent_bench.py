@@ -116,6 +116,14 @@ def test_the_agent_bench_runs_each_configuration_resumes_and_summarises(tmp_path
     assert run_agent_bench(runner, _items(), configs, out, progress=False) == 0  # resumed
     rows = load_agent_rows(out)
     assert {r.framework for r in rows} == {"fake"} and all(r.tool_calls == 1 for r in rows)
+    # each row names the step method it ran, as resolved when it ran
+    assert {r.step_method for r in rows} == {None, "tale-fixed:40@system"}
+    run_agent_bench(
+        runner, _items(1), [parse_agent_config("tale")], tmp_path / "tale.jsonl", progress=False
+    )
+    assert load_agent_rows(tmp_path / "tale.jsonl")[0].step_method == (
+        "tale (tale-heuristic@paper; no profile)"
+    )
     names = [c.name for c in configs]
     none, tale = summarize_bench(rows, names, baseline="none")
     assert none.accuracy == 1.0 and tale.accuracy == 0.5 and tale.output_ratio == 0.2

@@ -169,6 +169,9 @@ class AgentRow(BenchRow):
     step_log: list[StepLog] = Field(default_factory=list)
     """Each agent step: the budget it was given, its output tokens, its tool calls (where the
     framework's runner can tell; LangChain's can)."""
+    step_method: str | None = None
+    """The step method the configuration ran, resolved for the model (``tale`` names the
+    profile's method when the run was made); ``None`` without a budget adapter."""
 
 
 @dataclass
@@ -196,11 +199,20 @@ class AgentRunner(Protocol):
 def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
     """Run one configuration on one item; an error becomes a row with ``error`` set."""
     from tale_shared.answers import extract_answer, is_correct
+    from tale_shared.profiles import agent_method_for
 
+    method = config.budget_method
+    resolved = agent_method_for(runner.model_name, method).name if method else None
     try:
         run = runner.run(config, item.question)
     except Exception as exc:
-        return AgentRow(method=config.name, id=item.id, framework=runner.framework, error=repr(exc))
+        return AgentRow(
+            method=config.name,
+            id=item.id,
+            framework=runner.framework,
+            error=repr(exc),
+            step_method=resolved,
+        )
     record = run.record
     usage = record.usage if record is not None else None
     return AgentRow(
@@ -223,6 +235,7 @@ def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
         recursion_limit=run.recursion_limit,
         empty_final=not run.final_text.strip(),
         step_log=run.step_log,
+        step_method=resolved,
     )
 
 
