@@ -4,7 +4,8 @@
 #   bash benchmarks/default_selection.sh screen    # stage 1: GSM8K dev 60 + MATH dev 40
 #   bash benchmarks/default_selection.sh confirm   # stage 2: GSM8K dev 200 + MATH dev 110
 #   bash benchmarks/default_selection.sh heldout   # the report: GSM8K test, SVAMP, MATH-500 test
-# FINALISTS (comma-separated method specs) names stage 2's candidates; DEFAULT the chosen one.
+# FINALISTS (comma-separated method specs) names stage 2's candidates; DEFAULT the chosen one;
+# PARETO (optional) methods the held-out report adds beside it, reported only (never chosen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TALE=${TALE:-.venv/bin/tale}
@@ -37,10 +38,10 @@ case "${1:-}" in
     ;;
   heldout)
     : "${DEFAULT:?set DEFAULT to the method stage 2 chose}"
-    bench heldout-gsm8k-test "$DATA/gsm8k/test.norm.jsonl" "$BASE,$DEFAULT" --limit 300 --seed 22
-    bench heldout-svamp "$DATA/holdout/svamp/svamp.norm.jsonl" "$BASE,$DEFAULT" \
-      --limit 300 --seed 22
-    bench heldout-math500-test "$DATA/holdout/math500/test.norm.jsonl" "$BASE,$DEFAULT" \
+    HELD="$BASE,$DEFAULT${PARETO:+,$PARETO}"
+    bench heldout-gsm8k-test "$DATA/gsm8k/test.norm.jsonl" "$HELD" --limit 300 --seed 22
+    bench heldout-svamp "$DATA/holdout/svamp/svamp.norm.jsonl" "$HELD" --limit 300 --seed 22
+    bench heldout-math500-test "$DATA/holdout/math500/test.norm.jsonl" "$HELD" \
       --limit 150 --seed 22 --max-tokens 1536
     ;;
   *)
