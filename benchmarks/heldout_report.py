@@ -1,0 +1,129 @@
+"""The held-out report against issue 22's targets: one table per set, each target checked.
+
+    python benchmarks/heldout_report.py            # prints it, writes results/heldout-targets.md
+
+It reads the rows ``benchmarks/default_selection.sh heldout`` wrote (GSM8K test, SVAMP,
+MATH-500 test) and, for each method beside the two vanillas, checks the targets against the
+stronger vanilla on the same items. A set whose runs are not all in is reported on the items
+every method has answered so far, and says so. Nothing here chooses anything: the default
+was fixed on dev data (results/default-selection-confirm.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tale_shared.research.bench import MethodSummary, load_rows, summarize_bench
+
+RESULTS = Path(__file__).parent / "results"
+BASE = ["vanilla", "vanilla-paper"]
+PLANNED = {"gsm8k-test": 300, "svamp": 300, "math500-test": 150}
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Issue 22's targets for one set (against the stronger vanilla)."""
+
+    max_output_ratio: float
+    min_diff: float
+    min_low: float | None = None
+    max_time_ratio: float | None = None
+    max_cost_ratio: float = 0.60
+
+
+TARGETS = {
+    "gsm8k-test": Targets(0.35, -0.01, min_low=-0.05, max_time_ratio=0.40),
+    "svamp": Targets(0.35, -0.01, min_low=-0.05),
+    "math500-test": Targets(0.60, -0.02),
+}
+
+
+def _mark(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def checks(s: MethodSummary, t: Targets) -> list[tuple[str, str]]:
+    """(what, "value: met?") for each target of the set."""
+    out = [
+        (
+            f"output <= {t.max_output_ratio:.2f}x",
+            f"{s.output_ratio:.2f}x: {_mark((s.output_ratio or 9) <= t.max_output_ratio)}",
+        ),
+        (
+            f"accuracy >= {100 * t.min_diff:+.0f} pts",
+            f"{100 * s.diff:+.1f}: {_mark(s.diff >= t.min_diff - 1e-9)}",
+        ),
+    ]
+    if t.min_low is not None:
+        out.append(
+            (
+                f"CI low > {100 * t.min_low:+.0f} pts",
+                f"{100 * s.diff_low:+.1f}: {_mark(s.diff_low > t.min_low)}",
+            )
+        )
+    if t.max_time_ratio is not None:
+        ratio = s.time_ratio or 9
+        out.append(
+            (
+                f"median s <= {t.max_time_ratio:.2f}x",
+                f"{ratio:.2f}x: {_mark(ratio <= t.max_time_ratio)}",
+            )
+        )
+    cost = s.cost_ratio or 9
+    out.append(
+        (f"cost <= {t.max_cost_ratio:.2f}x", f"{cost:.2f}x: {_mark(cost <= t.max_cost_ratio)}")
+    )
+    return out
+
+
+def report_set(name: str) -> list[str]:
+    path = RESULTS / f"heldout-{name}.jsonl"
+    if not path.exists():
+        return [f"## {name}", "", "not run yet", ""]
+    rows = load_rows(path)
+    methods = [*BASE, *sorted({r.method for r in rows} - set(BASE))]
+    present = [m for m in methods if any(r.method == m and r.error is None for r in rows)]
+    if not all(b in present for b in BASE) or len(present) == len(BASE):
+        return [f"## {name}", "", f"in progress: {len(rows)} rows, no method to compare yet", ""]
+    summaries = summarize_bench(rows, present, baseline=BASE)
+    n = summaries[0].n
+    base = summaries[0].baseline
+    head = f"## {name}: n={n}"
+    if n < PLANNED[name] or len(present) < len(methods):
+        head += f" (in progress: {n} of {PLANNED[name]} items answered by every method so far)"
+    out = [head, "", f"Against the stronger vanilla on these items: `{base}`.", ""]
+    target = TARGETS[name]
+    for s in summaries:
+        if s.method in BASE:
+            out.append(
+                f"- `{s.method}`: {s.accuracy:.1%}, {s.output_tokens:.0f} output tokens, "
+                f"median {s.median_seconds:.1f} s, cut {s.cut_rate:.0%}"
+            )
+    out.append("")
+    cells = [c for c, _ in checks(summaries[-1], target)]
+    out += [
+        "| method | accuracy | vs " + base + " (95% CI) | " + " | ".join(cells) + " |",
+        "|---" * (3 + len(cells)) + "|",
+    ]
+    for s in summaries:
+        if s.method in BASE:
+            continue
+        values = [v for _, v in checks(s, target)]
+        out.append(
+            f"| {s.method} | {s.accuracy:.1%} | {100 * s.diff:+.1f} "
+            f"[{100 * s.diff_low:+.1f}, {100 * s.diff_high:+.1f}] | " + " | ".join(values) + " |"
+        )
+    return [*out, ""]
+
+
+def main(argv: list[str]) -> int:
+    text = "\n".join(line for name in PLANNED for line in report_set(name))
+    print(text)
+    (RESULTS / "heldout-targets.md").write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,82 @@
+"""The default-selection scripts apply the written rule to rows: decisions and target checks
+that could come out otherwise (benchmarks/select_default.py, benchmarks/heldout_report.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from tale_shared.research.bench import BenchRow
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(name: str, results: Path):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    module.RESULTS = results  # type: ignore[attr-defined]
+    return module
+
+
+def _write(path: Path, spec: dict[str, tuple[int, int, float]], n: int = 100) -> None:
+    """method -> (items right of n, output tokens, seconds); the right ones come first."""
+    rows = [
+        BenchRow(
+            method=m,
+            id=f"q{i:03d}",
+            correct=i < right,
+            output_tokens=tokens,
+            input_tokens=100,
+            seconds=seconds,
+        )
+        for m, (right, tokens, seconds) in spec.items()
+        for i in range(n)
+    ]
+    path.write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
+
+
+def test_confirm_decides_on_gsm8k_alone_only_when_gsm8k_rules_every_finalist_out(tmp_path):
+    select = _script("select_default", tmp_path)
+    gsm = tmp_path / "confirm-gsm8k-train.jsonl"
+    base = {"vanilla": (60, 300, 10.0), "vanilla-paper": (62, 300, 10.0)}
+    # both lose 8+ points: none eligible whatever MATH says; the higher lower bound wins
+    _write(gsm, {**base, "a": (54, 100, 5.0), "b": (56, 120, 5.0)})
+    report = select.confirm(["a", "b"])
+    assert report[-1] == "default: b (NONE eligible: the highest GSM8K lower bound)"
+    assert "GSM8K alone rules it out" in "\n".join(report)
+    # one that holds on GSM8K needs the MATH rows before anything is decided
+    _write(gsm, {**base, "a": (54, 100, 5.0), "b": (62, 120, 5.0)})
+    with pytest.raises(SystemExit, match="b passes on GSM8K dev: the MATH dev rows are needed"):
+        select.confirm(["a", "b"])
+    _write(
+        tmp_path / "confirm-math500-dev.jsonl", {**base, "a": (30, 300, 9.0), "b": (60, 400, 9.0)}
+    )
+    assert select.confirm(["a", "b"])[-1] == "default: b (eligible)"
+
+
+def test_the_heldout_report_checks_each_target_against_the_stronger_vanilla(tmp_path):
+    report = _script("heldout_report", tmp_path)
+    _write(
+        tmp_path / "heldout-gsm8k-test.jsonl",
+        {
+            "vanilla": (180, 300, 10.0),
+            "vanilla-paper": (210, 300, 10.0),  # the stronger one
+            "cheap": (210, 90, 3.0),  # meets every target
+            "lossy": (180, 90, 5.0),  # -10 points, 0.50x the seconds
+        },
+        n=300,
+    )
+    lines = report.report_set("gsm8k-test")
+    assert lines[0] == "## gsm8k-test: n=300"
+    assert "`vanilla-paper`" in lines[2]
+    cheap = next(line for line in lines if line.startswith("| cheap |"))
+    lossy = next(line for line in lines if line.startswith("| lossy |"))
+    assert "0.30x: yes" in cheap and "+0.0: yes" in cheap and "**no**" not in cheap
+    assert "-10.0: **no**" in lossy and "0.50x: **no**" in lossy
+    assert report.report_set("svamp") == ["## svamp", "", "not run yet", ""]
