@@ -44,7 +44,7 @@ from tale_shared.methods import (
     should_force,
 )
 from tale_shared.models import finish_reason_of
-from tale_shared.profiles import budget_style_for, method_for, style_for
+from tale_shared.profiles import method_for, prompt_style_for, style_for
 from tale_shared.prompts import PromptStyle, get_style
 
 
@@ -174,11 +174,10 @@ class TaleRunnable(PlannedModelCall):
     @property
     def prompt_style(self) -> PromptStyle:
         name = model_name_of(self.llm)
-        if self.style:
-            return style_for(name, self.style)
-        if self.estimator is not None:  # a budget asked of the method: the model's wording
-            return style_for(name, budget_style_for(name, self._method))
-        return style_for(name, self._method.style)
+        chosen = prompt_style_for(
+            name, self._method, style=self.style or None, estimator=self.estimator
+        )
+        return style_for(name, chosen)
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)

@@ -21,10 +21,10 @@ from tale_shared.budget import TokenBudget, budget_metadata
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
 from tale_shared.profiles import (
-    budget_style_for,
     method_for,
     profile_for,
     profile_label,
+    prompt_style_for,
     style_for,
 )
 from tale_shared.prompts import PromptStyle, get_style, join_instruction
@@ -116,10 +116,9 @@ class TaleQueryTransform(BaseQueryTransform):
             source = profile_label(profile_for(self._model_name()))
             if worded.estimator is None:  # the profile method states no budget (exemplars
                 # only): a transform's one part is the budget, in the model's wording
+                wording = prompt_style_for(self._model_name(), worded, estimator="heuristic")
                 worded = dataclasses.replace(
-                    worded,
-                    style=budget_style_for(self._model_name(), worded),
-                    estimator="heuristic",
+                    worded, style=get_style(wording).name, estimator="heuristic"
                 )
                 label = f"tale ({worded.spec}: the budget; {source}, whose method "
                 label += f"{resolved.spec} states none)"
@@ -136,13 +135,9 @@ class TaleQueryTransform(BaseQueryTransform):
         self._slot = resolve_estimator(
             estimator if estimator is not None else self._method.estimator
         )
-        if style is None:  # an estimator given to a method without a budget: its wording
-            style = (
-                budget_style_for(self._model_name(), self._method)
-                if estimator is not None
-                else self._method.style
-            )
-        self._style = get_style(style)
+        self._style = get_style(
+            prompt_style_for(self._model_name(), self._method, style=style, estimator=estimator)
+        )
         self._last_budget: ContextVar[TokenBudget | None] = ContextVar(
             f"tale_last_budget_{id(self)}", default=None
         )

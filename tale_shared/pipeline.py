@@ -41,7 +41,7 @@ from tale_shared.methods import (
 )
 from tale_shared.models import ChatModel
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.profiles import budget_style_for, method_for, style_for
+from tale_shared.profiles import method_for, prompt_style_for, style_for
 from tale_shared.prompts import Message, PromptStyle
 from tale_shared.usage import CallRecord, QueryRecord
 
@@ -100,12 +100,9 @@ class TalePipeline:
             method = "tale"
         if method is not None:
             self.method = method_for(model.model_name, method)
-            if style is None:  # an estimator given to a method without a budget: its wording
-                style = (
-                    budget_style_for(model.model_name, self.method)
-                    if estimator is not None
-                    else self.method.style
-                )
+            style = prompt_style_for(
+                model.model_name, self.method, style=style, estimator=estimator
+            )
             if estimator is None and self.method.estimator is not None:
                 if self.method.estimator == "oracle":
                     raise ValueError(

@@ -212,18 +212,29 @@ def method_for(model: str | None, method: str | Method = "tale") -> Method:
     return resolved
 
 
-def budget_style_for(model: str | None, method: Method) -> str:
-    """The wording of a budget given to ``method`` on ``model``: the method's own style when
-    it states a budget, else the profile's budget wording. A caller that passes an estimator
-    to a method without a budget (the embedded model's default ``vanilla+ex3``) gets its
-    budget stated the way the model follows, not computed and dropped.
+def prompt_style_for(
+    model: str | None,
+    method: Method,
+    *,
+    style: str | PromptStyle | None = None,
+    estimator: object | None = None,
+) -> str | PromptStyle:
+    """The style a call on ``model`` is worded in, for every entry point: ``style`` when
+    given; else the method's own — unless an ``estimator`` is given to a method without a
+    budget (the embedded model's default ``vanilla+ex3``): then the profile's budget wording,
+    so that the budget is stated the way the model follows, not computed and dropped.
 
-    >>> budget_style_for("local/qwen2.5-coder-1.5b", method_for("local/qwen2.5-coder-1.5b"))
+    >>> qwen = method_for("local/qwen2.5-coder-1.5b")
+    >>> prompt_style_for("local/qwen2.5-coder-1.5b", qwen)
+    'vanilla'
+    >>> prompt_style_for("local/qwen2.5-coder-1.5b", qwen, estimator="heuristic")
     'system'
-    >>> budget_style_for("gpt-4o-mini", parse_method("tale-heuristic@words"))
+    >>> prompt_style_for("gpt-4o-mini", parse_method("tale-heuristic@words"), estimator="fixed:40")
     'words'
     """
-    if get_style(method.style).uses_budget:
+    if style is not None:
+        return style
+    if estimator is None or get_style(method.style).uses_budget:
         return method.style
     return profile_for(model).style
 
@@ -250,12 +261,12 @@ __all__ = [
     "BrokenProfileWarning",
     "ModelProfile",
     "agent_method_for",
-    "budget_style_for",
     "default_regression_estimator",
     "method_for",
     "packaged_estimator_path",
     "profile_for",
     "profile_label",
+    "prompt_style_for",
     "save_profile",
     "style_for",
 ]

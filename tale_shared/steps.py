@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from tale_shared.estimators import BudgetEstimator, EstimatorSlot, resolve_estimator
 from tale_shared.methods import Exemplar, Method, exemplar_turns, load_exemplars, should_force
-from tale_shared.profiles import agent_method_for, budget_style_for, style_for
+from tale_shared.profiles import agent_method_for, prompt_style_for, style_for
 from tale_shared.prompts import Message, PromptStyle
 
 
@@ -62,19 +62,6 @@ class StepMethod:
         return exemplar_turns(self.style, self.exemplars, budget=budget)
 
 
-def _step_style(
-    model: str | None,
-    method: Method,
-    style: str | PromptStyle | None,
-    estimator: BudgetEstimator | str | None,
-) -> str | PromptStyle:
-    if style is not None:
-        return style
-    if estimator is not None:  # a budget asked of the method: the model's wording
-        return budget_style_for(model, method)
-    return method.style
-
-
 def step_method(
     model: str | None,
     method: str | Method | None = None,
@@ -102,7 +89,7 @@ def step_method(
         raise ValueError(f"cap_headroom must be at least 1.0, got {cap_headroom}")
     return StepMethod(
         method=resolved,
-        style=style_for(model, _step_style(model, resolved, style, estimator)),
+        style=style_for(model, prompt_style_for(model, resolved, style=style, estimator=estimator)),
         slot=resolve_estimator(spec),
         cap_headroom=cap_headroom if cap_headroom is not None else resolved.force,
         exemplars=tuple(load_exemplars()[: resolved.exemplars]),
