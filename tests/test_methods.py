@@ -233,6 +233,18 @@ def test_bench_runs_resumes_and_summarises(tmp_path, scripted):
     assert pareto_front([vanilla, direct]) == [direct, vanilla]
 
 
+def test_pareto_plot_labels_of_close_points_do_not_overlap():
+    from tale_shared.research.bench import _label_offset
+
+    placed: list[tuple[float, float, int]] = []
+    first = _label_offset(0.37, 0.550, placed)
+    second = _label_offset(0.44, 0.547, placed)  # beside the first: moved below it
+    third = _label_offset(0.45, 0.545, placed)  # beside both: below them again
+    far = _label_offset(1.0, 0.583, placed)  # far along x: the usual place
+    assert first == far == 4
+    assert second < first and third < second
+
+
 def test_bench_records_a_failed_call_and_runs_it_again(tmp_path, scripted):
     out = tmp_path / "bench.jsonl"
     broken = scripted("x", error=RuntimeError("server down"))

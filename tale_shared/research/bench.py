@@ -420,13 +420,16 @@ def plot_pareto(summaries: Sequence[MethodSummary], png: str | Path, *, title: s
         ax.axhline(base.accuracy, color="grey", lw=0.8, ls="--", label=f"{name} accuracy")
         ax.axvline(base.output_tokens, color="grey", lw=0.8, ls=":", label=f"{name} tokens")
         ax.axvline(0.5 * base.output_tokens, color="tab:red", lw=0.8, ls=":", label=f"0.5x {name}")
-    for s in summaries:
+    x_span = max((s.output_tokens for s in summaries), default=1.0) or 1.0
+    placed: list[tuple[float, float, int]] = []
+    for s in sorted(summaries, key=lambda m: m.output_tokens):
         err = [[s.diff - s.diff_low], [s.diff_high - s.diff]]
         ax.errorbar(s.output_tokens, s.accuracy, yerr=err, fmt="o", capsize=3, ms=5)
+        offset = _label_offset(s.output_tokens / x_span, s.accuracy, placed)
         ax.annotate(
             s.method,
             (s.output_tokens, s.accuracy),
-            xytext=(5, 4),
+            xytext=(5, offset),
             textcoords="offset points",
             fontsize=7,
         )
@@ -451,6 +454,18 @@ def plot_pareto(summaries: Sequence[MethodSummary], png: str | Path, *, title: s
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _label_offset(x: float, y: float, placed: list[tuple[float, float, int]]) -> int:
+    """A vertical label offset (points) that keeps this label off the ones already placed
+    near it (x as a fraction of the widest point, y as accuracy); records the choice."""
+    offset = 4
+    while any(
+        abs(px - x) < 0.35 and abs(py - y) < 0.06 and poff == offset for px, py, poff in placed
+    ):
+        offset -= 11
+    placed.append((x, y, offset))
+    return offset
 
 
 def pareto_front(summaries: Sequence[MethodSummary]) -> list[MethodSummary]:
