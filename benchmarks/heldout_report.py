@@ -78,21 +78,8 @@ def checks(s: MethodSummary, t: Targets) -> list[tuple[str, str]]:
     return out
 
 
-def report_set(name: str) -> list[str]:
-    path = RESULTS / f"heldout-{name}.jsonl"
-    if not path.exists():
-        return [f"## {name}", "", "not run yet", ""]
-    rows = load_rows(path)
-    methods = [*BASE, *sorted({r.method for r in rows} - set(BASE))]
-    present = [m for m in methods if any(r.method == m and r.error is None for r in rows)]
-    if not all(b in present for b in BASE) or len(present) == len(BASE):
-        return [f"## {name}", "", f"in progress: {len(rows)} rows, no method to compare yet", ""]
-    summaries = summarize_bench(rows, present, baseline=BASE)
-    n = summaries[0].n
+def _table(name: str, summaries: list[MethodSummary], head: str) -> list[str]:
     base = summaries[0].baseline
-    head = f"## {name}: n={n}"
-    if n < PLANNED[name] or len(present) < len(methods):
-        head += f" (in progress: {n} of {PLANNED[name]} items answered by every method so far)"
     out = [head, "", f"Against the stronger vanilla on these items: `{base}`.", ""]
     target = TARGETS[name]
     for s in summaries:
@@ -116,6 +103,39 @@ def report_set(name: str) -> list[str]:
             f"[{100 * s.diff_low:+.1f}, {100 * s.diff_high:+.1f}] | " + " | ".join(values) + " |"
         )
     return [*out, ""]
+
+
+def report_set(name: str) -> list[str]:
+    """The set's table on the methods that answered every planned item; a method still
+    running gets a table of its own on the items it has answered so far."""
+    path = RESULTS / f"heldout-{name}.jsonl"
+    if not path.exists():
+        return [f"## {name}", "", "not run yet", ""]
+    rows = load_rows(path)
+    answered: dict[str, set[str]] = {}
+    for r in rows:
+        if r.error is None:
+            answered.setdefault(r.method, set()).add(r.id)
+    methods = [*BASE, *sorted(set(answered) - set(BASE))]
+    if not all(b in answered for b in BASE) or len(answered) == len(BASE):
+        return [f"## {name}", "", f"in progress: {len(rows)} rows, no method to compare yet", ""]
+    planned = PLANNED[name]
+    complete = [m for m in methods if len(answered.get(m, ())) >= planned]
+    out: list[str] = []
+    if all(b in complete for b in BASE) and len(complete) > len(BASE):
+        summaries = summarize_bench(rows, complete, baseline=BASE)
+        out += _table(name, summaries, f"## {name}: n={summaries[0].n}")
+        running = [m for m in methods if m not in complete]
+    else:
+        running = [m for m in methods if m not in BASE]
+    for m in running:
+        summaries = summarize_bench(rows, [*BASE, m], baseline=BASE)
+        head = (
+            f"## {name}, `{m}`: n={summaries[0].n} "
+            f"(in progress: {summaries[0].n} of {planned} items answered so far)"
+        )
+        out += _table(name, summaries, head)
+    return out
 
 
 def main(argv: list[str]) -> int:

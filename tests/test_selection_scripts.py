@@ -80,3 +80,24 @@ def test_the_heldout_report_checks_each_target_against_the_stronger_vanilla(tmp_
     assert "0.30x: yes" in cheap and "+0.0: yes" in cheap and "**no**" not in cheap
     assert "-10.0: **no**" in lossy and "0.50x: **no**" in lossy
     assert report.report_set("svamp") == ["## svamp", "", "not run yet", ""]
+
+
+def test_the_heldout_report_keeps_a_running_method_out_of_the_complete_table(tmp_path):
+    report = _script("heldout_report", tmp_path)
+    path = tmp_path / "heldout-math500-test.jsonl"
+    _write(path, {"vanilla": (60, 500, 20.0), "vanilla-paper": (50, 500, 20.0)}, n=150)
+    _write(tmp_path / "done.jsonl", {"default": (60, 200, 10.0)}, n=150)
+    _write(tmp_path / "running.jsonl", {"pareto": (20, 100, 5.0)}, n=40)
+    path.write_text(
+        path.read_text()
+        + (tmp_path / "done.jsonl").read_text()
+        + (tmp_path / "running.jsonl").read_text()
+    )
+    lines = report.report_set("math500-test")
+    assert lines[0] == "## math500-test: n=150"
+    assert next(line for line in lines if line.startswith("| default |"))
+    running = lines.index(
+        "## math500-test, `pareto`: n=40 (in progress: 40 of 150 items answered so far)"
+    )
+    assert all(not line.startswith("| pareto |") for line in lines[:running])
+    assert any(line.startswith("| pareto | 50.0% |") for line in lines[running:])
