@@ -268,3 +268,17 @@ def test_tokenskip_end_to_end_with_the_readme_commands(tmp_path):
     got = {json.loads(line)["method"]: json.loads(line) for line in rows.read_text().splitlines()}
     assert got["tokenskip@0.5"]["cap"] == 32 and got["tokenskip@1.0"]["cap"] == 64
     assert all(r["error"] is None and r["output_tokens"] > 0 for r in got.values())
+
+
+def test_a_rerun_resumes_from_the_newest_complete_checkpoint_not_one_cut_short(tmp_path):
+    from tale_shared.research.recipes import last_checkpoint
+
+    assert last_checkpoint(tmp_path) is None
+    for step, complete in [(10, True), (20, True), (30, False)]:
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(b"")
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-final").mkdir()
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")

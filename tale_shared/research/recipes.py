@@ -172,9 +172,22 @@ def load_base(base: str | Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _last_checkpoint(folder: Path) -> str | None:
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest *complete* checkpoint under ``folder``: the Trainer writes
+    ``trainer_state.json`` last, so a checkpoint a stop cut short while it was being written
+    lacks it and is passed over (resuming from it would fail on a missing or truncated file).
+
+    >>> last_checkpoint(Path("no-such-folder")) is None
+    True
+    """
     checkpoints = sorted(
-        (p for p in folder.glob("checkpoint-*") if p.is_dir()),
+        (
+            p
+            for p in folder.glob("checkpoint-*")
+            if p.is_dir()
+            and p.name.rsplit("-", 1)[-1].isdigit()
+            and (p / "trainer_state.json").is_file()
+        ),
         key=lambda p: int(p.name.rsplit("-", 1)[-1]),
     )
     return str(checkpoints[-1]) if checkpoints else None
@@ -238,7 +251,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
             processing_class=tokenizer,
             peft_config=lora,
         )
-    result = trainer.train(resume_from_checkpoint=_last_checkpoint(checkpoints))
+    result = trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints))
     adapter = out / "adapter"
     trainer.model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
