@@ -282,3 +282,32 @@ def test_a_rerun_resumes_from_the_newest_complete_checkpoint_not_one_cut_short(t
             (folder / "trainer_state.json").write_text("{}")
     (tmp_path / "checkpoint-final").mkdir()
     assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")
+
+
+@needs_train
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_gradient_checkpointing_is_off_unless_asked_for(tmp_path, monkeypatch, checkpointing):
+    """TRL's SFTConfig turns gradient checkpointing on by default (each step ~1.3x slower on
+    the CPU); tale passes its own setting, off unless `--gradient-checkpointing`."""
+    import trl
+
+    from tale_shared import cli
+    from tale_shared.research import recipes
+
+    seen: dict[str, object] = {}
+    real_config = trl.SFTConfig
+
+    class Stop(Exception):
+        pass
+
+    def capture(**kwargs):
+        seen["args"] = real_config(**kwargs)
+        raise Stop
+
+    monkeypatch.setattr(trl, "SFTConfig", capture)
+    monkeypatch.setattr(recipes, "load_base", lambda base: (None, None))
+    data = _write(tmp_path / "sft.jsonl", SFT_ROWS)
+    argv = ["train", "tokenskip", str(data), "--base", "b", "--out", str(tmp_path / "out")]
+    with pytest.raises(Stop):
+        cli.main(argv + (["--gradient-checkpointing"] if checkpointing else []))
+    assert seen["args"].gradient_checkpointing is checkpointing

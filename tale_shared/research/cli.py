@@ -149,6 +149,7 @@ def cmd_train_model(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         save_steps=args.save_steps,
         seed=args.seed,
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     print(f"adapter and card in {train(config)}")
     return 0
@@ -486,6 +487,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-steps", type=int, default=-1)
     p.add_argument("--save-steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in the backward pass: less memory, slower steps",
+    )
     p.set_defaults(func=cmd_train_model)
 
     p = sub.add_parser("elasticity", parents=[common], help="plot output tokens against budget")

@@ -66,6 +66,9 @@ class TrainConfig:
     max_steps: int = -1
     save_steps: int = 50
     seed: int = 0
+    #: recompute activations in the backward pass: less memory, ~1.3x the time per step (TRL
+    #: turns it on by default; a LoRA on the embedded 1.5B model fits in memory without it)
+    gradient_checkpointing: bool = False
     evaluation: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> TrainConfig:
@@ -231,6 +234,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
         "report_to": [],
         "disable_tqdm": not progress,
         "max_length": cfg.max_length,
+        "gradient_checkpointing": cfg.gradient_checkpointing,
     }
     dataset = datasets.Dataset.from_list(examples)
     if cfg.kind == "dpo":
