@@ -39,7 +39,7 @@ case "${1:-}" in
       --out "$RUNS/data.jsonl"
     ;;
   train)
-    # the paper's LoRA (rank 8, alpha 16, all linear layers). Measured on this 2-core CPU: 73 s
+    # the paper's LoRA (rank 8, alpha 16, all linear layers). Measured on this 2-core CPU: 73-79 s
     # per optimizer step of 4 examples (18 s an example; 88-95 s with TRL's default gradient
     # checkpointing, off here). A fresh machine each session keeps no weights between sessions
     # (only the card is committed), so training, gguf, eval and combine share one ~2.5 h
