@@ -41,14 +41,13 @@ case "${1:-}" in
   train)
     # the paper's LoRA (rank 8, alpha 16, all linear layers). Measured on this 2-core CPU: 73-79 s
     # per optimizer step of 4 examples (18 s an example; 88-95 s with TRL's default gradient
-    # checkpointing, off here). A fresh machine each session keeps no weights between sessions
-    # (only the card is committed), so training, gguf, eval and combine share one ~2.5 h
-    # session: 32 steps (128 of the 236 examples, each seen once, 42 min) leave the session
-    # ~1.5 h of evaluation (~22 s an answer with the adapter; all of `eval` is ~3.5 h, so it
-    # spans sessions: retrain the same seeded 32 steps, check adapter.gguf's sha256 against the
-    # README's 607ced3a..., and `eval` resumes from its rows). The paper's 5e-5 runs ~2,600
-    # steps over 7,473 examples; for 32 steps the rate is 2e-4. MAX_STEPS=-1 EPOCHS=2: all 236
-    # twice.
+    # checkpointing, off here). Only the card is committed, not the weights, so a machine that
+    # does not keep runs/ must retrain before it evaluates: 32 steps (128 of the 236 examples,
+    # each seen once, 42 min) leave a 3 h session time to evaluate (~20 s an answer with the
+    # adapter; `eval` is ~3.3 h in all, so it may span sessions: the rows' model name carries
+    # adapter.gguf's sha256 prefix, 607ced3a for the committed rows, and `tale bench` refuses
+    # to resume a file another adapter answered). The paper's 5e-5 runs ~2,600 steps over
+    # 7,473 examples; for 32 steps the rate is 2e-4. MAX_STEPS=-1 EPOCHS=2: all 236 twice.
     "$TALE" train tokenskip "$RUNS/data.jsonl" --base "$BASE_MODEL" --out "$RUNS" \
       --epochs "${EPOCHS:-1}" --lr "${LR:-2e-4}" --max-steps "${MAX_STEPS:-32}" --save-steps 8
     ;;

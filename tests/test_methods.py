@@ -253,6 +253,20 @@ def test_bench_records_a_failed_call_and_runs_it_again(tmp_path, scripted):
     assert run_bench(scripted("[[8]]"), _items(2), ["vanilla"], out, progress=False) == 2
 
 
+def test_bench_refuses_to_resume_a_file_another_model_answered(tmp_path, scripted):
+    """Rows resume by (method, item): a base model's file resumed with a fine-tune (or one
+    adapter's with another's) would mix two models' answers in one table."""
+    out = tmp_path / "bench.jsonl"
+    base = scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b+adapter@607ced3a")
+    assert run_bench(base, _items(2), ["vanilla"], out, progress=False) == 2
+    same = scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b+adapter@607ced3a")
+    assert run_bench(same, _items(3), ["vanilla"], out, progress=False) == 1  # resumed
+    other = scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b+adapter@0badc0de")
+    with pytest.raises(ValueError, match=r"answers from .*@607ced3a, not .*@0badc0de"):
+        run_bench(other, _items(4), ["vanilla"], out, progress=False)
+    assert len(load_rows(out)) == 3  # nothing written by the refused run
+
+
 def test_paired_interval_is_centred_on_the_difference():
     a = [True] * 60 + [False] * 40
     b = [True] * 50 + [False] * 50

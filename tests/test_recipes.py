@@ -191,7 +191,7 @@ def test_an_adapter_written_as_gguf_runs_in_llama_cpp_as_the_merged_model_does(t
 
     ids, with_adapter, name = llama_logits(written)
     _, plain, _ = llama_logits(None)
-    assert name == "local/smollm2-135m+adapter"
+    assert name == f"local/smollm2-135m+adapter@{_digest(written)}"
     merged = peft_model.merge_and_unload().eval()
     with torch.no_grad():
         reference = merged(torch.tensor([ids])).logits[0, -1].double().numpy()
@@ -202,6 +202,29 @@ def test_an_adapter_written_as_gguf_runs_in_llama_cpp_as_the_merged_model_does(t
     assert np.corrcoef(with_adapter, reference)[0, 1] > 0.998  # unpermuted q/k: 0.991
     assert gap(with_adapter, reference) * 3 < gap(plain, reference)
     assert int(with_adapter.argmax()) == int(reference.argmax())
+
+
+def _digest(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+
+
+def test_a_local_model_with_an_adapter_is_named_by_the_adapter_contents(tmp_path):
+    """Two adapters saved under the same file name are two models: their rows must not be
+    resumed or compared as one (the name carries the adapter's sha256 prefix and scale)."""
+    from tale_shared.local import LocalChatModel
+
+    weights = tmp_path / "tiny.gguf"
+    weights.write_bytes(b"GGUF" + bytes(8))  # named and resolved, never loaded here
+    adapter = tmp_path / "ts.gguf"
+    adapter.write_bytes(b"first adapter")
+    first = LocalChatModel(weights, lora=adapter).model_name
+    assert first == f"local/tiny+ts@{_digest(adapter)}"
+    adapter.write_bytes(b"retrained adapter")
+    assert LocalChatModel(weights, lora=adapter).model_name not in (first, "local/tiny+ts")
+    assert LocalChatModel(weights, lora=adapter, lora_scale=0.5).model_name.endswith("*0.5")
+    assert LocalChatModel(weights).model_name == "local/tiny"
 
 
 def test_lora_is_refused_where_it_cannot_apply(tmp_path):
@@ -256,7 +279,7 @@ def test_tokenskip_end_to_end_with_the_readme_commands(tmp_path):
     assert reply.text.strip() and reply.response_metadata["tale"]["method"] == "tokenskip@0.5"
     (record,) = tracer.records
     assert record.method == "tokenskip@0.5" and record.calls[0].cap == 32
-    assert record.models == ["local/smollm2-135m+ts"]
+    assert record.models == [f"local/smollm2-135m+ts@{_digest(gguf)}"]
 
     # the evaluation command of benchmarks/tokenskip_runs.sh: the same call, as bench rows
     items, rows = tmp_path / "items.jsonl", tmp_path / "rows.jsonl"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from tale_shared._io import sha256_file
 from tale_shared._optional import require
 from tale_shared.local.native_probe import check_native_runtime
 from tale_shared.local.registry import (
@@ -83,17 +84,30 @@ class LocalChatModel:
         self._name: str | None = None
         self._path: Path | None = None
         self._llama: Any = None
+        self._adapter_digest: str | None = None
         self._lock = threading.RLock()
         if not lazy:
             self.load()
 
     @property
     def model_name(self) -> str:
-        """``local/<name>`` (``local/<name>+<adapter>`` with a LoRA adapter) — priced at $0 by
-        the core's price table."""
+        """``local/<name>``, priced at $0 by the core's price table. With a LoRA adapter,
+        ``local/<name>+<adapter>@<sha256[:8]>`` (``*<scale>`` when not 1.0): the adapter's
+        contents, not only its file name, so that rows made with one adapter are never
+        resumed or compared as another's."""
         name = self._name if self._name is not None else self._resolve()[0]
-        adapter = f"+{Path(self.lora).stem}" if self.lora else ""
-        return LOCAL_PREFIX + name + adapter
+        return LOCAL_PREFIX + name + self._adapter_tag()
+
+    def _adapter_tag(self) -> str:
+        if not self.lora:
+            return ""
+        with self._lock:
+            if self._adapter_digest is None and Path(self.lora).is_file():
+                self._adapter_digest = sha256_file(self.lora)[:8]
+        tag = f"+{Path(self.lora).stem}"
+        if self._adapter_digest is not None:  # a missing file is reported when it loads
+            tag += f"@{self._adapter_digest}"
+        return tag + (f"*{self.lora_scale:g}" if self.lora_scale != 1.0 else "")
 
     @property
     def loaded(self) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tale_shared._io import atomic_binary_writer, atomic_writer
+from tale_shared._io import atomic_binary_writer, atomic_writer, sha256_file
 
 LOCAL_PREFIX = "local/"
 """How the embedded runtime names its models (``local/qwen2.5-coder-1.5b``): priced at $0,
@@ -106,7 +106,7 @@ def join_parts(parts: list[Path], target: Path, sha256: str) -> Path:
                 return target
         except (OSError, ValueError):
             pass
-        if _sha256_file(target) == sha256:
+        if sha256_file(target) == sha256:
             _write_marker(target, sha256)
             return target
         target.unlink()  # a stale or partial join of ours: rebuild it
@@ -129,14 +129,6 @@ def join_parts(parts: list[Path], target: Path, sha256: str) -> Path:
 def _write_marker(target: Path, sha256: str) -> None:
     with atomic_writer(_marker(target)) as fh:
         fh.write(json.dumps(dict(_stat_key(target), sha256=sha256)))
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _resolve_qwen() -> Path:

@@ -256,7 +256,7 @@ def run_agent_bench(
     items before the next (as a user runs one setup); rows are appended as they finish, so
     a rerun resumes. Returns how many runs were made."""
     path = Path(out)
-    done = done_pairs(path)
+    done = done_pairs(path, runner.model_name)
     todo = [(c, item) for c in configs for item in items if (c.name, item.id) not in done]
 
     def run_one(job: tuple[AgentConfig, Item]) -> AgentRow:

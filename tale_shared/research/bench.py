@@ -171,11 +171,25 @@ def bench_row(pipeline: TalePipeline, method: str, item: Item, model_name: str) 
     )
 
 
-def done_pairs(path: Path) -> set[tuple[str, str]]:
-    """The (method, item id) pairs already in a benchmark file without an error."""
+def done_pairs(path: Path, model_name: str | None = None) -> set[tuple[str, str]]:
+    """The (method, item id) pairs already in a benchmark file without an error.
+
+    With ``model_name`` (the model about to run), a file whose answers came from another
+    model raises ``ValueError`` rather than resume: its rows and the new ones would be
+    compared as one model's (a base model's rows beside a fine-tune's, or one LoRA
+    adapter's beside another's; :attr:`LocalChatModel.model_name` carries the adapter's
+    digest)."""
     if not path.exists():
         return set()
-    return {(r.method, r.id) for r in load_rows(path) if r.error is None}
+    rows = [r for r in load_rows(path) if r.error is None]
+    if model_name is not None:
+        others = sorted({r.model for r in rows if r.model and r.model != model_name})
+        if others:
+            raise ValueError(
+                f"{path} holds answers from {', '.join(others)}, not {model_name}: "
+                "write this model's rows to another --out (or remove that file to start over)"
+            )
+    return {(r.method, r.id) for r in rows}
 
 
 def run_bench(
@@ -198,7 +212,7 @@ def run_bench(
     with ``error`` (and run again on the next run). With ``concurrency`` N > 1 (a served
     model), N pairs are in flight at once; rows are written as they finish."""
     path = Path(out)
-    done = done_pairs(path)
+    done = done_pairs(path, model.model_name)
     pipelines = bench_pipelines(model, methods, max_tokens=max_tokens, oracle=oracle)
     if by_method:
         todo = [(m, item) for m in methods for item in items if (m, item.id) not in done]

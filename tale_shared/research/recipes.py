@@ -25,14 +25,13 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tale_shared._io import atomic_path, atomic_writer, iter_json_lines
+from tale_shared._io import atomic_path, atomic_writer, iter_json_lines, sha256_file
 from tale_shared._optional import require
 
 Kind = Literal["sft", "dpo", "tokenskip"]
@@ -136,10 +135,6 @@ def _example(row: dict[str, Any], kind: Kind) -> dict[str, Any]:
     else:
         prompt, completion = row["prompt"], row["completion"]
     return {"prompt": _turns(prompt, "user"), "completion": _turns(completion, "assistant")}
-
-
-def _sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _base_path(base: str | Path) -> Path:
@@ -268,7 +263,7 @@ def write_card(
     adapter: Path, cfg: TrainConfig, *, losses: list[float], metrics: dict[str, Any]
 ) -> None:
     """``tale-card.json`` and a ``README.md`` that say how the adapter was made."""
-    digest = _sha256(cfg.data)
+    digest = sha256_file(cfg.data)
     card: dict[str, Any] = {
         "kind": cfg.kind,
         "base_model": str(cfg.base),
