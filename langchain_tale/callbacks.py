@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -15,7 +16,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 
 from langchain_tale._planned import BUDGET_EVENT, ESTIMATOR_TAG
-from langchain_tale.model_adapter import usage_from_message
+from langchain_tale.model_adapter import completion_usage, usage_from_message
 from tale_shared.caps import cap_from_params
 from tale_shared.pricing import PriceTable
 from tale_shared.tracing import TraceAssembler
@@ -48,6 +49,37 @@ def _cap_of(kwargs: dict[str, Any]) -> int | None:
     return cap_from_params(
         kwargs.get("invocation_params"), {"max_tokens": metadata.get("ls_max_tokens")}
     )
+
+
+_HOOK_VARS: list[ContextVar[TaleTracer | None]] = []
+"""The context variables registered as LangChain configure hooks, one per level of nested
+``with TaleTracer():`` blocks ever open at once: a configure hook cannot be unregistered, so
+they are reused rather than made per tracer."""
+_HOOK_LOCK = threading.Lock()
+
+
+def _hook_var_for(tracer: TaleTracer) -> ContextVar[TaleTracer | None]:
+    """The hook variable ``tracer`` should be set in, in the current context: the one that
+    already holds it (a block entered again), else the first that holds no tracer here, else
+    a new one (a block nested in another tracer's block)."""
+    with _HOOK_LOCK:
+        for var in _HOOK_VARS:
+            if var.get() is tracer:
+                return var
+        for var in _HOOK_VARS:
+            if var.get() is None:
+                return var
+        var = ContextVar(f"tale_tracer_{len(_HOOK_VARS)}", default=None)
+        register_configure_hook(var, inheritable=True)
+        _HOOK_VARS.append(var)
+        return var
+
+
+def registered_hooks() -> int:
+    """How many configure hooks tale has registered with LangChain in this process (the
+    deepest nesting of ``with TaleTracer():`` blocks, not the number of tracers)."""
+    with _HOOK_LOCK:
+        return len(_HOOK_VARS)
 
 
 class TaleTracer(BaseCallbackHandler):
@@ -84,24 +116,31 @@ class TaleTracer(BaseCallbackHandler):
         self.prices = self._trace.prices
         self.ledger = self._trace.ledger
         self._lock = self._trace.lock
-        self._context: ContextVar[TaleTracer | None] | None = None
-        self._tokens: list[Token[TaleTracer | None]] = []
+        self._tokens: list[tuple[ContextVar[TaleTracer | None], Token[TaleTracer | None]]] = []
 
     # -- as a context manager ---------------------------------------------------------------
     def __enter__(self) -> TaleTracer:
-        """Trace every LangChain run started inside the block (and the threads and tasks it
-        starts), without passing the tracer as a callback."""
+        """Trace every LangChain run started inside the block, without passing the tracer as
+        a callback: in this thread and the asyncio tasks it starts, in the threads LangChain
+        starts (``batch``, ``abatch``, tools run by an agent) and in any thread started with
+        ``contextvars.copy_context().run`` or langchain-core's ``ContextThreadPoolExecutor``.
+        A bare ``concurrent.futures.ThreadPoolExecutor`` does not carry the block's context
+        into its threads (Python copies no context there): pass the tracer in those runs'
+        ``config={"callbacks": [tracer]}``, or use ``ContextThreadPoolExecutor``.
+
+        The tracer rides on one of a few context variables registered with LangChain once
+        per process (one per level of nested blocks), so opening a tracer per request
+        leaves no hook behind."""
         with self._lock:
-            if self._context is None:
-                self._context = ContextVar(f"tale_tracer_{id(self)}", default=None)
-                register_configure_hook(self._context, inheritable=True)
-            self._tokens.append(self._context.set(self))
+            var = _hook_var_for(self)
+            self._tokens.append((var, var.set(self)))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         with self._lock:
-            if self._context is not None and self._tokens:
-                self._context.reset(self._tokens.pop())
+            if self._tokens:
+                var, token = self._tokens.pop()
+                var.reset(token)
 
     # -- results -----------------------------------------------------------------------------
     @property
@@ -282,14 +321,11 @@ class TaleTracer(BaseCallbackHandler):
             usage = usage_from_message(message, prompt)
             meta = message.response_metadata or {}
             model = meta.get("model_name") or meta.get("model")
-        elif response.llm_output and isinstance(response.llm_output.get("token_usage"), dict):
-            tu = response.llm_output["token_usage"]
-            usage = TokenUsage(
-                input_tokens=int(tu.get("prompt_tokens", 0)),
-                output_tokens=int(tu.get("completion_tokens", 0)),
-                source="provider",
-            )
-            model = response.llm_output.get("model_name")
+        elif generation is not None:  # a text-completion LLM
+            usage = completion_usage(response, prompt)
+            llm_output = response.llm_output or {}
+            name = llm_output.get("model_name") or llm_output.get("model")
+            model = name if isinstance(name, str) else None
         self._record_call(run_id, usage, model)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

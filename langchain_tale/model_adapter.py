@@ -9,6 +9,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
 
 from langchain_tale._caps import cap_kwargs
@@ -92,6 +93,35 @@ def usage_from_message(
     )
 
 
+def _whole(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def completion_usage(
+    response: LLMResult, prompts: Sequence[Any] = (), llm: Any = None
+) -> TokenUsage:
+    """Usage of a text-completion LLM's call (a ``BaseLLM``: no chat message to carry
+    ``usage_metadata``): the provider's ``llm_output["token_usage"]`` (``prompt_tokens``,
+    ``completion_tokens``) when it gives both, else the prompts and every generated text
+    counted with ``llm``'s counter (``source="counted"``)."""
+    reported = (response.llm_output or {}).get("token_usage") or (response.llm_output or {}).get(
+        "usage"
+    )
+    if isinstance(reported, dict):
+        n_in = _whole(reported.get("prompt_tokens", reported.get("input_tokens")))
+        n_out = _whole(reported.get("completion_tokens", reported.get("output_tokens")))
+        if n_in is not None and n_out is not None:
+            return TokenUsage(input_tokens=n_in, output_tokens=n_out, source="provider")
+    counter = token_counter_for(llm)
+    texts = [p if isinstance(p, str) else countable_text(p) for p in prompts]
+    n_in, used = count_texts(counter, texts)
+    outputs = [g.text for row in response.generations for g in row if g.text]
+    n_out, _ = count_texts(counter, outputs)
+    return TokenUsage(input_tokens=n_in, output_tokens=n_out, source="counted", counter=used)
+
+
 class LangChainModel:
     """Wraps a LangChain ``BaseChatModel`` for the core (zero-shot estimator, search, CLI).
 
@@ -146,7 +176,13 @@ class LangChainModel:
         return self._completion(reply, prompt, start)
 
 
-__all__ = ["LangChainModel", "model_name_of", "token_counter_for", "usage_from_message"]
+__all__ = [
+    "LangChainModel",
+    "completion_usage",
+    "model_name_of",
+    "token_counter_for",
+    "usage_from_message",
+]
 
 
 def load_api_model(spec: str) -> LangChainModel:
@@ -156,4 +192,14 @@ def load_api_model(spec: str) -> LangChainModel:
     ``tale-reasoning[agents]`` and the provider's package."""
     from langchain.chat_models import init_chat_model
 
-    return LangChainModel(init_chat_model(spec, temperature=0))
+    try:
+        return LangChainModel(init_chat_model(spec, temperature=0))
+    except ValueError as exc:
+        provider = spec.partition(":")[0]
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        supported = next((line for line in lines if line.lower().startswith("supported")), "")
+        raise ValueError(
+            f"cannot load {spec!r}: LangChain knows no model provider {provider!r}"
+            + (f" ({supported.rstrip('.')})" if supported else "")
+            + "; use provider:model, an embedded model name, a .gguf path or an http(s) URL"
+        ) from None

@@ -27,7 +27,7 @@ from langchain_tale._messages import coerce_input, inject_budget, to_langchain, 
 from langchain_tale._planned import ANSWER_TAG, ESTIMATOR_TAG, Plan, PlannedModelCall
 from langchain_tale.model_adapter import LangChainModel, model_name_of
 from tale_shared.budget import TokenBudget, budget_metadata
-from tale_shared.caps import cap_from_params, hard_cap
+from tale_shared.caps import cap_from_params, check_cap_headroom, hard_cap
 from tale_shared.estimators import (
     BudgetEstimator,
     EstimatorSlot,
@@ -95,6 +95,11 @@ class TaleRunnable(PlannedModelCall):
     prompt: BasePromptTemplate | None = None  # type: ignore[type-arg]
     question_key: str = "question"
     cap_headroom: float | None = Field(default=None, ge=1.0)
+
+    @field_validator("cap_headroom", mode="before")
+    @classmethod
+    def _finite_headroom(cls, value: Any) -> Any:
+        return check_cap_headroom(value) if isinstance(value, (int, float)) else value
 
     _slot: EstimatorSlot = PrivateAttr(default_factory=EstimatorSlot)
     _method: Method = PrivateAttr()

@@ -27,7 +27,14 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
-from pydantic import ConfigDict, Field, PrivateAttr, SerializeAsAny, field_serializer
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializeAsAny,
+    field_serializer,
+    field_validator,
+)
 
 from llama_index_tale.compression import compressed_history
 from llama_index_tale.llm_adapter import (
@@ -38,7 +45,7 @@ from llama_index_tale.llm_adapter import (
     with_max_tokens,
 )
 from tale_shared.budget import TokenBudget
-from tale_shared.caps import hard_cap
+from tale_shared.caps import check_cap_headroom, hard_cap
 from tale_shared.compression import ContextCompressor
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.methods import ANSWER_TOKENS, follow_up
@@ -120,6 +127,12 @@ class TaleLLM(FunctionCallingLLM):
     exit_behavior: ExitBehavior = "end"
     style: str | None = None
     cap_headroom: float | None = Field(default=None, ge=1.0)
+
+    @field_validator("cap_headroom", mode="before")
+    @classmethod
+    def _finite_headroom(cls, value: Any) -> Any:
+        return check_cap_headroom(value) if isinstance(value, (int, float)) else value
+
     show_remaining: bool = False
     context_ratio: float | None = Field(default=None, gt=0, le=1)
     price_table: Any = Field(default=None, exclude=True)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import copy
 import types
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import TypeVar
 
 from llama_index.core.base.base_query_engine import BaseQueryEngine
-from llama_index.core.base.response.schema import RESPONSE_TYPE, StreamingResponse
+from llama_index.core.base.response.schema import (
+    RESPONSE_TYPE,
+    AsyncStreamingResponse,
+    StreamingResponse,
+)
 from llama_index.core.llms import LLM
 from llama_index.core.query_engine import TransformQueryEngine
 from llama_index.core.schema import QueryBundle
 
 from llama_index_tale.llm_adapter import call_cap, with_max_tokens
 from llama_index_tale.query_transform import TaleQueryTransform
-from tale_shared.caps import hard_cap
+from tale_shared.caps import check_cap_headroom, hard_cap
 
 T = TypeVar("T")
 
@@ -47,15 +51,13 @@ class TaleQueryEngine(TransformQueryEngine):
     ) -> None:
         super().__init__(query_engine, query_transform or TaleQueryTransform())
         self._tale = self._query_transform
-        if cap_headroom is not None:
-            if cap_headroom < 1:
-                raise ValueError(f"cap_headroom must be at least 1.0, got {cap_headroom}")
-            if _synthesizer_llm(query_engine) is None:
-                raise TypeError(
-                    f"cap_headroom caps the LLM of a query engine's response synthesizer "
-                    f"(RetrieverQueryEngine, index.as_query_engine()); "
-                    f"{type(query_engine).__name__} has none"
-                )
+        cap_headroom = check_cap_headroom(cap_headroom)
+        if cap_headroom is not None and _synthesizer_llm(query_engine) is None:
+            raise TypeError(
+                f"cap_headroom caps the LLM of a query engine's response synthesizer "
+                f"(RetrieverQueryEngine, index.as_query_engine()); "
+                f"{type(query_engine).__name__} has none"
+            )
         self._cap_headroom = cap_headroom
 
     @classmethod
@@ -65,9 +67,12 @@ class TaleQueryEngine(TransformQueryEngine):
     def _with_budget(self, response: RESPONSE_TYPE, metadata: dict[str, object]) -> RESPONSE_TYPE:
         response.metadata = {**(response.metadata or {}), **metadata}
         cap = metadata.get("tale_cap")
-        if isinstance(response, StreamingResponse) and isinstance(cap, int):
+        if isinstance(cap, int):
             # a streamed answer calls the model when the stream is read: announce its cap then
-            response.response_gen = _under_cap(response.response_gen, cap)
+            if isinstance(response, StreamingResponse):
+                response.response_gen = _under_cap(response.response_gen, cap)
+            elif isinstance(response, AsyncStreamingResponse):
+                response.response_gen = _aunder_cap(response.response_gen, cap)
         return response
 
     def _cap(self, metadata: dict[str, object]) -> int | None:
@@ -112,6 +117,19 @@ class TaleQueryEngine(TransformQueryEngine):
 def _under_cap(tokens: Iterator[str], cap: int) -> Generator[str, None, None]:
     with call_cap(cap):
         yield from tokens
+
+
+async def _aunder_cap(tokens: AsyncIterator[str], cap: int) -> AsyncGenerator[str, None]:
+    """:func:`_under_cap` for an async stream: the cap is set around each step only, so that
+    nothing leaks into the reader's context between steps."""
+    iterator = aiter(tokens)
+    while True:
+        with call_cap(cap):
+            try:
+                token = await anext(iterator)
+            except StopAsyncIteration:
+                return
+        yield token
 
 
 def _copy_with_own_methods(obj: T) -> T:

@@ -22,10 +22,13 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import Dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
+from llama_index.core.instrumentation.events.exception import ExceptionEvent
 from llama_index.core.instrumentation.events.llm import (
     LLMChatEndEvent,
+    LLMChatInProgressEvent,
     LLMChatStartEvent,
     LLMCompletionEndEvent,
+    LLMCompletionInProgressEvent,
     LLMCompletionStartEvent,
 )
 from llama_index.core.instrumentation.events.query import QueryStartEvent
@@ -119,7 +122,7 @@ class _FollowedStream:
         self.pieces: list[str] = []
 
     @contextlib.contextmanager
-    def _named(self) -> Iterator[None]:
+    def named(self) -> Iterator[None]:
         token = _STREAMING_FOR.set(self.root)
         try:
             yield
@@ -129,12 +132,12 @@ class _FollowedStream:
     def step(self, advance: Callable[[Any, Any], Any], stream: Any) -> Any:
         """``advance(stream, _DONE)`` (``next`` or ``anext``) with the query named; an
         awaitable for ``anext`` is named while it is awaited, as it runs the stream then."""
-        with self._named():
+        with self.named():
             step = advance(stream, _DONE)
         return self._awaited(step) if inspect.isawaitable(step) else step
 
     async def _awaited(self, step: Awaitable[Any]) -> Any:
-        with self._named():
+        with self.named():
             return await step
 
     def took(self, item: Any) -> Any:
@@ -369,15 +372,31 @@ class TaleTracer:
 
     def _sync_stream(self, root: str, stream: Iterator[Any]) -> Generator[Any, None, None]:
         with self._following(root) as followed:
-            while (item := followed.step(next, stream)) is not _DONE:
-                yield followed.took(item)
+            try:
+                while (item := followed.step(next, stream)) is not _DONE:
+                    yield followed.took(item)
+            except GeneratorExit:
+                # closed early by its reader: close the model's stream now, so that its call
+                # is recorded (cut short) before the query is
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    with followed.named():
+                        close()
+                raise
 
     async def _async_stream(
         self, root: str, stream: AsyncIterator[Any]
     ) -> AsyncGenerator[Any, None]:
         with self._following(root) as followed:
-            while (item := await followed.step(anext, stream)) is not _DONE:
-                yield followed.took(item)
+            try:
+                while (item := await followed.step(anext, stream)) is not _DONE:
+                    yield followed.took(item)
+            except GeneratorExit:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    with followed.named():
+                        await aclose()
+                raise
 
     @contextlib.contextmanager
     def _following(self, root: str) -> Iterator[_FollowedStream]:
@@ -424,6 +443,8 @@ class TaleTracer:
                 for root, q in self._trace.queries.items()
                 if everything or (q.ended and q.quiet)
             ]
+            if everything:
+                self._cut_streams({str(root) for root, _ in ready})
             for root, pending in ready:
                 self._forget(str(root))
                 unconsumed = (
@@ -438,6 +459,14 @@ class TaleTracer:
         for root, pending in ready:
             if pending.calls or pending.question is not None:
                 self._trace.record(root, pending)
+
+    def _cut_streams(self, roots: set[str]) -> None:
+        """At detach: the streamed calls of ``roots`` still being read are recorded with what
+        has streamed so far, marked ``cut_short`` (under the lock)."""
+        for key, call in list(self._trace.calls.items()):
+            if call.span_closed and self._root(str(key)) in roots:
+                usage = usage_from_response(call.partial, call.prompt)
+                self._trace.end_call(key, usage, call.model, tree_key=key, cut_short=True)
 
     # -- events ------------------------------------------------------------------------------
     def _query_of(self, event: BaseEvent) -> PendingQuery | None:
@@ -481,8 +510,15 @@ class TaleTracer:
                     ),
                     instance=self._instances.get(key),
                 )
+        elif isinstance(event, (LLMChatInProgressEvent, LLMCompletionInProgressEvent)):
+            with self._lock:
+                call = self._trace.calls.get(event.span_id or "")
+                if call is not None:
+                    call.partial = event.response
         elif isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent)):
             self._on_llm_end(event)
+        elif isinstance(event, ExceptionEvent):
+            self._on_stream_stopped(event)
 
     def _inside_call(self, span_id: str | None) -> bool:
         """Whether a span lies inside a model call already being recorded (under the lock)."""
@@ -495,6 +531,29 @@ class TaleTracer:
             if seen > 10_000:
                 break
         return False
+
+    def _on_stream_stopped(self, event: ExceptionEvent) -> None:
+        """A streamed call that stopped before its end event: closed early by its reader
+        (``GeneratorExit``: a web client that disconnected, a ``break``) or failed midway.
+        It was made and billed: recorded with what had streamed (the provider's usage if the
+        last chunk carried it, else counted), marked ``cut_short``; a failure also carries
+        its error."""
+        key = event.span_id or ""
+        with self._lock:
+            call = self._trace.calls.get(key)
+            if call is None or not call.span_closed:
+                return  # not a stream being read: the span's own end handles it
+            partial = call.partial
+        usage = usage_from_response(partial, call.prompt)
+        closed = isinstance(event.exception, GeneratorExit)
+        self._trace.end_call(
+            key,
+            usage,
+            call.model,
+            error=None if closed else event.exception,
+            tree_key=key,
+            cut_short=True,
+        )
 
     def _on_llm_end(self, event: LLMChatEndEvent | LLMCompletionEndEvent) -> None:
         key = event.span_id or ""

@@ -34,6 +34,9 @@ class TokenBudget(BaseModel):
     raw_reply: str | None = None
     latency_s: float = Field(default=0.0, ge=0)
     model: str | None = None
+    cap: int | None = Field(default=None, ge=1)
+    """The output cap the estimator's model call was sent with (``None``: no call, or
+    uncapped)."""
 
     @property
     def fell_back(self) -> bool:

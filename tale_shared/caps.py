@@ -37,11 +37,34 @@ class CapExceededWarning(UserWarning):
     """A provider returned more output tokens than the call's cap allowed."""
 
 
+def check_cap_headroom(value: float | None) -> float | None:
+    """``value`` if it is a usable cap headroom (a finite number of at least 1.0) or ``None``;
+    ``ValueError`` otherwise — raised when an entry point is built, never at query time.
+
+    >>> check_cap_headroom(1.5), check_cap_headroom(None)
+    (1.5, None)
+    >>> check_cap_headroom(float("nan"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: cap_headroom must be a finite number of at least 1.0 ... got nan
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"cap_headroom must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(
+            "cap_headroom must be a finite number of at least 1.0 (the cap is "
+            f"ceil(budget * headroom)), got {value}"
+        )
+    return float(value)
+
+
 def hard_cap(budget: int, headroom: float) -> int:
     """``max_tokens = ceil(budget * headroom)``: a cap with room above the prompted budget."""
-    if headroom < 1:
-        raise ValueError(f"headroom must be at least 1.0, got {headroom}")
-    return max(1, math.ceil(budget * headroom))
+    checked = check_cap_headroom(headroom)
+    assert checked is not None
+    return max(1, math.ceil(budget * checked))
 
 
 def cap_from_params(*sources: Mapping[str, Any] | None) -> int | None:

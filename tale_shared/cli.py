@@ -7,18 +7,23 @@ tale styles | tale models
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
+from tale_shared._cli_args import check_paths, positive_int
+from tale_shared._redact import redact
 from tale_shared._status import status
-from tale_shared._validation import require_question
+from tale_shared._validation import one_line_error, require_question
 from tale_shared.estimators import make_estimator, parse_estimator_spec
 from tale_shared.loading import load_model
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
 from tale_shared.methods import parse_method
 from tale_shared.pipeline import TalePipeline, TaleResult
-from tale_shared.profiles import profile_for
+from tale_shared.profiles import default_profile_notes, profile_for
 from tale_shared.prompts import get_style, list_styles
 
 
@@ -56,7 +61,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         get_style(args.style)
     if args.method != "tale":
         parse_method(args.method)
-    model = load_model(args.model, args.threads, args.lora)
+    model = load_model(args.model, args.threads, args.lora, api_key_env=args.api_key_env)
     estimator = make_estimator(args.estimator, model) if args.estimator else None
     tale = TalePipeline(
         model, estimator, method=args.method, style=args.style, max_tokens=args.max_tokens
@@ -81,7 +86,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.method == "tale":
         profile = profile_for(model.model_name)
         if profile.source == "default":
-            print(f"note:   {profile.notes}")
+            print(f"note:   {default_profile_notes(model.model_name, args.model)}")
     if budget is not None:
         note = f" (fallback: {budget.fallback_reason})" if budget.fell_back else ""
         print(f"budget: {budget.tokens} tokens from the {budget.estimator} estimator{note}")
@@ -140,15 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompt style (default: the model's profile); see `tale styles`",
     )
     ask.add_argument("--compare", action="store_true", help="also run vanilla CoT")
-    ask.add_argument("--max-tokens", type=int, default=512, help="output cap per call")
-    ask.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores)")
+    ask.add_argument("--max-tokens", type=positive_int, default=512, help="output cap per call")
+    ask.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads (default: cores)"
+    )
     ask.add_argument(
         "--lora",
         default=None,
         help="a llama.cpp LoRA adapter GGUF for a local model (tale train gguf)",
     )
+    ask.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="NAME",
+        help="a served model's key: the environment variable that holds it (never the URL)",
+    )
     ask.add_argument("--json", action="store_true", help="print JSON")
-    ask.set_defaults(func=cmd_ask)
+    ask.set_defaults(func=cmd_ask, reads=("lora", "model"))
 
     sub.add_parser("styles", help="list the prompt styles").set_defaults(func=cmd_styles)
     sub.add_parser("models", help="list the embedded models").set_defaults(func=cmd_models)
@@ -163,16 +176,35 @@ def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     research_cli.register(sub)
 
 
+def _as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM does what Ctrl-C does (a job runner writes every finished result first)."""
+    signal.raise_signal(signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _as_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        check_paths(args)
+        with _sigterm_as_interrupt():
+            return int(args.func(args))
     except (ValueError, OSError, ImportError, RuntimeError) as exc:
-        print(f"tale: error: {exc}", file=sys.stderr)
+        print(f"tale: error: {redact(one_line_error(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("tale: interrupted", file=sys.stderr)
+        print("tale: interrupted (finished results were written; rerun to resume)", file=sys.stderr)
         return 130
 
 

@@ -45,11 +45,18 @@ def is_api_model(spec: str) -> bool:
     return not served and ":" in spec and spec not in MODELS and not spec.endswith(".gguf")
 
 
-def load_model(spec: str, threads: int | None = None, lora: str | None = None) -> ChatModel:
+def load_model(
+    spec: str,
+    threads: int | None = None,
+    lora: str | None = None,
+    *,
+    api_key_env: str | None = "OPENAI_API_KEY",
+) -> ChatModel:
     """A core ChatModel: a local model name or GGUF path (``lora``: a llama.cpp LoRA adapter
     GGUF on top), an OpenAI-compatible endpoint (``http://host:port/v1`` or ``...#MODEL``), or
     ``provider:model`` through LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``,
-    needs ``tale-reasoning[agents]``)."""
+    needs ``tale-reasoning[agents]``). A served model's key comes from the environment
+    variable ``api_key_env``, never from the URL."""
     from tale_shared._status import status
     from tale_shared.local import LocalChatModel
 
@@ -60,7 +67,7 @@ def load_model(spec: str, threads: int | None = None, lora: str | None = None) -
     if served:
         from tale_shared.served import ServedModel
 
-        return ServedModel.from_spec(spec)
+        return ServedModel.from_spec(spec, api_key_env=api_key_env)
 
     if api:
         return _load_api_model(spec)

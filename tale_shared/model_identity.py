@@ -66,10 +66,10 @@ def model_identity(name: str) -> ModelIdentity | None:
         return None
     while match := _PROVIDER_PREFIX.match(text):
         text = text[match.end() :]
-    segments = [s for s in text.split("/") if s]
+    segments = [s for s in re.split(r"[/\\]", text) if s]  # POSIX and Windows paths
     if not segments:
         return None
-    is_file = segments[-1].endswith(".gguf") or text.startswith(("/", ".", "~"))
+    is_file = segments[-1].endswith(".gguf") or text.startswith(("/", ".", "~", "\\"))
     is_hub_id = len(segments) >= 2 and not is_file and segments[-2] != "local"
     last = segments[-1].removesuffix(".gguf")
     tokens = [t for t in _SEPARATORS.split(last) if t]

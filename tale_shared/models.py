@@ -102,22 +102,35 @@ def normalize_finish_reason(reason: object) -> str | None:
     return "length" if low in CUT_FINISH_REASONS else low
 
 
+def _field(source: object, key: str) -> Any:
+    return source.get(key) if isinstance(source, Mapping) else getattr(source, key, None)
+
+
 def finish_reason_of(*sources: object) -> str | None:
     """The normalised finish reason found in any of ``sources``: mappings (response
     metadata, a raw JSON reply) or objects (a provider SDK's reply) with ``finish_reason``,
-    ``stop_reason`` (Anthropic), ``stopReason`` (Bedrock), ``done_reason`` (Ollama) or a
-    first ``choices`` entry that has one.
+    ``stop_reason`` (Anthropic), ``stopReason`` (Bedrock), ``done_reason`` (Ollama),
+    ``incomplete_details.reason`` (OpenAI's Responses API) or a first ``choices`` entry that
+    has one.
 
     >>> finish_reason_of({"stopReason": "max_tokens"}), finish_reason_of(None, {})
     ('length', None)
+    >>> finish_reason_of({"status": "incomplete",
+    ...                   "incomplete_details": {"reason": "max_output_tokens"}})
+    'length'
     """
     for source in sources:
         if source is None:
             continue
         for key in _FINISH_KEYS:
-            value = source.get(key) if isinstance(source, Mapping) else getattr(source, key, None)
+            value = _field(source, key)
             if value:
                 return normalize_finish_reason(value)
+        # OpenAI's Responses API: status "incomplete" with incomplete_details.reason
+        details = _field(source, "incomplete_details")
+        reason = _field(details, "reason") if details is not None else None
+        if reason:
+            return normalize_finish_reason(reason)
         choices = (
             source.get("choices")
             if isinstance(source, Mapping)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from tale_shared._validation import require_question
 from tale_shared.answers import extract_answer
 from tale_shared.budget import TokenBudget
-from tale_shared.caps import hard_cap, warn_cap_exceeded
+from tale_shared.caps import check_cap_headroom, hard_cap, warn_cap_exceeded
 from tale_shared.estimators import make_estimator
 from tale_shared.estimators.base import BudgetEstimator
 from tale_shared.methods import (
@@ -135,6 +135,7 @@ class TalePipeline:
             else list(load_exemplars()[: self.method.exemplars])
         )
         self.max_tokens = max_tokens
+        cap_headroom = check_cap_headroom(cap_headroom)
         self.cap_headroom = cap_headroom if cap_headroom is not None else self.method.force
         self.prices = price_table or default_price_table()
         if self.method.early_exit is not None and not isinstance(model, ContinuesReplies):
@@ -182,6 +183,7 @@ class TalePipeline:
                 usage=budget.usage,
                 latency_s=budget.latency_s,
                 cost_usd=self.prices.cost(budget.model, budget.usage),
+                cap=budget.cap,
             )
         ]
 
@@ -194,8 +196,11 @@ class TalePipeline:
         started: float,
     ) -> TaleResult:
         calls = [
-            c.to_call_record(kind, cost_usd=self.prices.cost(c.model, c.usage))
-            for kind, c in outcome.calls
+            *self._budget_calls(budget),
+            *(
+                c.to_call_record(kind, cost_usd=self.prices.cost(c.model, c.usage))
+                for kind, c in outcome.calls
+            ),
         ]
         for call in calls:
             if call.cap_exceeded and call.cap is not None:
@@ -207,7 +212,7 @@ class TalePipeline:
             style=self.style.name,
             method=self.method.name,
             answer=outcome.text,
-            calls=[*self._budget_calls(budget), *calls],
+            calls=calls,
             latency_s=time.perf_counter() - started,
         )
         return TaleResult(

@@ -136,13 +136,50 @@ def profile_for(model: str | None) -> ModelProfile:
                 if builtin is not None and builtin.matches(identity):
                     return profile
     name = model or "unknown"
-    return ModelProfile(
-        model=name,
-        notes=(
-            f"no profile matches {name!r}: the default (the paper's wording, "
-            f"{DEFAULT_METHOD}); measure which wording it follows with "
-            f"`tale calibrate --model {name}`"
-        ),
+    return ModelProfile(model=name, notes=default_profile_notes(name))
+
+
+_PROVIDER_SPEC = re.compile(r"^[a-z_][a-z_-]*:(?![0-9])", re.I)
+"""``provider:model`` (``openai:gpt-4o-mini``), not an Ollama tag (``qwen2.5-coder:7b``)."""
+
+
+def calibrate_command(name: str, spec: str | None = None) -> str:
+    """The ``tale calibrate`` command that measures the model called ``name``: with the
+    ``--model`` spec it was loaded by (``spec``, what a command line knows), else the spec
+    the name implies — an embedded model or GGUF file by its name, an API model as
+    ``provider:model``; a bare name may be a served model's, whose URL only its user knows.
+
+    >>> calibrate_command("weird-model-x", "http://127.0.0.1:8000/v1#weird-model-x")
+    '`tale calibrate --model http://127.0.0.1:8000/v1#weird-model-x`'
+    >>> print(calibrate_command("gpt-4o-mini").replace(" or ", "\\n"))
+    `tale calibrate --model URL#gpt-4o-mini` (a served model)
+    `tale calibrate --model provider:gpt-4o-mini` (an API model, e.g. openai:gpt-4o-mini)
+    """
+    from tale_shared._redact import redact
+    from tale_shared.local.registry import LOCAL_PREFIX, MODELS
+
+    if spec:
+        return f"`tale calibrate --model {redact(spec)}`"
+    if name.startswith(LOCAL_PREFIX):
+        base, plus, _ = name.removeprefix(LOCAL_PREFIX).partition("+")
+        lora = " --lora ADAPTER.gguf" if plus else ""
+        return f"`tale calibrate --model {base}{lora}`"
+    if name in MODELS or name.lower().endswith(".gguf") or _PROVIDER_SPEC.match(name):
+        return f"`tale calibrate --model {name}`"
+    if ":" in name:  # an Ollama tag (qwen2.5-coder:7b)
+        return f"`tale calibrate --model ollama:{name}`"
+    return (
+        f"`tale calibrate --model URL#{name}` (a served model) or "
+        f"`tale calibrate --model provider:{name}` (an API model, e.g. openai:{name})"
+    )
+
+
+def default_profile_notes(name: str, spec: str | None = None) -> str:
+    """What the default profile says of a model that no profile matches, with the command
+    that calibrates it (:func:`calibrate_command`)."""
+    return (
+        f"no profile matches {name!r}: the default (the paper's wording, {DEFAULT_METHOD}); "
+        f"measure which wording it follows with {calibrate_command(name, spec)}"
     )
 
 

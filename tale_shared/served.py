@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import threading
 import time
@@ -38,12 +39,15 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from tale_shared._redact import redact
 from tale_shared.models import Completion, ModelCallError, normalize_finish_reason
 from tale_shared.prompts import Message
 from tale_shared.tokens import count_texts, get_token_counter
 from tale_shared.usage import TokenUsage
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+"""Where an OpenAI-compatible client looks for its key when none is given."""
 
 
 class _Retryable(Exception):
@@ -64,7 +68,14 @@ async def _asleep(seconds: float) -> None:
 
 
 class ServedModel:
-    """An OpenAI-compatible chat completions endpoint; temperature 0 by default."""
+    """An OpenAI-compatible chat completions endpoint; temperature 0 by default.
+
+    The key is sent as a bearer token: ``api_key``, else the environment variable named by
+    ``api_key_env`` (``OPENAI_API_KEY`` by default, as OpenAI's own clients read it; ``None``:
+    send none). Never put it in the URL: a URL is printed in messages and written in rows
+    (tale redacts a user, password or ``api_key``/``token`` parameter it finds there, but the
+    server's own logs keep them).
+    """
 
     def __init__(
         self,
@@ -72,6 +83,7 @@ class ServedModel:
         model: str | None = None,
         *,
         api_key: str | None = None,
+        api_key_env: str | None = DEFAULT_API_KEY_ENV,
         temperature: float = 0.0,
         timeout_s: float = 600.0,
         max_retries: int = 5,
@@ -81,6 +93,10 @@ class ServedModel:
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.display_url = redact(self.base_url)
+        """The URL as messages show it (credentials replaced by ``***``)."""
+        if api_key is None and api_key_env:
+            api_key = os.environ.get(api_key_env) or None
         self.temperature = temperature
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -116,7 +132,7 @@ class ServedModel:
         if not isinstance(first, dict) or not first.get("id"):
             what = "no model" if not models else "a model list without ids"
             raise ModelCallError(
-                f"{self.base_url}/models lists {what}; name the model: {self.base_url}#MODEL"
+                f"{self.display_url}/models lists {what}; name the model: {self.display_url}#MODEL"
             )
         return str(first["id"])
 
@@ -161,16 +177,16 @@ class ServedModel:
         if response.status_code in RETRY_STATUS:
             raise _Retryable(response)
         if response.is_error:
-            raise ModelCallError(f"{self.base_url}: {response.text[:300]}")
+            raise ModelCallError(redact(f"{self.display_url}: {response.text[:300]}"))
         return response
 
     def _failed(self, exc: Exception) -> ModelCallError:
         if isinstance(exc, _Retryable):
             return ModelCallError(
-                f"{self.base_url}: still failing after {self.max_retries} retries "
+                f"{self.display_url}: still failing after {self.max_retries} retries "
                 f"(HTTP {exc.response.status_code})"
             )
-        return ModelCallError(f"{self.base_url}: {exc!r}")
+        return ModelCallError(redact(f"{self.display_url}: {exc!r}"))
 
     def _send(self, call: Callable[[], httpx.Response]) -> httpx.Response:
         try:
@@ -217,29 +233,36 @@ class ServedModel:
             if not loop.is_closed() and not loop.is_running():
                 loop.run_until_complete(client.aclose())
 
+    def _reply(self, response: httpx.Response) -> dict[str, Any]:
+        """The reply's JSON object; :class:`ModelCallError` for a body that is not one."""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            what = "not JSON" if data is None else f"a JSON {type(data).__name__}"
+            raise ModelCallError(
+                f"{self.display_url}: malformed chat completion (the body is {what}, not an object)"
+            )
+        return data
+
     def _completion(
         self, data: dict[str, Any], started: float, messages: Sequence[Message]
     ) -> Completion:
-        choice = (data.get("choices") or [{}])[0]
-        text = (choice.get("message") or {}).get("content") or ""
-        reported = data.get("usage") or {}
-        if reported:
-            usage = TokenUsage(
-                input_tokens=int(reported.get("prompt_tokens") or 0),
-                output_tokens=int(reported.get("completion_tokens") or 0),
-                source="provider",
-            )
-        else:  # a server that reports no usage: count, and say so
+        choice, text = _first_choice(data, self.display_url)
+        usage = _reported_usage(data.get("usage"))
+        if usage is None:  # no usable numbers: count, and say so
             counter = get_token_counter()
             n_in, method = count_texts(counter, (m.content for m in messages))
             n_out, _ = count_texts(counter, [text])
             usage = TokenUsage(
                 input_tokens=n_in, output_tokens=n_out, source="counted", counter=method
             )
+        model = data.get("model")
         return Completion(
             text=text,
             usage=usage,
-            model=data.get("model") or self._model,
+            model=model if isinstance(model, str) and model else self._model,
             latency_s=time.perf_counter() - started,
             finish_reason=normalize_finish_reason(choice.get("finish_reason")),
         )
@@ -249,11 +272,90 @@ class ServedModel:
         body = self._body(messages, max_tokens)
         url = f"{self.base_url}/chat/completions"
         response = self._send(lambda: self._client.post(url, json=body))
-        return self._completion(response.json(), started, messages)
+        return self._completion(self._reply(response), started, messages)
 
     async def acomplete(
         self, messages: Sequence[Message], *, max_tokens: int | None = None
     ) -> Completion:
         started = time.perf_counter()
         response = await self._asend(self._body(messages, max_tokens))
-        return self._completion(response.json(), started, messages)
+        return self._completion(self._reply(response), started, messages)
+
+
+def _first_choice(data: dict[str, Any], where: str) -> tuple[dict[str, Any], str]:
+    """The first choice of a chat completion and its text; :class:`ModelCallError` naming
+    what is wrong with a reply that has none. ``content`` may be a string or a list of parts
+    (``{"type": "text", "text": ...}``, a valid OpenAI shape): the text parts are joined."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        got = "missing" if choices is None else f"a {type(choices).__name__}"
+        if isinstance(choices, list):
+            got = "empty" if not choices else f"a list whose first entry is {choices[0]!r:.40}"
+        raise ModelCallError(
+            f"{where}: malformed chat completion (choices is {got}, not a list of objects)"
+        )
+    choice = choices[0]
+    message = choice.get("message")
+    if message is None:
+        message = {}
+    if not isinstance(message, dict):
+        raise ModelCallError(
+            f"{where}: malformed chat completion (message is a {type(message).__name__}, "
+            "not an object)"
+        )
+    content = message.get("content")
+    if content is None:
+        content = choice.get("text")  # a completions-style choice
+    return choice, _content_text(content, where)
+
+
+def _content_text(content: object, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "".join(parts)
+    raise ModelCallError(
+        f"{where}: malformed chat completion (content is a {type(content).__name__})"
+    )
+
+
+def _count(value: object) -> int | None:
+    """A token count as a provider reports it: a whole number of at least 0, else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _reported_usage(reported: object) -> TokenUsage | None:
+    """The provider's usage when it gives both numbers (``prompt_tokens`` and
+    ``completion_tokens``, whole and not negative); ``None`` — count with the tokenizer —
+    when it sent none, only a total, nulls, negative numbers or not an object."""
+    if not isinstance(reported, dict):
+        return None
+    n_in = _count(reported.get("prompt_tokens"))
+    n_out = _count(reported.get("completion_tokens"))
+    if n_in is None or n_out is None:
+        return None
+    details = reported.get("completion_tokens_details")
+    reasoning = _count(details.get("reasoning_tokens")) if isinstance(details, dict) else None
+    cached_details = reported.get("prompt_tokens_details")
+    cached = (
+        _count(cached_details.get("cached_tokens")) if isinstance(cached_details, dict) else None
+    )
+    return TokenUsage(
+        input_tokens=n_in,
+        output_tokens=n_out,
+        reasoning_tokens=min(reasoning or 0, n_out),
+        cached_input_tokens=min(cached or 0, n_in),
+        source="provider",
+    )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tale_shared.caps import check_cap_headroom
 from tale_shared.estimators import BudgetEstimator, EstimatorSlot, resolve_estimator
 from tale_shared.methods import Exemplar, Method, exemplar_turns, load_exemplars, should_force
 from tale_shared.profiles import agent_method_for, prompt_style_for, style_for
@@ -85,8 +86,7 @@ def step_method(
     spec = estimator if estimator is not None else resolved.estimator
     if spec == "oracle":
         raise ValueError("the oracle estimator only knows benchmark items, not agent steps")
-    if cap_headroom is not None and cap_headroom < 1:
-        raise ValueError(f"cap_headroom must be at least 1.0, got {cap_headroom}")
+    cap_headroom = check_cap_headroom(cap_headroom)
     return StepMethod(
         method=resolved,
         style=style_for(model, prompt_style_for(model, resolved, style=style, estimator=estimator)),

@@ -48,6 +48,7 @@ class PendingCall:
     depth: int = 1  # events of inner calls in the same span (an LLM's chat through complete)
     instance: int | None = None  # id() of the object whose method opened the call's span
     span_closed: bool = False  # a streamed call: its span returned the stream, no end yet
+    partial: Any = None  # a streamed call: its latest chunk (what has streamed so far)
 
 
 @dataclass
@@ -204,15 +205,19 @@ class TraceAssembler:
         *,
         error: BaseException | None = None,
         tree_key: Key | None = None,
+        cut_short: bool = False,
     ) -> CallRecord | None:
         """Record call ``key`` in its query (the query of ``tree_key``, else of ``key``);
         returns the record, or ``None`` for a call never started here. A call outside any
-        query is a query of its own, recorded at once."""
+        query is a query of its own, recorded at once. ``cut_short``: its reply was not read
+        to the end (a stream closed early), ``usage`` is what had streamed."""
         with self.lock:
             pending = self.calls.pop(key, None)
         if pending is None:
             return None
         record = self.call_record(pending, usage, model, error)
+        if cut_short:
+            record = record.model_copy(update={"cut_short": True})
         with self.lock:  # the query cannot end between finding it and filing the call
             filed = self._file(self.query_of(tree_key if tree_key is not None else key), record)
         if filed:

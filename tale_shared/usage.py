@@ -16,11 +16,11 @@ Example:
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import re
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +28,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
-from tale_shared._io import atomic_writer
+from tale_shared._io import atomic_writer, iter_json_lines
+from tale_shared._redact import redact_optional
+from tale_shared._validation import one_line_error
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +145,14 @@ class CallRecord(BaseModel):
     cost_usd: float | None = None
     error: str | None = None
     cap: int | None = Field(default=None, ge=1)
+    cut_short: bool = False
+    """The call's reply was not read to its end (a stream its reader closed early): its
+    usage is what had streamed by then."""
+
+    @field_validator("error", mode="after")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        return redact_optional(clean_text(value))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -176,6 +186,11 @@ class QueryRecord(BaseModel):
     @classmethod
     def _writable_text(cls, value: str | None) -> str | None:
         return clean_text(value)
+
+    @field_validator("error", mode="after")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        return redact_optional(value)
 
     def _usage_of(self, role: CallRole | None) -> TokenUsage:
         return sum_usage(c.usage for c in self.calls if role is None or c.role == role)
@@ -418,21 +433,42 @@ class UsageLedger:
 
     @classmethod
     def from_jsonl(cls, path: str | Path) -> UsageLedger:
-        """Read records written by :meth:`to_jsonl`."""
+        """Read records written by :meth:`to_jsonl`. A last line that a crash cut short is
+        skipped with a warning (the records before it are whole); any other line that is not
+        a record raises ``ValueError`` naming the line."""
+        lines = list(iter_json_lines(path))
         records = []
-        with Path(path).open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    data = json.loads(line)
-                    for key in (
-                        "estimator_usage",
-                        "answer_usage",
-                        "usage",
-                        "n_calls",
-                        "models",
-                        "cost_usd",
-                        "budget_adherence",
-                    ):
-                        data.pop(key, None)
-                    records.append(QueryRecord.model_validate(data))
+        for index, (n, data, problem) in enumerate(lines):
+            if problem is not None:
+                if index == len(lines) - 1:
+                    logger.warning("%s:%d: skipped a line cut short (%s)", path, n, problem)
+                    warnings.warn(
+                        f"{path}:{n}: skipped the last line, cut short ({problem})",
+                        CutLineWarning,
+                        stacklevel=2,
+                    )
+                    continue
+                raise ValueError(f"{path}:{n} is {problem}")
+            if not isinstance(data, dict):
+                raise ValueError(f"{path}:{n} is not a query record: a {type(data).__name__}")
+            for key in (
+                "estimator_usage",
+                "answer_usage",
+                "usage",
+                "n_calls",
+                "models",
+                "cost_usd",
+                "budget_adherence",
+            ):
+                data.pop(key, None)
+            try:
+                records.append(QueryRecord.model_validate(data))
+            except ValueError as exc:
+                raise ValueError(
+                    f"{path}:{n} is not a query record: {one_line_error(exc)}"
+                ) from None
         return cls(records)
+
+
+class CutLineWarning(UserWarning):
+    """A JSONL file's last line was cut short (a crash while it was written) and skipped."""

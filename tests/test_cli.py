@@ -16,7 +16,7 @@ def fake_local(monkeypatch, scripted):
 
     model = scripted(reply, model_name="local/qwen2.5-coder-1.5b")
 
-    def load(name, threads, lora=None):
+    def load(name, threads, lora=None, **options):
         model.loaded_with = (name, lora)
         return model
 

@@ -174,7 +174,7 @@ def test_bench_leaves_out_excluded_items_before_sampling(tmp_path, monkeypatch, 
     seen = tmp_path / "seen.jsonl"
     seen.write_text("".join(json.dumps({"id": f"i{k}"}) + "\n" for k in range(5)))
     monkeypatch.setattr(
-        research_cli, "load_model", lambda spec, threads=None, lora=None: scripted("[[1]]")
+        research_cli, "load_model", lambda spec, threads=None, lora=None, **_: scripted("[[1]]")
     )
     out = tmp_path / "b.jsonl"
     argv = ["bench", "--data", str(data), "--methods", "vanilla", "--exclude", str(seen)]

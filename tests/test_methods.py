@@ -262,7 +262,7 @@ def test_bench_refuses_to_resume_a_file_another_model_answered(tmp_path, scripte
     same = scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b+adapter@607ced3a")
     assert run_bench(same, _items(3), ["vanilla"], out, progress=False) == 1  # resumed
     other = scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b+adapter@0badc0de")
-    with pytest.raises(ValueError, match=r"answers from .*@607ced3a, not .*@0badc0de"):
+    with pytest.raises(ValueError, match=r"results from .*@607ced3a, not .*@0badc0de"):
         run_bench(other, _items(4), ["vanilla"], out, progress=False)
     assert len(load_rows(out)) == 3  # nothing written by the refused run
 
@@ -286,7 +286,7 @@ def test_bench_cli_writes_table_and_plot(tmp_path, monkeypatch, scripted, capsys
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(i.model_dump()) + "\n" for i in _items(4)))
     monkeypatch.setattr(
-        research_cli, "load_model", lambda spec, threads=None, lora=None: scripted("[[9]]")
+        research_cli, "load_model", lambda spec, threads=None, lora=None, **_: scripted("[[9]]")
     )
     out, table, plot = tmp_path / "b.jsonl", tmp_path / "t.md", tmp_path / "p.png"
     argv = ["bench", "--data", str(data), "--methods", "vanilla,direct,tale-fixed:50@system"]

@@ -48,7 +48,14 @@ def test_every_spelling_of_the_default_model_gets_its_profile(name):
 def test_other_models_get_the_default_and_are_told_how_to_calibrate(name):
     profile = profile_for(name)
     assert profile.source == "default" and profile.model == name
-    assert f"tale calibrate --model {name}" in profile.notes
+    assert "tale calibrate --model" in profile.notes
+    if name.startswith("local/"):  # a fine-tune: the base model and its adapter
+        assert "--model qwen2.5-coder-1.5b --lora ADAPTER.gguf" in profile.notes
+    elif ":" in name:  # an Ollama tag
+        assert f"tale calibrate --model ollama:{name}`" in profile.notes
+    else:  # a bare name: a served model's (its URL) or an API model's (provider:)
+        assert f"--model URL#{name}`" in profile.notes
+        assert f"--model provider:{name}`" in profile.notes
     assert method_for(name).name == "tale (tale-heuristic@paper; no profile)"
 
 

@@ -45,6 +45,12 @@ def test_ray_replicas_give_the_in_process_rows(tmp_path):
         )
         assert ran == 6
         assert run_bench_on_ray("smollm2-135m", items, methods, on_ray, progress=False) == 0
+        # rows another model wrote are not resumed as this one's (known once replicas load)
+        other = tmp_path / "other.jsonl"
+        other.write_text('{"method": "vanilla", "id": "0", "model": "local/other"}\n')
+        with pytest.raises(ValueError, match="local/other, not local/smollm2-135m"):
+            run_bench_on_ray("smollm2-135m", items, methods, other, replicas=1, progress=False)
+        assert len(other.read_text().splitlines()) == 1
     finally:
         ray.shutdown()
     lines = on_ray.read_text().splitlines()
@@ -69,6 +75,13 @@ def test_search_on_ray_writes_each_item_once_and_resumes(tmp_path):
             == 2
         )
         assert search_on_ray("smollm2-135m", items, out, progress=False) == 0
+        other = tmp_path / "other.jsonl"
+        other.write_text(
+            '{"id": "0", "question": "q", "gold": "2", "model": "local/other", "style": "s"}\n'
+        )
+        with pytest.raises(ValueError, match="local/other, not local/smollm2-135m"):
+            search_on_ray("smollm2-135m", items, other, replicas=1, progress=False)
+        assert len(other.read_text().splitlines()) == 1
     finally:
         ray.shutdown()
     results = load_results(out)

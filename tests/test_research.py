@@ -126,7 +126,7 @@ def test_calibrate_cli_saves_the_profile_used_by_default(scripted, monkeypatch, 
     monkeypatch.setattr(
         research_cli,
         "load_model",
-        lambda spec, threads=None, lora=None: _follower(scripted, "words"),
+        lambda spec, threads=None, lora=None, **options: _follower(scripted, "words"),
     )
     assert profile_for("local/x").style == "paper"
     assert cli.main(["calibrate", "--model", "x", "--data", str(data), "--n", "2"]) == 0

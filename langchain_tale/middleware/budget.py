@@ -255,22 +255,36 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         )
 
     def _with_forced(
-        self, response: ModelResponse[Any], forced: ModelResponse[Any]
+        self,
+        request: ModelRequest[Any],
+        response: ModelResponse[Any],
+        forcing: ModelRequest[Any],
+        forced: ModelResponse[Any],
     ) -> ModelResponse[Any]:
-        """The step's reply with the forced answer appended, carrying both calls' usage."""
+        """The step's reply with the forced answer appended, carrying both calls' usage: the
+        provider's, added, or — when either call came back without usage — each call counted
+        on its own prompt (the forcing call's prompt is the step's prompt, the reply and the
+        follow-up turn), in ``response_metadata["tale"]["counted_usage"]``."""
         found, answer = self._last_reply(response), self._last_reply(forced)
         if found is None or answer is None:
             return response
         at, reply = found
         usage = reply.usage_metadata
+        meta = reply.response_metadata or {}
+        tale = {**meta.get("tale", {}), "forced": True}
         if usage and answer[1].usage_metadata:
             usage = add_usage(usage, answer[1].usage_metadata)
-        meta = reply.response_metadata or {}
+        else:
+            counted = usage_from_message(
+                reply, _prompt_of(request), request.model
+            ) + usage_from_message(answer[1], _prompt_of(forcing), request.model)
+            tale["counted_usage"] = counted.model_dump()
+            usage = None
         merged = reply.model_copy(
             update={
                 "content": f"{reply.text}\n\n{answer[1].text}",
                 "usage_metadata": usage,
-                "response_metadata": {**meta, "tale": {**meta.get("tale", {}), "forced": True}},
+                "response_metadata": {**meta, "tale": tale},
             }
         )
         result = list(response.result)
@@ -327,9 +341,9 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         if budget is not None and budget.usage.total_tokens:
             tale["estimator_usage"] = budget.usage.model_dump()
             tale["estimator_model"] = budget.model
-        if not reply.usage_metadata:
-            prompt = [request.system_message] if request.system_message else []
-            usage = usage_from_message(reply, [*prompt, *request.messages], request.model)
+        counted_already = "counted_usage" in (reply.response_metadata or {}).get("tale", {})
+        if not reply.usage_metadata and not counted_already:
+            usage = usage_from_message(reply, _prompt_of(request), request.model)
             tale["counted_usage"] = usage.model_dump()
         if not tale:
             return response
@@ -367,7 +381,7 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         response = handler(budgeted)
         forcing = self._forcing_request(budgeted, response, step)
         if forcing is not None:
-            response = self._with_forced(response, handler(forcing))
+            response = self._with_forced(budgeted, response, forcing, handler(forcing))
         return self._accounted(budgeted, response, budget, tokens)  # type: ignore[no-any-return]
 
     async def awrap_model_call(
@@ -386,8 +400,14 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         response = await handler(budgeted)
         forcing = self._forcing_request(budgeted, response, step)
         if forcing is not None:
-            response = self._with_forced(response, await handler(forcing))
+            response = self._with_forced(budgeted, response, forcing, await handler(forcing))
         return self._accounted(budgeted, response, budget, tokens)  # type: ignore[no-any-return]
+
+
+def _prompt_of(request: ModelRequest[Any]) -> list[BaseMessage]:
+    """Everything a model request sends: its system message and its messages."""
+    system = [request.system_message] if request.system_message else []
+    return [*system, *request.messages]
 
 
 __all__ = ["TaleBudgetExceededError", "TaleBudgetMiddleware", "TaleBudgetState"]

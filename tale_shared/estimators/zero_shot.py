@@ -157,6 +157,7 @@ class ZeroShotEstimator(BudgetEstimator):
             raw_reply=completion.text,
             latency_s=completion.latency_s,
             model=completion.model,
+            cap=self.reply_max_tokens if (self.reply_max_tokens or 0) > 0 else None,
         )
 
     def _on_failure(self, exc: BaseException) -> TokenBudget:

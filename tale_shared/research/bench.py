@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 
 from tale_shared._io import iter_json_lines
+from tale_shared._redact import redact_optional
+from tale_shared._validation import one_line_error
 from tale_shared.answers import is_correct
 from tale_shared.budget import TokenBudget
 from tale_shared.estimators.base import BudgetEstimator
@@ -40,7 +42,7 @@ from tale_shared.pipeline import TalePipeline
 from tale_shared.pricing import default_price_table
 from tale_shared.research._tables import markdown_table
 from tale_shared.research.datasets import Item
-from tale_shared.research.jobs import Output, run_jobs
+from tale_shared.research.jobs import Output, refuse_other_models, run_jobs
 from tale_shared.research.search import SearchResult
 from tale_shared.usage import TokenUsage
 
@@ -56,13 +58,13 @@ class BenchRow(BaseModel):
     correct: bool = False
     answer: str | None = None
     budget: int | None = None
-    output_tokens: int = 0
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
+    output_tokens: int = Field(default=0, ge=0)
+    input_tokens: int = Field(default=0, ge=0)
+    cached_input_tokens: int = Field(default=0, ge=0)
     """Input tokens the model took from its prompt cache instead of evaluating them."""
-    estimator_tokens: int = 0
-    calls: int = 0
-    seconds: float = 0.0
+    estimator_tokens: int = Field(default=0, ge=0)
+    calls: int = Field(default=0, ge=0)
+    seconds: float = Field(default=0.0, ge=0)
     forced: bool = False
     stopped_early: bool = False
     cap: int | None = None
@@ -76,6 +78,11 @@ class BenchRow(BaseModel):
     model: str | None = None
     text: str = ""
     error: str | None = None
+
+    @field_validator("error", mode="after")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        return redact_optional(value)
 
 
 class OracleEstimator(BudgetEstimator):
@@ -114,9 +121,14 @@ def load_rows(path: str | Path, row_type: type[Any] = BenchRow) -> list[Any]:
     """The rows of a benchmark file (the last per method and item; cut lines skipped), read
     as ``row_type`` (an agent benchmark's rows are :class:`BenchRow` s with more fields)."""
     latest: dict[tuple[str, str], Any] = {}
-    for _, row, problem in iter_json_lines(path):
+    for n, row, problem in iter_json_lines(path):
         if problem is None and isinstance(row, dict):
-            parsed = row_type.model_validate(row)
+            try:
+                parsed = row_type.model_validate(row)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{path}:{n} is not a benchmark row: {one_line_error(exc)}"
+                ) from None
             latest[(parsed.method, parsed.id)] = parsed
     return list(latest.values())
 
@@ -183,12 +195,7 @@ def done_pairs(path: Path, model_name: str | None = None) -> set[tuple[str, str]
         return set()
     rows = [r for r in load_rows(path) if r.error is None]
     if model_name is not None:
-        others = sorted({r.model for r in rows if r.model and r.model != model_name})
-        if others:
-            raise ValueError(
-                f"{path} holds answers from {', '.join(others)}, not {model_name}: "
-                "write this model's rows to another --out (or remove that file to start over)"
-            )
+        refuse_other_models(path, (r.model for r in rows), model_name)
     return {(r.method, r.id) for r in rows}
 
 

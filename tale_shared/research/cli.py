@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tale_shared._cli_args import positive_int
 from tale_shared._io import atomic_writer
+from tale_shared._redact import redact
 from tale_shared.loading import load_model
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
 from tale_shared.models import ChatModel
@@ -20,7 +22,7 @@ GSM8K_TRAIN = Path("../shared/data/gsm8k/train.norm.jsonl")
 
 def _model(args: argparse.Namespace) -> ChatModel:
     """The model of a command with the common options (``--lora`` on a local model)."""
-    return load_model(args.model, args.threads, args.lora)
+    return load_model(args.model, args.threads, args.lora, api_key_env=args.api_key_env)
 
 
 def _ray_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,7 +51,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         from tale_shared.research.distributed import search_on_ray
 
         print(
-            f"searching {len(items)} items with {args.model} on Ray -> {args.out}", file=sys.stderr
+            f"searching {len(items)} items with {redact(args.model)} on Ray -> {args.out}",
+            file=sys.stderr,
         )
         search_on_ray(
             args.model,
@@ -158,7 +161,6 @@ def cmd_train_model(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tale_shared._io import check_writable
     from tale_shared.research.export import (
-        check_paths,
         export_dpo,
         export_sft,
         export_tokenskip,
@@ -168,8 +170,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.kind} data comes from one search file, not {len(args.runs)}")
     first = args.runs[0]
     out = args.out or Path(first).with_suffix(f".{args.kind}.{args.format}.jsonl")
-    for runs in args.runs:
-        check_paths(runs, out)
     check_writable(out)
     if args.kind == "tokenskip":
         from tale_shared.compression import RATIOS
@@ -235,8 +235,8 @@ def _selected_items(args: argparse.Namespace) -> list[Item]:
 
 def _add_item_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
-    p.add_argument("--limit", type=int, default=None, help="a seeded sample of N items")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=positive_int, default=None, help="a seeded sample of N items")
+    p.add_argument("--seed", type=int, default=0, help="the seed of the --limit sample")
     p.add_argument("--offset", type=int, default=0, help="sample after the first K items")
     p.add_argument(
         "--exclude",
@@ -330,7 +330,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.summary_only:
         # on Ray each replica loads the model; the driver only writes rows
         model = None if args.ray is not None else _model(args)
-        name = model.model_name if model is not None else args.model
+        name = model.model_name if model is not None else redact(args.model)
         print(
             f"bench: {len(methods)} methods x {len(items)} items with {name} -> {args.out}",
             file=sys.stderr,
@@ -362,7 +362,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ids = {item.id for item in items}
     rows = [r for r in load_rows(args.out) if r.id in ids]
     summaries = summarize_bench(rows, methods, baseline=args.baseline)
-    title = f"{Path(args.data).name}: {summaries[0].n} items, {args.model}"
+    title = f"{Path(args.data).name}: {summaries[0].n} items, {redact(args.model)}"
     return _report(args, bench_table(summaries), summaries, title)
 
 
@@ -387,17 +387,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=DEFAULT_LOCAL_MODEL,
         help="local model name, .gguf path, an OpenAI-compatible URL[#MODEL], or provider:model",
     )
-    common.add_argument("--threads", type=int, default=None)
+    common.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="NAME",
+        help="a served model's key: the environment variable that holds it (never put a key "
+        "in the URL)",
+    )
+    common.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads (default: cores)"
+    )
     common.add_argument(
         "--lora",
         default=None,
         help="a llama.cpp LoRA adapter GGUF for a local model (tale train gguf)",
     )
-    common.add_argument("--max-tokens", type=int, default=512)
+    common.add_argument(
+        "--max-tokens", type=positive_int, default=512, help="output cap per model call"
+    )
     served = argparse.ArgumentParser(add_help=False)
     served.add_argument(
         "--concurrency",
-        type=int,
+        type=positive_int,
         default=1,
         help="requests in flight (for a served model: --model http://host:port/v1[#MODEL])",
     )
@@ -410,7 +421,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="ADDRESS",
         help="run on Ray (a local instance, or ADDRESS such as ray://head:10001)",
     )
-    distributed.add_argument("--replicas", type=int, default=None, help="model replicas on Ray")
+    distributed.add_argument(
+        "--replicas", type=positive_int, default=None, help="model replicas on Ray"
+    )
 
     p = sub.add_parser(
         "search",
@@ -419,9 +432,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
     p.add_argument("--out", required=True, help="results JSONL (appended; reruns resume)")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--limit", type=positive_int, default=None, help="the first N items only")
     p.add_argument("--style", default=None)
-    p.set_defaults(func=cmd_search)
+    p.set_defaults(func=cmd_search, reads=("data", "lora", "model"), writes=("out",))
 
     p = sub.add_parser("train-estimator", help="fit the regression estimator on search results")
     p.add_argument("runs")
@@ -433,8 +446,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="compare with the heuristic (and zero-shot with --model) estimators",
     )
     p.add_argument("--model", default=None, help="model for the zero-shot comparison")
-    p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=cmd_train)
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads (default: cores)"
+    )
+    p.set_defaults(func=cmd_train, reads=("runs", "model"), writes=("out",))
 
     p = sub.add_parser(
         "calibrate",
@@ -442,10 +457,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="pick the prompt style a model follows",
     )
     p.add_argument("--data", default=str(GSM8K_TRAIN), help="training questions (JSONL)")
-    p.add_argument("--n", type=int, default=6, help="questions per style and budget")
+    p.add_argument("--n", type=positive_int, default=6, help="questions per style and budget")
     p.add_argument("--budgets", default="50,100,200")
     p.add_argument("--dry-run", action="store_true", help="measure, do not save the profile")
-    p.set_defaults(func=cmd_calibrate)
+    p.set_defaults(func=cmd_calibrate, reads=("data", "lora", "model"), writes=())
 
     p = sub.add_parser(
         "export", help="TALE-PT data (SFT pairs, DPO triples) or TokenSkip data from a search"
@@ -465,7 +480,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--ratios", default=None, help="tokenskip: comma-separated ratios (default 1.0,...,0.5)"
     )
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, reads=("runs", "data"), writes=("out",))
 
     p = sub.add_parser(
         "train",
@@ -486,13 +501,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--max-steps", type=int, default=-1)
     p.add_argument("--save-steps", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument(
         "--gradient-checkpointing",
         action="store_true",
         help="recompute activations in the backward pass: less memory, slower steps",
     )
-    p.set_defaults(func=cmd_train_model)
+    p.set_defaults(func=cmd_train_model, reads=("data", "base"), writes=("out",))
 
     p = sub.add_parser("elasticity", parents=[common], help="plot output tokens against budget")
     p.add_argument("question")
@@ -500,7 +515,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--budgets", default="10,20,50,100,200,400")
     p.add_argument("--style", default=None)
     p.add_argument("--out", default="elasticity.png")
-    p.set_defaults(func=cmd_elasticity)
+    p.set_defaults(func=cmd_elasticity, reads=("lora", "model"), writes=("out",))
 
     p = sub.add_parser(
         "bench",
@@ -531,7 +546,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--summary-only", action="store_true", help="summarise --out without running anything"
     )
 
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(
+        func=cmd_bench,
+        reads=("data", "exclude", "oracle", "lora", "model"),
+        writes=("out", "table", "plot"),
+    )
 
     p = sub.add_parser(
         "agent-bench",
@@ -553,16 +572,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--summary-only", action="store_true", help="summarise --out without running anything"
     )
-    p.set_defaults(func=cmd_agent_bench)
+    p.set_defaults(
+        func=cmd_agent_bench,
+        reads=("data", "exclude", "lora", "model"),
+        writes=("out", "table", "plot"),
+    )
 
     p = sub.add_parser("exemplars", help="concise exemplars from search results (train items)")
     p.add_argument("runs")
-    p.add_argument("--k", type=int, default=4)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_exemplars)
+    p.add_argument("--k", type=positive_int, default=4, help="how many exemplars")
+    p.add_argument("--out", required=True, help="the exemplars' JSON file")
+    p.set_defaults(func=cmd_exemplars, reads=("runs",), writes=("out",))
 
     p = sub.add_parser("plot-search", help="plot one item's search trajectory")
     p.add_argument("runs")
     p.add_argument("--id", required=True)
     p.add_argument("--out", default="search.png")
-    p.set_defaults(func=cmd_plot_search)
+    p.set_defaults(func=cmd_plot_search, reads=("runs",), writes=("out",))

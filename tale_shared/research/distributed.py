@@ -159,13 +159,19 @@ def _stream(
     replicas: int | None,
     threads: int,
     failed: Callable[[dict[str, Any], str], str],
+    check_model: Callable[[str], object] | None = None,
 ) -> Iterator[str]:
-    """Each payload's result line, as replicas finish them; a free replica gets the next."""
+    """Each payload's result line, as replicas finish them; a free replica gets the next.
+    ``check_model`` is called with the replicas' model name before any work is handed out
+    (the name is known only once a replica has loaded the model): it refuses to resume a
+    file another model wrote."""
     actors = _start_replicas(ray, model_spec, threads, job, replicas, most=len(payloads))
     free = list(actors)
     queue = list(payloads)
     pending: dict[Any, tuple[dict[str, Any], Any]] = {}
     try:
+        if check_model is not None:
+            check_model(ray.get(actors[0].model_name.remote()))
         while queue or pending:
             if not pending and not free:  # every replica died: the rest waits for a rerun
                 for payload in queue:
@@ -224,7 +230,16 @@ def run_bench_on_ray(
         row = BenchRow(method=payload["method"], id=payload["item"]["id"], error=error)
         return row.model_dump_json()
 
-    lines = _stream(ray, model_spec, job, todo, replicas, threads_per_replica, failed)
+    lines = _stream(
+        ray,
+        model_spec,
+        job,
+        todo,
+        replicas,
+        threads_per_replica,
+        failed,
+        check_model=lambda name: done_pairs(path, name),
+    )
     rows = (BenchRow.model_validate_json(line) for line in lines)
     write_all(
         rows, len(todo), Output(path, BenchRow.model_dump_json, "bench", "call"), progress=progress
@@ -265,6 +280,15 @@ def search_on_ray(
             error=error,
         ).model_dump_json()
 
-    lines = _stream(ray, model_spec, job, todo, replicas, threads_per_replica, failed)
+    lines = _stream(
+        ray,
+        model_spec,
+        job,
+        todo,
+        replicas,
+        threads_per_replica,
+        failed,
+        check_model=lambda name: finished_ids(path, name),
+    )
     write_all(lines, len(todo), Output(path, str, "search", "item"), progress=progress)
     return len(todo)

@@ -22,15 +22,16 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from tale_shared._io import iter_json_lines
+from tale_shared._redact import redact_optional
 from tale_shared.answers import extract_answer, is_correct
 from tale_shared.models import ChatModel, Completion, ModelCallError
 from tale_shared.profiles import style_for
 from tale_shared.prompts import Message, PromptStyle, get_style
 from tale_shared.research.datasets import Item
-from tale_shared.research.jobs import Output, arun_jobs
+from tale_shared.research.jobs import Output, arun_jobs, refuse_other_models
 from tale_shared.usage import TokenUsage, sum_usage
 
 
@@ -64,6 +65,11 @@ class SearchResult(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     skipped_reason: str | None = None
     error: str | None = None
+
+    @field_validator("error", "model", mode="after")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        return redact_optional(value)
 
     @property
     def found(self) -> bool:
@@ -207,15 +213,23 @@ class BudgetSearch:
 
 
 # -- whole data sets: append as each item finishes, resume, retry ----------------------------
-def finished_ids(path: Path) -> set[str]:
-    """Ids already searched in ``path`` (items recorded with an error are searched again)."""
+def finished_ids(path: Path, model_name: str | None = None) -> set[str]:
+    """Ids already searched in ``path`` (items recorded with an error are searched again).
+
+    With ``model_name`` (the model about to search), a file whose results came from another
+    model raises ``ValueError`` rather than resume (its budgets are another model's)."""
     if not path.exists():
         return set()
-    return {
-        str(row["id"])
+    rows = [
+        row
         for _, row, _ in iter_json_lines(path)  # a line cut by a crash: searched again
         if isinstance(row, dict) and row.get("error") is None and "id" in row
-    }
+    ]
+    if model_name is not None:
+        refuse_other_models(
+            path, (str(row["model"]) for row in rows if row.get("model")), model_name
+        )
+    return {str(row["id"]) for row in rows}
 
 
 def load_results(path: str | Path) -> list[SearchResult]:
@@ -262,7 +276,7 @@ async def search_dataset(
     recorded at once; other errors are retried ``retries`` times.
     """
     path = Path(out)
-    done = finished_ids(path)
+    done = finished_ids(path, searcher.model.model_name)
     todo = [item for item in items if item.id not in done]
     # one thread per item in flight: the loop's default executor would cap it at CPUs + 4
     executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="search")
