@@ -166,11 +166,26 @@ def cmd_export(args: argparse.Namespace) -> int:
         export_tokenskip,
     )
 
-    if len(args.runs) > 1 and args.kind != "tokenskip":
+    if len(args.runs) > 1 and args.kind not in ("tokenskip", "self"):
         raise ValueError(f"{args.kind} data comes from one search file, not {len(args.runs)}")
     first = args.runs[0]
     out = args.out or Path(first).with_suffix(f".{args.kind}.{args.format}.jsonl")
     check_writable(out)
+    if args.kind == "self":
+        from tale_shared.research.export import export_self_training
+
+        n = export_self_training(
+            args.runs,
+            out,
+            data=args.data,
+            model=args.model,
+            budget_share=args.budget_share,
+            style=args.style or "system",
+            seed=args.seed,
+            leave_out={str(row["id"]) for path in args.leave_out for row in _id_rows(path)},
+        )
+        print(f"wrote {n} self-training examples to {out}")
+        return 0
     if args.kind == "tokenskip":
         from tale_shared.compression import RATIOS
 
@@ -463,9 +478,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_calibrate, reads=("data", "lora", "model"), writes=())
 
     p = sub.add_parser(
-        "export", help="TALE-PT data (SFT pairs, DPO triples) or TokenSkip data from a search"
+        "export",
+        help="TALE-PT data (SFT pairs, DPO triples, self-training) or TokenSkip data",
     )
-    p.add_argument("kind", choices=["sft", "dpo", "tokenskip"])
+    p.add_argument(
+        "kind",
+        choices=["sft", "dpo", "tokenskip", "self"],
+        help="sft/dpo: from a search file; tokenskip: compressed CoTs; self: each item's "
+        "shortest correct answer over search and benchmark rows files (TALE-PT by "
+        "self-training), part of them under a stated budget",
+    )
     p.add_argument(
         "runs",
         nargs="+",
@@ -480,7 +502,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--ratios", default=None, help="tokenskip: comma-separated ratios (default 1.0,...,0.5)"
     )
-    p.set_defaults(func=cmd_export, reads=("runs", "data"), writes=("out",))
+    p.add_argument(
+        "--model", default=None, help="self: only this model's answers (as rows name it)"
+    )
+    p.add_argument(
+        "--budget-share",
+        type=float,
+        default=0.5,
+        help="self: the share of examples whose prompt states a budget (default 0.5)",
+    )
+    p.add_argument(
+        "--style", default=None, help="self: the budget sentence's style (default: system)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="self: which examples state a budget")
+    p.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="JSONL",
+        help="self: never train on the items whose ids are in this file (repeatable)",
+    )
+    p.set_defaults(func=cmd_export, reads=("runs", "data", "leave_out"), writes=("out",))
 
     p = sub.add_parser(
         "train",
