@@ -44,6 +44,9 @@ class Plan:
     config: RunnableConfig
     kwargs: dict[str, Any]
     tale: dict[str, Any]
+    llm: BaseChatModel | None = None
+    """The model the answer call goes to when not the runnable's own (a copy whose thinking
+    setting a per-call kwarg cannot replace)."""
 
 
 class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
@@ -126,7 +129,7 @@ class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
     ) -> BaseMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
         plan = self._prepare(value, child, kwargs)
-        reply: BaseMessage = self.llm.invoke(plan.prompt, plan.config, **plan.kwargs)
+        reply: BaseMessage = (plan.llm or self.llm).invoke(plan.prompt, plan.config, **plan.kwargs)
         self._note_cap(plan, reply)
         follow = self._forcing_call(plan, reply)
         if follow is not None:
@@ -144,7 +147,8 @@ class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
     ) -> BaseMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
         plan = await self._aprepare(value, child, kwargs)
-        reply: BaseMessage = await self.llm.ainvoke(plan.prompt, plan.config, **plan.kwargs)
+        llm = plan.llm or self.llm
+        reply: BaseMessage = await llm.ainvoke(plan.prompt, plan.config, **plan.kwargs)
         self._note_cap(plan, reply)
         follow = self._forcing_call(plan, reply)
         if follow is not None:
@@ -182,7 +186,9 @@ class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
         child = patch_config(config, callbacks=run_manager.get_child())
         plan = self._prepare(self._one(list(inputs)), child, kwargs)
         final: Any = None
-        for i, chunk in enumerate(self.llm.stream(plan.prompt, plan.config, **plan.kwargs)):
+        for i, chunk in enumerate(
+            (plan.llm or self.llm).stream(plan.prompt, plan.config, **plan.kwargs)
+        ):
             if i == 0:
                 chunk = self._tag(chunk, plan.tale)
             final = chunk if final is None else final + chunk
@@ -205,7 +211,8 @@ class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
         plan = await self._aprepare(self._one([v async for v in inputs]), child, kwargs)
         final: Any = None
         first = True
-        async for chunk in self.llm.astream(plan.prompt, plan.config, **plan.kwargs):
+        llm = plan.llm or self.llm
+        async for chunk in llm.astream(plan.prompt, plan.config, **plan.kwargs):
             if first:
                 chunk, first = self._tag(chunk, plan.tale), False
             final = chunk if final is None else final + chunk

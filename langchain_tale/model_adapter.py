@@ -75,22 +75,53 @@ def usage_from_message(
         details = usage.get("output_token_details") or {}
         input_details = usage.get("input_token_details") or {}
         n_in = int(usage.get("input_tokens", 0))
+        n_out = int(usage.get("output_tokens", 0))
+        reasoning = int(details.get("reasoning", 0) or 0)
+        if not reasoning and (thought := thinking_text(message)):
+            # Anthropic, Bedrock and Ollama bill thinking as output without a separate count
+            reasoning, _ = count_texts(token_counter_for(llm), [thought])
         return TokenUsage(
             input_tokens=n_in,
-            output_tokens=int(usage.get("output_tokens", 0)),
-            reasoning_tokens=int(details.get("reasoning", 0) or 0),
+            output_tokens=n_out,
+            reasoning_tokens=min(reasoning, n_out),
             cached_input_tokens=min(n_in, int(input_details.get("cache_read", 0) or 0)),
             source="provider",
         )
     counter = token_counter_for(llm)
     n_in, used = count_texts(counter, (countable_text(m) for m in prompt))
-    n_out, used_out = count_texts(counter, [countable_text(message)])
+    thought = thinking_text(message)
+    n_out, used_out = count_texts(counter, [t for t in (thought, countable_text(message)) if t])
+    n_thought = count_texts(counter, [thought])[0] if thought else 0
     return TokenUsage(
         input_tokens=n_in,
         output_tokens=n_out,
+        reasoning_tokens=min(n_thought, n_out),
         source="counted",
         counter=used if used == used_out else used_out,
     )
+
+
+def thinking_text(message: BaseMessage) -> str:
+    """The thinking a reply carries apart from its answer: Anthropic's ``thinking`` blocks,
+    Bedrock's reasoning blocks, Ollama's ``reasoning_content`` (empty when none)."""
+    parts: list[str] = []
+    content = message.content
+    if isinstance(content, list):
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            kind = block.get("type")
+            if kind == "thinking" and isinstance(block.get("thinking"), str):
+                parts.append(block["thinking"])
+            elif kind in ("reasoning_content", "reasoning"):
+                inner = block.get("reasoning_content") or block.get("reasoning") or {}
+                text = inner.get("text") if isinstance(inner, dict) else inner
+                if isinstance(text, str):
+                    parts.append(text)
+    extra = (message.additional_kwargs or {}).get("reasoning_content")
+    if isinstance(extra, str):
+        parts.append(extra)
+    return "\n".join(p for p in parts if p)
 
 
 def _whole(value: object) -> int | None:
@@ -136,16 +167,40 @@ class LangChainModel:
         80
     """
 
-    def __init__(self, llm: BaseChatModel, config: RunnableConfig | None = None) -> None:
+    def __init__(
+        self,
+        llm: BaseChatModel,
+        config: RunnableConfig | None = None,
+        call_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self.llm = llm
         self.config = config
+        self.call_kwargs = dict(call_kwargs or {})
+        """Sent with every call (a thinking knob, :meth:`with_thinking_budget`)."""
 
     @property
     def model_name(self) -> str:
         return model_name_of(self.llm)
 
     def with_config(self, config: RunnableConfig | None) -> LangChainModel:
-        return LangChainModel(self.llm, config)
+        return LangChainModel(self.llm, config, self.call_kwargs)
+
+    def with_thinking_budget(
+        self, budget: int, answer_tokens: int | None = None
+    ) -> tuple[LangChainModel, int]:
+        """A copy whose calls send ``budget`` through the model's thinking knob
+        (:mod:`tale_shared.thinking`), and the output cap they need."""
+        from langchain_tale._thinking import with_thinking
+
+        kwargs, settings, llm = with_thinking(self.call_kwargs, self.llm, budget, answer_tokens)
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("max_tokens", "max_output_tokens")}
+        return LangChainModel(llm, self.config, kwargs), settings.max_output_tokens
+
+    def _kwargs(self, max_tokens: int | None) -> dict[str, Any]:
+        if "options" in self.call_kwargs:  # Ollama: the cap lives in the options
+            options = {**self.call_kwargs["options"], "num_predict": max_tokens}
+            return {**self.call_kwargs, "options": options}
+        return {**cap_kwargs(self.llm, max_tokens), **self.call_kwargs}
 
     def _completion(
         self, message: BaseMessage, prompt: list[BaseMessage], start: float
@@ -162,7 +217,7 @@ class LangChainModel:
     def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
         prompt = to_langchain(messages)
         start = time.perf_counter()
-        reply = self.llm.invoke(prompt, config=self.config, **cap_kwargs(self.llm, max_tokens))
+        reply = self.llm.invoke(prompt, config=self.config, **self._kwargs(max_tokens))
         return self._completion(reply, prompt, start)
 
     async def acomplete(
@@ -170,9 +225,7 @@ class LangChainModel:
     ) -> Completion:
         prompt = to_langchain(messages)
         start = time.perf_counter()
-        reply = await self.llm.ainvoke(
-            prompt, config=self.config, **cap_kwargs(self.llm, max_tokens)
-        )
+        reply = await self.llm.ainvoke(prompt, config=self.config, **self._kwargs(max_tokens))
         return self._completion(reply, prompt, start)
 
 

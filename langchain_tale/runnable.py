@@ -25,6 +25,7 @@ from pydantic import Field, PrivateAttr, field_validator
 from langchain_tale._caps import cap_kwargs, with_cap
 from langchain_tale._messages import coerce_input, inject_budget, to_langchain, with_exemplars
 from langchain_tale._planned import ANSWER_TAG, ESTIMATOR_TAG, Plan, PlannedModelCall
+from langchain_tale._thinking import is_reasoning_model, settings_for, with_thinking
 from langchain_tale.model_adapter import LangChainModel, model_name_of
 from tale_shared.budget import TokenBudget, budget_metadata
 from tale_shared.caps import cap_from_params, check_cap_headroom, hard_cap
@@ -40,6 +41,7 @@ from tale_shared.methods import (
     Method,
     exemplar_turns,
     follow_up,
+    for_reasoning_model,
     load_exemplars,
     should_force,
 )
@@ -194,6 +196,10 @@ class TaleRunnable(PlannedModelCall):
                 "early exit probes a reply from a cached prefix: run it with "
                 "tale_shared.pipeline.TalePipeline on the embedded model, not in TaleRunnable"
             )
+        if self.method is None:  # a reasoning model: the budget goes to its thinking knob
+            method = for_reasoning_model(method, is_reasoning_model(self.llm))
+        if method.think:
+            settings_for(self.llm, 1)  # a model with no knob fails here, not per call
         self._method = method
         # resolved once, here: "regression" reads and checks its file, not per-call work
         self._slot = resolve_estimator(
@@ -269,14 +275,21 @@ class TaleRunnable(PlannedModelCall):
         cap = None
         if headroom is not None and budget is not None:
             cap = hard_cap(budget.tokens, headroom)
-        kwargs = with_cap(call_kwargs, self.llm, cap)
+        model = None
+        if self._method.think and budget is not None:
+            # the budget through the thinking knob, the cap (or the default room) above it
+            kwargs, thinking, model = with_thinking(call_kwargs, self.llm, budget.tokens, cap)
+            tale["thinking"] = thinking.as_dict()
+        else:
+            kwargs = with_cap(call_kwargs, self.llm, cap)
         tale["cap"] = cap_from_params(kwargs)
         tokens = budget.tokens if budget is not None and style.uses_budget else None
         prompt = with_exemplars(
             inject_budget(messages, style, tokens),
             to_langchain(exemplar_turns(style, self._exemplars, budget=tokens)),
         )
-        return Plan(prompt, self._answer_config(config, tale), kwargs, tale)
+        llm = model if model is not None and model is not self.llm else None
+        return Plan(prompt, self._answer_config(config, tale), kwargs, tale, llm)
 
     @property
     def _exemplars(self) -> list[Exemplar]:

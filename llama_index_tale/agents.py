@@ -7,6 +7,7 @@ hand that to the agent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -36,6 +37,7 @@ from pydantic import (
     field_validator,
 )
 
+from llama_index_tale._thinking import is_reasoning_model, settings_for, with_thinking
 from llama_index_tale.compression import compressed_history
 from llama_index_tale.llm_adapter import (
     LlamaIndexModel,
@@ -48,7 +50,7 @@ from tale_shared.budget import TokenBudget
 from tale_shared.caps import check_cap_headroom, hard_cap
 from tale_shared.compression import ContextCompressor
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
-from tale_shared.methods import ANSWER_TOKENS, follow_up
+from tale_shared.methods import ANSWER_TOKENS, follow_up, for_reasoning_model
 from tale_shared.models import finish_reason_of
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import Message, PromptStyle, join_instruction, place_sentence
@@ -163,6 +165,11 @@ class TaleLLM(FunctionCallingLLM):
             style=self.style,
             cap_headroom=self.cap_headroom,
         )
+        if self.method is None:  # a reasoning model: the step budget to its thinking knob
+            thinking = for_reasoning_model(self._step.method, is_reasoning_model(self.llm))
+            self._step = dataclasses.replace(self._step, method=thinking)
+        if self._step.method.think:
+            settings_for(self.llm, 1)  # a model with no knob fails here, not at a step
         if self.context_ratio is not None:
             self._compressor = ContextCompressor(self.context_ratio)
         self._current_run = ContextVar(f"tale_llm_run_{id(self)}", default=None)
@@ -289,18 +296,28 @@ class TaleLLM(FunctionCallingLLM):
         headroom = self._step.cap_headroom
         return None if headroom is None or tokens is None else hard_cap(tokens, headroom)
 
-    def _call(self, tokens: int | None, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``method`` of the wrapped LLM for a step of ``tokens``: with ``cap_headroom``,
-        on a copy capped at ``ceil(tokens * headroom)`` (LlamaIndex LLMs fix ``max_tokens``
-        at construction), with the cap announced to the tracer."""
+    def _step_llm(self, tokens: int | None) -> tuple[LLM, int | None]:
+        """The LLM a step of ``tokens`` calls and its cap: with ``+think`` (a reasoning
+        model), a copy with the provider's thinking knob set from the budget and the answer's
+        room above it; with ``cap_headroom``, a copy capped at ``ceil(tokens * headroom)``
+        (LlamaIndex LLMs fix ``max_tokens`` at construction)."""
         cap = self._step_cap_tokens(tokens)
+        if tokens is not None and self._step.method.think:
+            settings = settings_for(self.llm, tokens, cap)
+            return with_thinking(self.llm, settings), settings.max_output_tokens
+        return with_max_tokens(self.llm, cap), cap
+
+    def _call(self, tokens: int | None, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` of the step's LLM (:meth:`_step_llm`), its cap announced to the
+        tracer."""
+        llm, cap = self._step_llm(tokens)
         with call_cap(cap):
-            return getattr(with_max_tokens(self.llm, cap), method)(*args, **kwargs)
+            return getattr(llm, method)(*args, **kwargs)
 
     async def _acall(self, tokens: int | None, method: str, *args: Any, **kwargs: Any) -> Any:
-        cap = self._step_cap_tokens(tokens)
+        llm, cap = self._step_llm(tokens)
         with call_cap(cap):
-            return await getattr(with_max_tokens(self.llm, cap), method)(*args, **kwargs)
+            return await getattr(llm, method)(*args, **kwargs)
 
     def _budgeted(self, messages: Sequence[ChatMessage], tokens: int | None) -> list[ChatMessage]:
         if self._compressor is not None:  # the history the step re-sends, compressed

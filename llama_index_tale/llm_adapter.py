@@ -111,6 +111,19 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
     counter counted it.
     """
     raw = _get(response, "raw")
+    gemini = _get(raw, "usage_metadata")
+    if _first_int(gemini, "prompt_token_count") is not None:
+        # Gemini: thoughts are billed as output beside the candidates' tokens
+        thoughts = _first_int(gemini, "thoughts_token_count") or 0
+        prompt_tokens = _first_int(gemini, "prompt_token_count") or 0
+        cached = _first_int(gemini, "cached_content_token_count") or 0
+        return TokenUsage(
+            input_tokens=prompt_tokens,
+            output_tokens=(_first_int(gemini, "candidates_token_count") or 0) + thoughts,
+            reasoning_tokens=thoughts,
+            cached_input_tokens=min(prompt_tokens, cached),
+            source="provider",
+        )
     for holder in (_get(raw, "usage"), raw, _get(response, "additional_kwargs")):
         n_in = _first_int(holder, "prompt_tokens", "input_tokens")
         n_out = _first_int(holder, "completion_tokens", "output_tokens")
@@ -123,10 +136,14 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
             cached = _first_int(_get(holder, "prompt_tokens_details"), "cached_tokens") or 0
             anthropic_cached = _first_int(holder, "cache_read_input_tokens") or 0
             n_in = (n_in or 0) + anthropic_cached
+            reasoning = _first_int(details, "reasoning_tokens") or 0
+            if not reasoning and (thought := thinking_text(response)):
+                # Anthropic bills thinking as output without a separate count: count it
+                reasoning, _ = count_texts(token_counter(), [thought])
             return TokenUsage(
                 input_tokens=n_in,
                 output_tokens=n_out or 0,
-                reasoning_tokens=_first_int(details, "reasoning_tokens") or 0,
+                reasoning_tokens=min(reasoning, n_out or 0),
                 cached_input_tokens=min(n_in, cached + anthropic_cached),
                 source="provider",
             )
@@ -142,6 +159,19 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
         source="counted",
         counter=used if used == used_out else used_out,
     )
+
+
+def thinking_text(response: Any) -> str:
+    """The thinking a chat response carries apart from its answer (LlamaIndex's
+    ``ThinkingBlock`` s: Anthropic, Gemini), empty when none."""
+    message = _get(response, "message")
+    blocks = _get(message, "blocks") or []
+    parts = [
+        block.content
+        for block in blocks
+        if type(block).__name__ == "ThinkingBlock" and isinstance(block.content, str)
+    ]
+    return "\n".join(p for p in parts if p)
 
 
 CAP_FIELDS = ("max_tokens", "max_new_tokens")
@@ -218,6 +248,17 @@ class LlamaIndexModel:
 
     def _capped(self, max_tokens: int | None) -> LLM:
         return with_max_tokens(self.llm, max_tokens)
+
+    def with_thinking_budget(
+        self, budget: int, answer_tokens: int | None = None
+    ) -> tuple[LlamaIndexModel, int]:
+        """A copy whose calls send ``budget`` through the LLM's thinking knob
+        (:mod:`tale_shared.thinking`), and the output cap they need."""
+        from llama_index_tale._thinking import settings_for, with_thinking
+
+        settings = settings_for(self.llm, budget, answer_tokens)
+        thinking = LlamaIndexModel(with_thinking(self.llm, settings), self.role)
+        return thinking, settings.max_output_tokens
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Completion:
         prompt = to_llama_index(messages)

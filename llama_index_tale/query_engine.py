@@ -17,6 +17,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.query_engine import TransformQueryEngine
 from llama_index.core.schema import QueryBundle
 
+from llama_index_tale._thinking import settings_for, with_thinking
 from llama_index_tale.llm_adapter import call_cap, with_max_tokens
 from llama_index_tale.query_transform import TaleQueryTransform
 from tale_shared.caps import check_cap_headroom, hard_cap
@@ -76,25 +77,38 @@ class TaleQueryEngine(TransformQueryEngine):
         return response
 
     def _cap(self, metadata: dict[str, object]) -> int | None:
-        budget = metadata.get("tale_budget")
-        if self._cap_headroom is None or not isinstance(budget, int):
-            return None
-        return hard_cap(budget, self._cap_headroom)
+        """The answer call's cap, once :meth:`_engine_for` has set it."""
+        cap = metadata.get("tale_cap")
+        return cap if isinstance(cap, int) else None
 
     def _engine_for(self, metadata: dict[str, object]) -> BaseQueryEngine:
-        """The engine this query runs on: with ``cap_headroom``, a shallow copy whose
-        synthesizer calls a copy of the LLM capped at ``ceil(budget * headroom)`` (nothing
-        shared is changed, so concurrent queries keep their own caps)."""
-        cap = self._cap(metadata)
-        if cap is None:
+        """The engine this query runs on: a shallow copy whose synthesizer calls a copy of
+        the LLM capped at ``ceil(budget * headroom)`` (with ``cap_headroom``), or with the
+        budget sent through its thinking knob (a ``+think`` method: a reasoning model) —
+        nothing shared is changed, so concurrent queries keep their own settings."""
+        budget = metadata.get("tale_budget")
+        if not isinstance(budget, int):
+            return self._query_engine
+        cap = hard_cap(budget, self._cap_headroom) if self._cap_headroom is not None else None
+        llm = _synthesizer_llm(self._query_engine)
+        think = isinstance(self._tale, TaleQueryTransform) and self._tale.resolved_method.think
+        tale = metadata.get("tale")
+        if think and llm is not None:
+            settings = settings_for(llm, budget, cap)
+            capped = with_thinking(llm, settings)
+            cap = settings.max_output_tokens
+            if isinstance(tale, dict):
+                tale["thinking"] = settings.as_dict()
+        elif cap is not None and llm is not None:
+            capped = with_max_tokens(llm, cap)
+        else:
             return self._query_engine
         metadata["tale_cap"] = cap
-        tale = metadata.get("tale")
         if isinstance(tale, dict):
             tale["cap"] = cap
         engine = copy.copy(self._query_engine)
         synthesizer = _copy_with_own_methods(engine._response_synthesizer)  # type: ignore[attr-defined]
-        synthesizer._llm = with_max_tokens(synthesizer._llm, cap)
+        synthesizer._llm = capped
         engine._response_synthesizer = synthesizer  # type: ignore[attr-defined]
         return engine
 

@@ -15,11 +15,13 @@ from llama_index.core.prompts.mixin import PromptDictType
 from llama_index.core.schema import QueryBundle, QueryType
 from llama_index.core.settings import Settings
 
+from llama_index_tale._thinking import is_reasoning_model
 from llama_index_tale.llm_adapter import LlamaIndexModel, model_name_of
 from tale_shared._validation import require_question
 from tale_shared.budget import TokenBudget, budget_metadata
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
+from tale_shared.methods import Method, for_reasoning_model
 from tale_shared.profiles import (
     method_for,
     profile_for,
@@ -126,6 +128,9 @@ class TaleQueryTransform(BaseQueryTransform):
             elif worded != resolved:
                 label = f"tale ({worded.spec}: query part; {source})"
                 resolved = dataclasses.replace(worded, label=label)
+        if method is None:  # a reasoning model: the budget also goes to its thinking knob
+            reasoning = self._llm is not None and is_reasoning_model(self._llm)
+            resolved = for_reasoning_model(resolved, reasoning)
         self._method = resolved
         if self._method.exemplars or self._method.force or self._method.early_exit:
             raise ValueError(
@@ -164,6 +169,12 @@ class TaleQueryTransform(BaseQueryTransform):
     @property
     def llm(self) -> LLM:
         return self._llm or Settings.llm
+
+    @property
+    def resolved_method(self) -> Method:
+        """The method this transform words queries by (``+think``: the engine also sends
+        the budget through the answer LLM's thinking knob)."""
+        return self._method
 
     def _model_name(self) -> str | None:
         """The model's name, or ``None`` when no LLM resolves (no ``llm``, no usable

@@ -22,6 +22,10 @@ A :class:`Method` is made of independent parts, so that methods combine:
   question with the compression ratio after it (:func:`~tale_shared.compression.tokenskip_prompt`,
   the layout the training data had) and the output cap scaled by the ratio; no budget. On an
   untuned model the separators are noise;
+- ``think``: the budget also goes through the provider's own thinking knob — Anthropic's
+  ``thinking.budget_tokens``, Gemini's ``thinking_budget``/``thinking_level``, OpenAI's
+  ``reasoning_effort``, Bedrock's Claude thinking, Ollama's ``think`` — chosen for a
+  reasoning model automatically (:mod:`tale_shared.thinking` has the mapping);
 - ``early_exit``: answer probing (Dynasor-CoT, Fu et al. 2024) for models that continue a
   reply from a cached prefix: every ``every`` tokens a probe reads the answer the model would
   give now; when ``agree`` probes in a row give the same answer, generation stops.
@@ -33,7 +37,7 @@ Methods are named by a spec string: a base, then ``+`` modifiers::
     direct | vanilla | chain-of-draft | tale-ep (zero-shot estimator, paper wording)
     tale-<estimator>[@<style>] | oracle[@<style>] | tale (the model's default method)
     tokenskip@<gamma> (a TokenSkip-tuned model, e.g. tokenskip@0.5)
-    +ex<k>  +force[<headroom>]  +escalate  +exit[<every>x<agree>]
+    +ex<k>  +force[<headroom>]  +escalate  +exit[<every>x<agree>]  +think
 
 Example:
     >>> m = parse_method("tale-heuristic@system+ex3+force1.5")
@@ -84,6 +88,16 @@ class ContinuesReplies(Protocol):
     ) -> Completion: ...
 
 
+@runtime_checkable
+class ThinksWithBudget(Protocol):
+    """A model with a thinking knob (an adapter's view of a reasoning model): a copy whose
+    calls send a budget through it, and the output cap those calls need."""
+
+    def with_thinking_budget(
+        self, budget: int, answer_tokens: int | None = None
+    ) -> tuple[ChatModel, int]: ...
+
+
 @dataclass(frozen=True)
 class EarlyExit:
     """Probe every ``every`` generated tokens; stop when ``agree`` probes in a row agree."""
@@ -116,6 +130,7 @@ class Method:
     early_exit: EarlyExit | None = None
     escalate: bool = False
     gamma: float | None = None
+    think: bool = False
     label: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -136,6 +151,8 @@ class Method:
             raise ValueError("exemplars must be zero or more")
         if self.escalate and (self.estimator is None or self.force is not None):
             raise ValueError("escalate needs a budget (an estimator) and replaces force")
+        if self.think and self.estimator is None:
+            raise ValueError("think sends a budget to the thinking knob: it needs an estimator")
 
     @property
     def is_tokenskip(self) -> bool:
@@ -178,6 +195,8 @@ class Method:
             parts.append("escalate")
         if self.early_exit is not None:
             parts.append(f"exit{self.early_exit.every}x{self.early_exit.agree}")
+        if self.think:
+            parts.append("think")
         return "+".join(parts)
 
     @property
@@ -232,7 +251,7 @@ def parse_method(spec: str | Method, *, default_style: str | None = None) -> Met
         raise ValueError(
             f"unknown method {spec!r}: use direct, vanilla, chain-of-draft, tale-ep, "
             "tale-<estimator>[@<style>], oracle[@<style>], tokenskip@<gamma> or tale, with "
-            "+ex<k>, +force[<h>], +escalate, +exit[<every>x<agree>]"
+            "+ex<k>, +force[<h>], +escalate, +exit[<every>x<agree>], +think"
         )
     for mod in mods:
         if m := _EX.match(mod):
@@ -244,9 +263,25 @@ def parse_method(spec: str | Method, *, default_style: str | None = None) -> Met
         elif m := _EXIT.match(mod):
             every, agree = (int(m["every"]), int(m["agree"])) if m["every"] else (32, 2)
             method = replace(method, early_exit=EarlyExit(every, agree))
+        elif mod == "think":
+            method = replace(method, think=True)
         else:
             raise ValueError(f"unknown method modifier {mod!r} in {spec!r}")
     return replace(method, label=label)
+
+
+def for_reasoning_model(method: Method, reasoning: bool) -> Method:
+    """The automatic choice for a reasoning model: ``method`` with ``+think`` when it has a
+    budget to send (every entry point calls this when its user named no method).
+
+    >>> for_reasoning_model(parse_method("tale-heuristic@paper"), True).spec
+    'tale-heuristic@paper+think'
+    >>> for_reasoning_model(parse_method("vanilla"), True).spec
+    'vanilla'
+    """
+    if reasoning and method.estimator is not None and not method.think and not method.gamma:
+        return replace(method, think=True, label=None)
+    return method
 
 
 # -- exemplars ---------------------------------------------------------------------------------
@@ -324,6 +359,14 @@ def _probe_answer(text: str) -> str | None:
     return extract_answer("[[" + text) if "]]" in text else None
 
 
+def _cue(cue: str, text: str, think_close: str | None) -> str:
+    """``cue`` after ``text``; a reasoning model still thinking (no ``think_close`` yet) has
+    its thinking closed first, so that what follows is its answer (s1's budget forcing)."""
+    if think_close is None or think_close in text:
+        return cue
+    return f"\n{think_close}\n\n{cue.lstrip()}"
+
+
 def answer_plan(
     messages: list[Message],
     *,
@@ -332,8 +375,11 @@ def answer_plan(
     force: bool,
     early_exit: EarlyExit | None,
     can_continue: bool,
+    think_close: str | None = None,
 ) -> Plan:
-    """The calls for one answer; yields :class:`Request` and receives each completion."""
+    """The calls for one answer; yields :class:`Request` and receives each completion.
+    ``think_close``: the model thinks inside tags that this string closes (a llama.cpp
+    reasoning model): a forced answer or a probe closes the thinking first."""
     outcome = Outcome()
     limit = cap if cap is not None else max_tokens
     if early_exit is not None:
@@ -351,14 +397,13 @@ def answer_plan(
             outcome.text += chunk.text
             if chunk.finish_reason != "length" or _generated(outcome) >= total:
                 break
-            probe = yield Request(
-                "probe", messages, ANSWER_TOKENS, partial=outcome.text + PROBE_CUE
-            )
+            cue = _cue(PROBE_CUE, outcome.text, think_close)
+            probe = yield Request("probe", messages, ANSWER_TOKENS, partial=outcome.text + cue)
             outcome.calls.append(("probe", probe))
             answers.append(_probe_answer(probe.text))
             recent = answers[-early_exit.agree :]
             if len(recent) == early_exit.agree and recent[0] and len(set(recent)) == 1:
-                outcome.text += PROBE_CUE + probe.text.split("]]")[0] + "]]"
+                outcome.text += cue + probe.text.split("]]")[0] + "]]"
                 outcome.stopped_early = True
                 return outcome
         cut = _generated(outcome) >= total
@@ -371,10 +416,9 @@ def answer_plan(
     if should_force(outcome.text, cut=cut, force=force):
         outcome.forced = True
         if can_continue:
-            forced = yield Request(
-                "forced", messages, ANSWER_TOKENS, partial=outcome.text + FORCE_CUE
-            )
-            outcome.text += FORCE_CUE + forced.text
+            cue = _cue(FORCE_CUE, outcome.text, think_close)
+            forced = yield Request("forced", messages, ANSWER_TOKENS, partial=outcome.text + cue)
+            outcome.text += cue + forced.text
         else:
             forced = yield Request("forced", follow_up(messages, outcome.text), ANSWER_TOKENS)
             outcome.text += "\n\n" + forced.text

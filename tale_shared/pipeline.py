@@ -33,6 +33,7 @@ from tale_shared.methods import (
     Method,
     Outcome,
     Plan,
+    ThinksWithBudget,
     answer_plan,
     arun_plan,
     load_exemplars,
@@ -138,6 +139,14 @@ class TalePipeline:
         cap_headroom = check_cap_headroom(cap_headroom)
         self.cap_headroom = cap_headroom if cap_headroom is not None else self.method.force
         self.prices = price_table or default_price_table()
+        if self.method.think and not (
+            isinstance(model, ThinksWithBudget) or getattr(model, "think_close", None)
+        ):
+            raise ValueError(
+                f"+think sends the budget to a reasoning model's thinking knob; "
+                f"{model.model_name} has none (a LangChain or LlamaIndex reasoning model, or a "
+                "llama.cpp model that thinks in <think> tags)"
+            )
         if self.method.early_exit is not None and not isinstance(model, ContinuesReplies):
             raise ValueError(
                 f"early exit needs a model that continues a reply from a cached prefix "
@@ -163,15 +172,28 @@ class TalePipeline:
         asked = self.method.question_text(question)
         return render(self.style, asked, budget.tokens if budget else None, self.exemplars)
 
-    def _plan(self, messages: list[Message], budget: TokenBudget | None) -> Plan:
-        return answer_plan(
+    def _plan(self, messages: list[Message], budget: TokenBudget | None) -> tuple[ChatModel, Plan]:
+        """The model this answer goes to and its plan. With ``+think``: a model with a
+        thinking knob gets the budget through it (its cap above the budget); a llama.cpp
+        reasoning model (``think_close``) has its thinking cut at the budget, closed and
+        the answer forced (s1), with early exit when asked."""
+        model, cap, force = self.model, self._cap(budget), self.method.forces_answer
+        think_close = getattr(self.model, "think_close", None) if self.method.think else None
+        if self.method.think and budget is not None:
+            if isinstance(self.model, ThinksWithBudget):
+                model, cap = self.model.with_thinking_budget(budget.tokens, self.max_tokens)
+            elif think_close:
+                cap, force = budget.tokens, True
+        plan = answer_plan(
             messages,
             max_tokens=self.max_tokens,
-            cap=self._cap(budget),
-            force=self.method.forces_answer,
+            cap=cap,
+            force=force,
             early_exit=self.method.early_exit,
-            can_continue=isinstance(self.model, ContinuesReplies),
+            can_continue=isinstance(model, ContinuesReplies),
+            think_close=think_close,
         )
+        return model, plan
 
     def _budget_calls(self, budget: TokenBudget | None) -> list[CallRecord]:
         if budget is None or budget.usage.source == "none":
@@ -235,7 +257,7 @@ class TalePipeline:
         started = time.perf_counter()
         budget = self.estimator.estimate(question) if self.estimator else None
         messages = self.messages(question, budget)
-        outcome = run_plan(self.model, self._plan(messages, budget))
+        outcome = run_plan(*self._plan(messages, budget))
         return self._result(question, budget, messages, outcome, started)
 
     async def asolve(self, question: str) -> TaleResult:
@@ -243,5 +265,5 @@ class TalePipeline:
         started = time.perf_counter()
         budget = await self.estimator.aestimate(question) if self.estimator else None
         messages = self.messages(question, budget)
-        outcome = await arun_plan(self.model, self._plan(messages, budget))
+        outcome = await arun_plan(*self._plan(messages, budget))
         return self._result(question, budget, messages, outcome, started)

@@ -100,6 +100,13 @@ class TokenUsage(BaseModel):
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def visible_output_tokens(self) -> int:
+        """Output tokens of the visible answer: ``output_tokens`` less the thinking
+        (``reasoning_tokens``, part of the output and billed as output)."""
+        return max(0, self.output_tokens - self.reasoning_tokens)
+
     def __add__(self, other: TokenUsage) -> TokenUsage:
         if not isinstance(other, TokenUsage):
             return NotImplemented
@@ -252,6 +259,7 @@ class UsageSummary(BaseModel):
     input_tokens: int
     output_tokens: int
     reasoning_tokens: int
+    """Thinking tokens, part of ``output_tokens`` (and priced as output)."""
     estimator_input_tokens: int
     estimator_output_tokens: int
     cost_usd: float | None
@@ -261,6 +269,8 @@ class UsageSummary(BaseModel):
     mean_latency_s: float | None
     capped_calls: int = 0
     cap_exceeded_calls: int = 0
+    visible_output_tokens: int = 0
+    """Output tokens of the visible answers (``output_tokens`` less ``reasoning_tokens``)."""
 
     def __str__(self) -> str:
         cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}"
@@ -269,9 +279,10 @@ class UsageSummary(BaseModel):
             if self.cap_exceeded_calls
             else ""
         )
+        thinking = f" ({self.reasoning_tokens} thinking)" if self.reasoning_tokens else ""
         return (
             f"{self.queries} queries, {self.calls} calls, "
-            f"{self.input_tokens} in / {self.output_tokens} out tokens "
+            f"{self.input_tokens} in / {self.output_tokens} out tokens{thinking} "
             f"(estimator {self.estimator_input_tokens} in / {self.estimator_output_tokens} out), "
             f"cost {cost}{exceeded}"
         )
@@ -291,6 +302,7 @@ def summarize(records: Iterable[QueryRecord]) -> UsageSummary:
         input_tokens=total.input_tokens,
         output_tokens=total.output_tokens,
         reasoning_tokens=total.reasoning_tokens,
+        visible_output_tokens=total.visible_output_tokens,
         estimator_input_tokens=est.input_tokens,
         estimator_output_tokens=est.output_tokens,
         cost_usd=None if unknown else float(sum(r.cost_usd or 0.0 for r in records)),
@@ -318,6 +330,7 @@ CSV_COLUMNS = (
     "answer_input_tokens",
     "answer_output_tokens",
     "reasoning_tokens",
+    "visible_output_tokens",
     "usage_source",
     "latency_s",
     "cost_usd",
@@ -343,6 +356,7 @@ def _csv_row(r: QueryRecord) -> dict[str, object]:
         "answer_input_tokens": r.answer_usage.input_tokens,
         "answer_output_tokens": r.answer_usage.output_tokens,
         "reasoning_tokens": r.usage.reasoning_tokens,
+        "visible_output_tokens": r.usage.visible_output_tokens,
         "usage_source": r.usage.source,
         "latency_s": round(r.latency_s, 6),
         "cost_usd": r.cost_usd,

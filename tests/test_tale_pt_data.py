@@ -23,8 +23,7 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
     items = tmp_path / "items.jsonl"
     items.write_text(
         "".join(
-            json.dumps({"id": str(i), "question": f"What is {i} + 2?", "answer": str(i + 2)})
-            + "\n"
+            json.dumps({"id": str(i), "question": f"What is {i} + 2?", "answer": str(i + 2)}) + "\n"
             for i in range(40)
         )
     )

@@ -25,11 +25,12 @@ from typing_extensions import NotRequired
 from langchain_tale._caps import with_cap
 from langchain_tale._messages import inject_budget, to_langchain, with_exemplars
 from langchain_tale._planned import ESTIMATOR_TAG
+from langchain_tale._thinking import is_reasoning_model, settings_for, with_thinking
 from langchain_tale.model_adapter import LangChainModel, model_name_of, usage_from_message
 from tale_shared.budget import TokenBudget
 from tale_shared.caps import hard_cap
 from tale_shared.estimators import BudgetEstimator
-from tale_shared.methods import ANSWER_TOKENS, follow_up
+from tale_shared.methods import ANSWER_TOKENS, follow_up, for_reasoning_model
 from tale_shared.models import finish_reason_of
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import PromptStyle, join_instruction
@@ -124,7 +125,13 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         name = model_name_of(model)
         with self._steps_lock:
             if name not in self._steps:
-                self._steps[name] = step_method(name, self.method, **self._options)
+                step = step_method(name, self.method, **self._options)
+                if self.method is None:  # a reasoning model: the step budget to its knob
+                    thinking = for_reasoning_model(step.method, is_reasoning_model(model))
+                    step = replace(step, method=thinking)
+                if step.method.think:
+                    settings_for(model, 1)  # a model with no knob fails at its first step
+                self._steps[name] = step
             return self._steps[name]
 
     # -- accounting --------------------------------------------------------------------------
@@ -220,10 +227,16 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             for part in system_parts:
                 content = join_instruction(content, part)
             overrides["system_message"] = SystemMessage(content=content)
-        if tokens is not None and step.cap_headroom is not None:
-            overrides["model_settings"] = with_cap(
-                request.model_settings, request.model, hard_cap(tokens, step.cap_headroom)
+        cap = hard_cap(tokens, step.cap_headroom) if tokens and step.cap_headroom else None
+        if tokens is not None and step.method.think:  # the step's budget to the thinking knob
+            settings, _, model = with_thinking(
+                dict(request.model_settings), request.model, tokens, cap
             )
+            overrides["model_settings"] = settings
+            if model is not request.model:
+                overrides["model"] = model
+        elif cap is not None:
+            overrides["model_settings"] = with_cap(request.model_settings, request.model, cap)
         return request.override(**overrides) if overrides else request
 
     # -- budget forcing on the final-answer step ---------------------------------------------
