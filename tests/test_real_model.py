@@ -189,3 +189,26 @@ def test_surprisal_scorer_scores_words_with_the_small_model(monkeypatch):
 
     monkeypatch.setattr(scorer, "token_surprisals", no_second_pass)
     assert compress(prose, 0.7, scorer) == out
+
+
+def test_loaded_models_are_closed_at_exit_so_a_script_ends_quietly():
+    from tale_shared.local import llama as local_llama
+    from tale_shared.prompts import Message
+
+    model = local_llama.LocalChatModel("smollm2-135m", n_threads=1).load()
+    assert model in local_llama._LOADED
+    local_llama.close_loaded_models()  # what atexit runs
+    assert not model.loaded and model not in local_llama._LOADED
+    assert model.complete([Message("user", "Hi")], max_tokens=2).text is not None  # reloads
+    model.close()
+    # a script whose model is only freed at the interpreter's last collection
+    script = (
+        "from tale_shared.loading import load_model\n"
+        "class Holder: pass\n"
+        "h = Holder(); h.cycle = h; h.model = load_model('smollm2-135m', 1)\n"
+        "import tale_shared.local.llama as m; m._kept = h\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0 and "Exception ignored" not in run.stderr

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,18 @@ class StreamChunk:
     text: str
     usage: TokenUsage | None = None
     finish_reason: str | None = None
+
+
+_LOADED: weakref.WeakSet[LocalChatModel] = weakref.WeakSet()
+"""The models holding llama.cpp weights now (closed at interpreter exit)."""
+
+
+@atexit.register
+def close_loaded_models() -> None:
+    """Close every loaded embedded model (registered with :mod:`atexit`)."""
+    for model in list(_LOADED):
+        with contextlib.suppress(Exception):
+            model.close()
 
 
 class LocalChatModel:
@@ -140,12 +155,30 @@ class LocalChatModel:
                     )
                 except Exception as exc:
                     raise LocalModelError(f"llama.cpp could not load {path}: {exc}") from exc
+                _LOADED.add(self)
         return self
 
     @property
     def llama(self) -> Any:
         """The underlying ``llama_cpp.Llama`` (loaded on first access)."""
         return self.load()._llama
+
+    def close(self) -> None:
+        """Free the weights and the context now (a later call loads them again). Every
+        loaded model is closed this way when the interpreter exits, before the modules
+        llama-cpp-python's finaliser needs are torn down: a script ends quietly, without
+        ``Exception ignored in: <function Llama.__del__>``."""
+        with self._lock:
+            llama, self._llama = self._llama, None
+        if llama is not None:
+            llama.close()
+        _LOADED.discard(self)
+
+    def __enter__(self) -> LocalChatModel:
+        return self.load()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` with the model's own tokenizer."""
