@@ -20,7 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "langchain_tale needs langchain-core: pip install 'tale-reasoning[langchain]'"
     ) from exc
 
-from langchain_tale.callbacks import TaleCallbackHandler, TaleTracer, tale_usage
+from langchain_tale.callbacks import TaleTracer
 from langchain_tale.chat_models import ChatLocalLlama
 from langchain_tale.model_adapter import LangChainModel, usage_from_message
 from langchain_tale.runnable import TaleRunnable
@@ -29,10 +29,8 @@ from langchain_tale.tokenskip import TokenSkipRunnable
 __all__ = [
     "ChatLocalLlama",
     "LangChainModel",
-    "TaleCallbackHandler",
     "TaleRunnable",
     "TaleTracer",
     "TokenSkipRunnable",
-    "tale_usage",
     "usage_from_message",
 ]

@@ -1,10 +1,8 @@
-"""Per-query cost tracing for any LangChain run: ``TaleTracer`` and ``tale_usage()``."""
+"""Per-query cost tracing for any LangChain run: ``TaleTracer``."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
-from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
@@ -330,26 +328,3 @@ class TaleTracer(BaseCallbackHandler):
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._record_call(run_id, TokenUsage(), None, error)
-
-
-@contextmanager
-def tale_usage(price_table: PriceTable | None = None) -> Generator[TaleTracer, None, None]:
-    """Trace every LangChain run inside the block with a new :class:`TaleTracer`, like
-    ``get_usage_metadata_callback`` (the same as ``with TaleTracer() as tracer:``).
-
-    Each block has its own tracer and context variable, so nested blocks both see the
-    queries of the inner one.
-
-    Example:
-        .. code-block:: python
-
-            with tale_usage() as tracer:
-                chain.invoke({"question": "..."})
-            print(tracer.summary())
-    """
-    with TaleTracer(price_table) as tracer:
-        yield tracer
-
-
-TaleCallbackHandler = TaleTracer
-"""The 0.1 name of :class:`TaleTracer`, kept for one release."""

@@ -17,8 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -141,17 +139,3 @@ def finish_reason_of(*sources: object) -> str | None:
             if found:
                 return found
     return None
-
-
-def __getattr__(name: str) -> Any:
-    """``tale_shared.models.load_model``: its 0.1 home, kept for one release (it moved to
-    :mod:`tale_shared.loading`, so that the model protocol imports no model)."""
-    if name == "load_model":
-        warnings.warn(
-            "tale_shared.models.load_model moved to tale_shared.loading.load_model "
-            "(also tale_shared.load_model); the old name goes in 0.3",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return importlib.import_module("tale_shared.loading").load_model
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,7 @@ from lc_fakes import UsageFakeChatModel
 from li_fakes import UsageMockLLM
 
 import tale_shared.caps as caps
-from langchain_tale import TaleCallbackHandler, TaleRunnable
+from langchain_tale import TaleRunnable, TaleTracer
 from tale_shared.caps import CapExceededWarning, cap_from_params
 
 Q = "Tom has 3 apples and buys 5 more. How many apples does he have?"
@@ -30,7 +30,7 @@ def test_cap_parameters_are_read_wherever_a_provider_puts_them():
 
 
 def test_langchain_a_cap_the_model_ignores_is_marked_warned_once_and_counted():
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     runnable = TaleRunnable(
         llm=UsageFakeChatModel(responses=[LONG]), estimator="fixed:8", cap_headroom=1.0
     )
@@ -50,7 +50,7 @@ def test_langchain_a_cap_the_model_ignores_is_marked_warned_once_and_counted():
 
 
 def test_langchain_a_cap_that_holds_is_counted_but_not_marked():
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     with warnings.catch_warnings():
         warnings.simplefilter("error", CapExceededWarning)
         TaleRunnable(llm=UsageFakeChatModel(), estimator="fixed:40", cap_headroom=1.5).invoke(

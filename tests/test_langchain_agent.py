@@ -134,12 +134,12 @@ def test_a_user_placed_style_goes_into_the_last_human_message():
 def test_nested_tale_usage_blocks_both_see_the_inner_queries():
     from lc_fakes import UsageFakeChatModel
 
-    from langchain_tale import TaleRunnable, tale_usage
+    from langchain_tale import TaleRunnable, TaleTracer
 
     runnable = TaleRunnable(llm=UsageFakeChatModel(), estimator="fixed:50")
-    with tale_usage() as outer:
+    with TaleTracer() as outer:
         runnable.invoke("What is 1 + 1?")
-        with tale_usage() as inner:
+        with TaleTracer() as inner:
             runnable.invoke("What is 2 + 2?")
     assert len(inner.records) == 1 and len(outer.records) == 2
 

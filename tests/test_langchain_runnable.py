@@ -9,7 +9,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from lc_fakes import ESTIMATOR_MARK, UsageFakeChatModel
 
-from langchain_tale import LangChainModel, TaleCallbackHandler, TaleRunnable
+from langchain_tale import LangChainModel, TaleRunnable, TaleTracer
 from langchain_tale._caps import cap_kwargs
 from tale_shared.estimators import FixedBudgetEstimator, HeuristicEstimator, ZeroShotEstimator
 
@@ -215,7 +215,7 @@ class _CutFake(UsageFakeChatModel):
 async def test_force_asks_for_the_answer_when_the_cap_cut_the_reply():
     llm = _CutFake()
     runnable = TaleRunnable(llm=llm, method="tale-fixed:20@words+force1.0")
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     reply = runnable.invoke(Q, config={"callbacks": [tracer]})
     assert reply.text.endswith("[[8]]") and reply.response_metadata["tale"]["forced"]
     (record,) = tracer.records

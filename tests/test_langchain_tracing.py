@@ -6,7 +6,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from lc_fakes import UsageFakeChatModel
 
-from langchain_tale import TaleCallbackHandler, TaleRunnable, tale_usage
+from langchain_tale import TaleRunnable, TaleTracer
 
 Q = "Tom has 3 apples and buys 5 more. How many apples does he have?"
 
@@ -16,7 +16,7 @@ def _questions(n):
 
 
 def test_one_query_record_with_estimator_and_answer_calls():
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot").invoke(
         Q, config={"callbacks": [tracer]}
     )
@@ -32,7 +32,7 @@ def test_one_query_record_with_estimator_and_answer_calls():
 
 
 def test_batch_of_500_with_concurrency_32_gives_exactly_500_records():
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     chain = TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot")
     chain.batch(_questions(500), config={"callbacks": [tracer], "max_concurrency": 32})
     records = tracer.records
@@ -49,7 +49,7 @@ def test_batch_of_500_with_concurrency_32_gives_exactly_500_records():
 
 
 async def test_concurrent_async_queries_are_kept_apart():
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     chain = TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot")
     qs = _questions(100)
     await asyncio.gather(*(chain.ainvoke(q, config={"callbacks": [tracer]}) for q in qs))
@@ -59,7 +59,7 @@ async def test_concurrent_async_queries_are_kept_apart():
 
 def test_a_model_without_model_name_and_without_usage():
     llm = UsageFakeChatModel(model_name=None, report_usage=False)
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     TaleRunnable(llm=llm, estimator="fixed:50").invoke(Q, config={"callbacks": [tracer]})
     (r,) = tracer.records
     (call,) = r.calls
@@ -69,7 +69,7 @@ def test_a_model_without_model_name_and_without_usage():
 
 
 def test_streamed_calls_are_counted():
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     chunks = list(
         TaleRunnable(
             llm=UsageFakeChatModel(responses=["x y z [[1]]"]), estimator="zero-shot"
@@ -84,7 +84,7 @@ def test_a_plain_chain_without_tale_is_traced_too(tmp_path):
     chain = (
         ChatPromptTemplate.from_template("Q: {question}") | UsageFakeChatModel() | StrOutputParser()
     )
-    with tale_usage() as tracer:
+    with TaleTracer() as tracer:
         chain.invoke({"question": Q})
         UsageFakeChatModel().invoke("hello there")  # a bare model call is a query of its own
     chain.invoke({"question": Q})  # outside the block: not traced
@@ -102,7 +102,7 @@ def test_errors_are_recorded_not_lost():
         def _generate(self, *a, **k):
             raise RuntimeError("provider down")
 
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     with pytest.raises(RuntimeError):
         TaleRunnable(llm=Broken(), estimator="fixed:10").invoke(Q, config={"callbacks": [tracer]})
     (r,) = tracer.records
@@ -110,7 +110,7 @@ def test_errors_are_recorded_not_lost():
 
 
 def test_counted_usage_names_tale_s_counter_for_a_model_without_its_own():
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     llm = UsageFakeChatModel(report_usage=False)
     TaleRunnable(llm=llm, estimator="fixed:50").invoke(Q, config={"callbacks": [tracer]})
     (call,) = tracer.records[0].calls

@@ -1,7 +1,7 @@
 """The layers hold: the core imports no adapter, and no module imports itself round a circle.
 
-Every import counts — at module level or inside a function (a lazy import hides a cycle from
-Python, not from a reader)."""
+Every import counts — at module level, inside a function, or by name through
+``importlib.import_module`` (a lazy import hides a cycle from Python, not from a reader)."""
 
 from __future__ import annotations
 
@@ -27,13 +27,27 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
+def _imports_by_name(node: ast.Call) -> bool:
+    """``importlib.import_module("a.b")`` or ``import_module("a.b")`` with a literal name."""
+    func = node.func
+    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0] if node.args else None
+    return (
+        called in ("import_module", "__import__")
+        and isinstance(first, ast.Constant)
+        and isinstance(first.value, str)
+    )
+
+
 def _imports(name: str, path: Path) -> set[str]:
     """The project modules ``name`` imports, anywhere in the file."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and _imports_by_name(node):
+            targets = [node.args[0].value]  # importlib.import_module("pkg.mod")
+        elif isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""

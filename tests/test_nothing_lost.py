@@ -21,7 +21,8 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 
-from langchain_tale import TaleCallbackHandler, TaleRunnable
+from langchain_tale import TaleRunnable
+from langchain_tale import TaleTracer as LangChainTracer
 from langchain_tale.middleware import TaleBudgetExceededError, TaleBudgetMiddleware
 from llama_index_tale import TaleLLM, TaleQueryEngine, TaleQueryTransform, TaleTracer
 from llama_index_tale.llm_adapter import LlamaIndexModel
@@ -110,7 +111,7 @@ def _agent(middleware, n_tool_calls=2, model_name="gpt-4o-mini"):
 
 def test_zero_shot_estimator_calls_in_an_agent_are_recorded_as_estimator_calls():
     agent, inputs = _agent(TaleBudgetMiddleware(estimator="zero-shot"))
-    tracer = TaleCallbackHandler()
+    tracer = LangChainTracer()
     agent.invoke(inputs, config={"callbacks": [tracer]})
     (record,) = tracer.records
     roles = [c.role for c in record.calls]
@@ -121,7 +122,7 @@ def test_zero_shot_estimator_calls_in_an_agent_are_recorded_as_estimator_calls()
 def test_zero_shot_estimator_tokens_count_toward_the_agents_total():
     # measure one step's answer and estimator tokens, then set a total between them
     agent, inputs = _agent(TaleBudgetMiddleware(estimator="zero-shot"))
-    tracer = TaleCallbackHandler()
+    tracer = LangChainTracer()
     agent.invoke(inputs, config={"callbacks": [tracer]})
     first_answer = next(c for c in tracer.records[0].calls if c.role == "answer")
     first_estimate = next(c for c in tracer.records[0].calls if c.role == "estimator")
@@ -157,7 +158,7 @@ def test_a_model_call_inside_a_tool_belongs_to_the_query():
         return inner.invoke(q).text
 
     chain = RunnableLambda(lambda x: lookup.invoke(x["question"])) | outer
-    tracer = TaleCallbackHandler()
+    tracer = LangChainTracer()
     chain.invoke({"question": "What is 1 + 1?"}, config={"callbacks": [tracer]})
     (record,) = tracer.records
     assert record.n_calls == 2 and record.question == "What is 1 + 1?"
@@ -165,7 +166,7 @@ def test_a_model_call_inside_a_tool_belongs_to_the_query():
 
 
 def test_a_handler_attached_inside_a_chain_records_each_tale_run():
-    tracer = TaleCallbackHandler()
+    tracer = LangChainTracer()
     tale = TaleRunnable(llm=UsageFakeChatModel(), estimator="fixed:64").with_config(
         callbacks=[tracer]
     )
@@ -183,7 +184,7 @@ async def test_cancelled_queries_keep_their_in_flight_call_and_leave_nothing_beh
             await asyncio.sleep(10)
             raise AssertionError("not reached")
 
-    tracer = TaleCallbackHandler()
+    tracer = LangChainTracer()
     runnable = TaleRunnable(llm=Slow(), estimator="fixed:64")
     task = asyncio.ensure_future(
         runnable.abatch([f"q{i}" for i in range(64)], config={"callbacks": [tracer]})

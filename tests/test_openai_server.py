@@ -141,13 +141,13 @@ def _chat_openai(server, seen: ServerUsage, **kwargs):
 
 
 def test_langchain_through_chat_openai_counts_the_servers_tokens_and_the_cap_holds(server):
-    from langchain_tale import TaleCallbackHandler, TaleRunnable
+    from langchain_tale import TaleRunnable, TaleTracer
 
     seen = ServerUsage()
     runnable = TaleRunnable(
         llm=_chat_openai(server, seen), estimator=f"fixed:{CAP}", cap_headroom=1.0
     )
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     config = {"callbacks": [tracer]}
     with warnings.catch_warnings():
         warnings.simplefilter("error", CapExceededWarning)
@@ -167,13 +167,13 @@ def test_langchain_through_chat_openai_counts_the_servers_tokens_and_the_cap_hol
 def test_a_cap_sent_only_as_max_completion_tokens_is_ignored_by_the_server_and_flagged(
     server, monkeypatch
 ):
-    from langchain_tale import TaleCallbackHandler, TaleRunnable
+    from langchain_tale import TaleRunnable, TaleTracer
 
     # what a stock ChatOpenAI sends: max_completion_tokens only (this server ignores it)
     monkeypatch.setattr("langchain_tale._caps.serves_openai_itself", lambda llm: True)
     seen = ServerUsage()
     runnable = TaleRunnable(llm=_chat_openai(server, seen), estimator="fixed:4", cap_headroom=1.0)
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     with pytest.warns(CapExceededWarning, match="cap of 4"):
         reply = runnable.invoke(Q, config={"callbacks": [tracer]}, stop=["\n"])
     (record,) = tracer.records

@@ -35,10 +35,10 @@ def _tree(memory):
 
 
 def test_langchain_query_becomes_a_span_with_estimator_and_answer_children(spans):
-    from langchain_tale import TaleCallbackHandler, TaleRunnable
+    from langchain_tale import TaleRunnable, TaleTracer
 
     provider, memory = spans
-    handler = TaleCallbackHandler()
+    handler = TaleTracer()
     handler.ledger.add_listener(OTelExporter(provider))
     TaleRunnable(llm=UsageFakeChatModel(), estimator="zero-shot").invoke(
         Q, config={"callbacks": [handler]}

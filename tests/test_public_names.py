@@ -1,4 +1,4 @@
-"""One name for one concept across the core and both adapters (old names kept as aliases)."""
+"""One name for one concept across the core and both adapters (the 0.1 names are gone)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ def test_methods_are_public_in_the_core():
     assert tale_shared.method_for("qwen2.5-coder:1.5b").spec == "vanilla+ex3"
 
 
-def test_both_adapters_call_their_tracer_taletracer_and_keep_the_old_names():
-    assert langchain_tale.TaleTracer is langchain_tale.TaleCallbackHandler
+def test_both_adapters_call_their_tracer_taletracer_and_the_old_names_are_gone():
     assert llama_index_tale.TaleTracer.__name__ == langchain_tale.TaleTracer.__name__
+    for old in ("TaleCallbackHandler", "tale_usage"):
+        assert not hasattr(langchain_tale, old) and old not in langchain_tale.__all__
 
 
 def test_the_langchain_tracer_is_a_context_manager_like_the_llamaindex_one():
@@ -40,9 +41,6 @@ def test_the_langchain_tracer_is_a_context_manager_like_the_llamaindex_one():
         "What is 2 + 2?",
         "What is 1 + 1?",
     ]
-    with langchain_tale.tale_usage() as old:
-        outside.invoke("What is 3 + 5?")
-    assert len(old.records) == 1
 
 
 def test_budget_metadata_has_the_same_key_and_fields_in_both_adapters():
@@ -62,13 +60,9 @@ def test_budget_metadata_has_the_same_key_and_fields_in_both_adapters():
     assert engine.query("What is 3 + 5?").metadata["tale_budget"] == 50  # the 0.1 name
 
 
-def test_load_models_old_home_still_works_and_says_where_it_moved():
-    import warnings
-
+def test_load_model_lives_in_loading_only():
     import tale_shared.models
     from tale_shared.loading import load_model
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert tale_shared.models.load_model is load_model
-    assert "tale_shared.loading" in str(caught[0].message)
+    assert tale_shared.load_model is load_model
+    assert not hasattr(tale_shared.models, "load_model")  # the 0.1 shim made an import circle

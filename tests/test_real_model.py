@@ -89,10 +89,10 @@ def test_cli_ask_runs_on_the_real_model():
 
 
 def test_langchain_chat_model_and_tale_runnable_on_the_real_model(smollm):
-    from langchain_tale import ChatLocalLlama, TaleRunnable, tale_usage
+    from langchain_tale import ChatLocalLlama, TaleRunnable, TaleTracer
 
     llm = ChatLocalLlama(model="smollm2-135m", max_tokens=48)
-    with tale_usage() as tracer:
+    with TaleTracer() as tracer:
         reply = TaleRunnable(llm=llm, estimator="fixed:40").invoke(Q)
         streamed = list(llm.stream("Say hello."))
     assert reply.response_metadata["tale"]["budget"] == 40 and reply.text.strip()

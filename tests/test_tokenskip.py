@@ -6,7 +6,7 @@ import pytest
 from lc_fakes import UsageFakeChatModel
 from li_fakes import UsageMockLLM
 
-from langchain_tale import TaleCallbackHandler, TokenSkipRunnable
+from langchain_tale import TaleTracer, TokenSkipRunnable
 from tale_shared.compression import SEPARATOR, training_example
 
 Q = "Natalia sold clips to 48 of her friends in April, and then half as many in May. Total?"
@@ -15,7 +15,7 @@ REPLY = "48 / 2 = 24\n48 + 24 = 72\nThe final answer is: [[72]]"
 
 def test_langchain_sends_exactly_the_training_layout_and_parses_the_answer():
     llm = UsageFakeChatModel(responses=[REPLY])
-    tracer = TaleCallbackHandler()
+    tracer = TaleTracer()
     reply = TokenSkipRunnable(llm=llm, gamma=0.6, max_tokens=400).invoke(
         Q, config={"callbacks": [tracer]}
     )
