@@ -7,8 +7,9 @@
         chain.invoke({"question": "..."})
     print(tracer.summary())
 
-Needs ``langchain-core``: ``pip install 'tale-reasoning[langchain]'``. Agent budgets live in
-``langchain_tale.middleware`` (``pip install 'tale-reasoning[agents]'``).
+Needs ``langchain-core``: ``pip install 'tale-reasoning[langchain]'``. The agent middleware
+(``TaleBudgetMiddleware``, ``TaleContextCompressionMiddleware``) is importable from here too,
+loaded on first use: it needs ``langchain`` (``pip install 'tale-reasoning[agents]'``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,31 @@ from langchain_tale.model_adapter import LangChainModel, usage_from_message
 from langchain_tale.runnable import TaleRunnable
 from langchain_tale.tokenskip import TokenSkipRunnable
 
+_MIDDLEWARE = (
+    "TaleBudgetExceededError",
+    "TaleBudgetMiddleware",
+    "TaleBudgetState",
+    "TaleContextCompressionMiddleware",
+)
+
+
+def __getattr__(name: str) -> object:
+    """The agent middleware, imported when first asked for (it needs ``langchain``; the
+    ImportError says which extra to install)."""
+    if name in _MIDDLEWARE:
+        import langchain_tale.middleware as middleware
+
+        return getattr(middleware, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ChatLocalLlama",
     "LangChainModel",
+    "TaleBudgetExceededError",
+    "TaleBudgetMiddleware",
+    "TaleBudgetState",
+    "TaleContextCompressionMiddleware",
     "TaleRunnable",
     "TaleTracer",
     "TokenSkipRunnable",

@@ -91,12 +91,31 @@ class TaleRunnable(PlannedModelCall):
             chain.invoke({"question": "A robe takes 2 bolts of blue fiber ..."})
     """
 
-    method: str | None = None
-    estimator: BudgetEstimator | str | None = Field(default=None)
-    style: str | None = None
-    prompt: BasePromptTemplate | None = None  # type: ignore[type-arg]
-    question_key: str = "question"
-    cap_headroom: float | None = Field(default=None, ge=1.0)
+    method: str | None = Field(
+        default=None,
+        description="a method spec (`tale methods`); the model's profile method when not given "
+        "(with +think added for a reasoning model)",
+    )
+    estimator: BudgetEstimator | str | None = Field(
+        default=None,
+        description="a core estimator or a spec (fixed:200, heuristic, regression, zero-shot); "
+        "replaces the method's",
+    )
+    style: str | None = Field(
+        default=None, description="the budget sentence's wording (`tale styles`); the method's"
+    )
+    prompt: BasePromptTemplate | None = Field(  # type: ignore[type-arg]
+        default=None,
+        description="a template over the input dict's keys; the model gets it filled in",
+    )
+    question_key: str = Field(
+        default="question", description="the input key the estimator reads the question from"
+    )
+    cap_headroom: float | None = Field(
+        default=None,
+        ge=1.0,
+        description="also cap output at ceil(budget * headroom) tokens (finite, at least 1)",
+    )
 
     @field_validator("cap_headroom", mode="before")
     @classmethod

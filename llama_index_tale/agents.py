@@ -115,29 +115,48 @@ class TaleLLM(FunctionCallingLLM):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    llm: SerializeAsAny[LLM]
+    llm: SerializeAsAny[LLM] = Field(description="the LLM each step calls")
     method: str | None = Field(
         default=None,
         description="a method spec; the wrapped model's profile method when not given",
     )
-    estimator: Any = Field(
+    estimator: BudgetEstimator | str | None = Field(
         default=None,
         description="a core BudgetEstimator or a spec string (the method's when not given)",
     )
-    total_tokens: int | None = Field(default=None, ge=1)
-    total_usd: float | None = Field(default=None, gt=0)
-    exit_behavior: ExitBehavior = "end"
-    style: str | None = None
-    cap_headroom: float | None = Field(default=None, ge=1.0)
+    total_tokens: int | None = Field(
+        default=None, ge=1, description="the run's token budget (all calls, estimator's too)"
+    )
+    total_usd: float | None = Field(
+        default=None, gt=0, description="the run's budget in USD (needs a priced model)"
+    )
+    exit_behavior: ExitBehavior = Field(
+        default="end",
+        description="when the run's budget is spent: end (answer so), error (raise), warn",
+    )
+    style: str | None = Field(
+        default=None, description="the budget sentence's wording (`tale styles`); the method's"
+    )
+    cap_headroom: float | None = Field(
+        default=None,
+        ge=1.0,
+        description="also cap each step at ceil(budget * headroom) tokens (finite, at least 1)",
+    )
 
     @field_validator("cap_headroom", mode="before")
     @classmethod
     def _finite_headroom(cls, value: Any) -> Any:
         return check_cap_headroom(value) if isinstance(value, (int, float)) else value
 
-    show_remaining: bool = False
-    context_ratio: float | None = Field(default=None, gt=0, le=1)
-    price_table: Any = Field(default=None, exclude=True)
+    show_remaining: bool = Field(
+        default=False, description="state the tokens left in the run in each step's system"
+    )
+    context_ratio: float | None = Field(
+        default=None, gt=0, le=1, description="compress the re-sent history to this ratio"
+    )
+    price_table: PriceTable | None = Field(
+        default=None, exclude=True, description="prices for total_usd (the default table)"
+    )
 
     _default_run: RunLedger = PrivateAttr(default_factory=RunLedger)
     _current_run: ContextVar[RunLedger | None] = PrivateAttr()

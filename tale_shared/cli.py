@@ -107,6 +107,30 @@ def cmd_styles(args: argparse.Namespace) -> int:
     return 0
 
 
+METHOD_GRAMMAR = (
+    ("direct | vanilla | vanilla-paper | chain-of-draft", "no budget"),
+    ("tale-ep", "the TALE paper's: zero-shot estimator, paper wording"),
+    ("tale-<estimator>[@<style>]", "a budget from <estimator>, stated in <style>"),
+    ("oracle[@<style>]", "each searched item's optimal budget (benchmarks)"),
+    ("tokenskip@<gamma>", "a TokenSkip-tuned model at compression ratio gamma"),
+    ("tale", "the model's default (its profile method)"),
+    ("+ex<k>", "k concise worked examples before the question"),
+    ("+force[<headroom>]", "cap at budget x headroom (1.5), force the answer when cut"),
+    ("+escalate", "force the answer only when max_tokens cuts the reply"),
+    ("+exit[<every>x<agree>]", "early exit when probed answers agree (llama.cpp models)"),
+    ("+think", "the budget through a reasoning model's thinking knob"),
+)
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    for spec, meaning in METHOD_GRAMMAR:
+        print(f"{spec:32} {meaning}")
+    print("\nestimators: heuristic, regression[:PATH], zero-shot, fixed:N")
+    print(f"styles: {', '.join(style.name for style in list_styles())}")
+    print("e.g. tale-heuristic@system+ex3+force1.5, vanilla+ex3, tale-fixed:300@paper+think")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     for spec in MODELS.values():
         default = " (default)" if spec.name == DEFAULT_LOCAL_MODEL else ""
@@ -121,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", help="answer a question with TALE on a local model")
-    ask.add_argument("question")
+    ask.add_argument("question", help="the question to answer")
     ask.add_argument(
         "--model",
         default=DEFAULT_LOCAL_MODEL,
@@ -164,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask, reads=("lora", "model"))
 
     sub.add_parser("styles", help="list the prompt styles").set_defaults(func=cmd_styles)
+    sub.add_parser(
+        "methods", help="list the method specs (--method, --methods) and their parts"
+    ).set_defaults(func=cmd_methods)
     sub.add_parser("models", help="list the embedded models").set_defaults(func=cmd_models)
     _add_optional_commands(sub)
     return parser

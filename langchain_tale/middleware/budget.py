@@ -102,6 +102,29 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         show_remaining: bool = False,
         price_table: PriceTable | None = None,
     ) -> None:
+        """Set up the step and run budgets; nothing is called until the agent runs.
+
+        Args:
+            method: a method spec (``tale methods``); by default each model's profile method
+                for agent steps, with ``+think`` for a reasoning model.
+            estimator: a core estimator or a spec (``fixed:200``, ``heuristic``,
+                ``regression``, ``zero-shot``), in place of the method's.
+            total_tokens: the run's token budget: every call's input and output, the
+                estimator's included.
+            total_usd: the run's budget in USD (the model needs a known price).
+            exit_behavior: when the run's budget is spent: ``"end"`` finishes with a message,
+                ``"error"`` raises :class:`TaleBudgetExceededError`, ``"warn"`` goes on.
+            style: the budget sentence's wording (``tale styles``), in place of the method's.
+            cap_headroom: also cap each step at ``ceil(budget * headroom)`` tokens.
+            show_remaining: state the tokens left in the run in every step's system message.
+            price_table: the prices ``total_usd`` and costs are computed with.
+
+        Raises:
+            ValueError: a bad method, estimator or style spec, a ``cap_headroom`` that is not
+                a finite number of at least 1, a ``total_usd`` that cannot be enforced,
+                ``show_remaining`` without ``total_tokens``, or ``+think`` on a model with no
+                thinking knob (at its first step).
+        """
         super().__init__()
         self.run_budget = RunBudget(total_tokens, total_usd, exit_behavior)
         if show_remaining and total_tokens is None:

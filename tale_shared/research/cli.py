@@ -448,13 +448,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
     p.add_argument("--out", required=True, help="results JSONL (appended; reruns resume)")
     p.add_argument("--limit", type=positive_int, default=None, help="the first N items only")
-    p.add_argument("--style", default=None)
+    p.add_argument("--style", default=None, help="prompt style (default: the model's profile)")
     p.set_defaults(func=cmd_search, reads=("data", "lora", "model"), writes=("out",))
 
     p = sub.add_parser("train-estimator", help="fit the regression estimator on search results")
-    p.add_argument("runs")
+    p.add_argument("runs", help="search results JSONL (tale search), training items only")
     p.add_argument("--out", required=True, help="where to save it (JSON, safe to load)")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument(
+        "--folds", type=positive_int, default=5, help="cross-validation folds for the report"
+    )
     p.add_argument(
         "--compare",
         action="store_true",
@@ -473,7 +475,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--data", default=str(GSM8K_TRAIN), help="training questions (JSONL)")
     p.add_argument("--n", type=positive_int, default=6, help="questions per style and budget")
-    p.add_argument("--budgets", default="50,100,200")
+    p.add_argument("--budgets", default="50,100,200", help="comma-separated budgets to state")
     p.add_argument("--dry-run", action="store_true", help="measure, do not save the profile")
     p.set_defaults(func=cmd_calibrate, reads=("data", "lora", "model"), writes=())
 
@@ -494,8 +496,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a search file; tokenskip: one or more search or benchmark rows files (rows "
         "need --data), an item taken once",
     )
-    p.add_argument("--format", choices=["messages", "trl"], default="messages")
-    p.add_argument("--out", default=None)
+    p.add_argument(
+        "--format",
+        choices=["messages", "trl"],
+        default="messages",
+        help="messages: chat-messages JSONL; trl: prompt/completion (or chosen/rejected)",
+    )
+    p.add_argument("--out", default=None, help="output JSONL (default: beside the input)")
     p.add_argument(
         "--data", default=None, help="tokenskip from benchmark rows: the items file they ran on"
     )
@@ -529,20 +536,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="LoRA training on exported data: TALE-PT (sft, dpo), TokenSkip; merge an adapter, "
         "or write it as a llama.cpp adapter (gguf)",
     )
-    p.add_argument("kind", choices=["sft", "dpo", "tokenskip", "merge", "gguf"])
+    p.add_argument(
+        "kind",
+        choices=["sft", "dpo", "tokenskip", "merge", "gguf"],
+        help="sft, dpo, tokenskip: train a LoRA adapter; merge: into the base; gguf: for llama.cpp",
+    )
     p.add_argument("data", help="exported JSONL (tale export ...), or the adapter (merge, gguf)")
     p.add_argument("--base", default=None, help="HF model folder, .gguf file or embedded model")
     p.add_argument("--out", default=None, help="folder for checkpoints, adapter and card")
-    p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--lora-r", type=int, default=None)
-    p.add_argument("--lora-alpha", type=int, default=None)
+    p.add_argument("--epochs", type=float, default=None, help="passes over the data")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--lora-r", type=positive_int, default=None, help="LoRA rank")
+    p.add_argument("--lora-alpha", type=positive_int, default=None, help="LoRA alpha")
     p.add_argument("--beta", type=float, default=None, help="DPO beta")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--grad-accum", type=int, default=4)
-    p.add_argument("--max-length", type=int, default=1024)
-    p.add_argument("--max-steps", type=int, default=-1)
-    p.add_argument("--save-steps", type=int, default=50)
+    p.add_argument("--batch-size", type=positive_int, default=1, help="examples per step")
+    p.add_argument(
+        "--grad-accum", type=positive_int, default=4, help="steps whose gradients add up"
+    )
+    p.add_argument(
+        "--max-length", type=positive_int, default=1024, help="tokens per example, at most"
+    )
+    p.add_argument(
+        "--max-steps", type=int, default=-1, help="stop after N optimizer steps (-1: epochs)"
+    )
+    p.add_argument(
+        "--save-steps",
+        type=positive_int,
+        default=50,
+        help="checkpoint every N steps (a rerun resumes from the last one)",
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument(
         "--gradient-checkpointing",
@@ -552,11 +574,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_train_model, reads=("data", "base"), writes=("out",))
 
     p = sub.add_parser("elasticity", parents=[common], help="plot output tokens against budget")
-    p.add_argument("question")
+    p.add_argument("question", help="the question to ask at every budget")
     p.add_argument("--answer", default=None, help="gold answer, to mark correctness")
-    p.add_argument("--budgets", default="10,20,50,100,200,400")
-    p.add_argument("--style", default=None)
-    p.add_argument("--out", default="elasticity.png")
+    p.add_argument(
+        "--budgets", default="10,20,50,100,200,400", help="comma-separated budgets to state"
+    )
+    p.add_argument("--style", default=None, help="prompt style (default: the model's profile)")
+    p.add_argument("--out", default="elasticity.png", help="the plot (PNG)")
     p.set_defaults(func=cmd_elasticity, reads=("lora", "model"), writes=("out",))
 
     p = sub.add_parser(
@@ -568,7 +592,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--methods",
         default="vanilla,direct,tale-ep,chain-of-draft,tale",
-        help="comma-separated method specs (see tale_shared.methods)",
+        help="comma-separated method specs; `tale methods` lists them",
     )
     p.add_argument(
         "--by-method",
@@ -599,7 +623,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parents=[common],
         help="budgets inside a tool-using agent loop, side by side (resumable)",
     )
-    p.add_argument("--framework", choices=["langchain", "llama-index"], default="langchain")
+    p.add_argument(
+        "--framework",
+        choices=["langchain", "llama-index"],
+        default="langchain",
+        help="whose agent runs: LangChain create_agent or LlamaIndex ReActAgent",
+    )
     _add_item_options(p)
     p.add_argument(
         "--configs",
@@ -621,13 +650,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
 
     p = sub.add_parser("exemplars", help="concise exemplars from search results (train items)")
-    p.add_argument("runs")
+    p.add_argument("runs", help="search results JSONL (tale search), training items only")
     p.add_argument("--k", type=positive_int, default=4, help="how many exemplars")
     p.add_argument("--out", required=True, help="the exemplars' JSON file")
     p.set_defaults(func=cmd_exemplars, reads=("runs",), writes=("out",))
 
     p = sub.add_parser("plot-search", help="plot one item's search trajectory")
-    p.add_argument("runs")
-    p.add_argument("--id", required=True)
-    p.add_argument("--out", default="search.png")
+    p.add_argument("runs", help="search results JSONL (tale search)")
+    p.add_argument("--id", required=True, help="the item's id")
+    p.add_argument("--out", default="search.png", help="the plot (PNG)")
     p.set_defaults(func=cmd_plot_search, reads=("runs",), writes=("out",))
