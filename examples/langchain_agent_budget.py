@@ -16,7 +16,7 @@ from langchain_core.tools import tool
 
 from langchain_tale import TaleTracer
 from langchain_tale.middleware import TaleBudgetMiddleware
-from tale_shared.research.calculator import calculate
+from tale_shared.calculator import calculate
 
 
 @tool

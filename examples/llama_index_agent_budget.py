@@ -17,7 +17,7 @@ from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.tools import FunctionTool
 
 from llama_index_tale import TaleLLM, TaleTracer
-from tale_shared.research.calculator import calculate
+from tale_shared.calculator import calculate
 
 
 def calculator(expression: str) -> str:

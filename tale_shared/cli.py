@@ -196,11 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Commands defined in other modules (search, training, calibration, export, plots)."""
-    from tale_shared.research import cli as research_cli
+COMMANDS = "tale.commands"
+"""The entry-point group through which command groups join the ``tale`` command line: the
+research tools (search, bench, training, export, plots) register theirs there, so the
+runtime never imports them."""
 
-    research_cli.register(sub)
+
+def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands registered in the ``tale.commands`` entry-point group (the research
+    tools: search, bench, training, calibration, export, plots)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=COMMANDS):
+        entry.load()(sub)
 
 
 def _as_interrupt(signum: int, frame: object) -> None:

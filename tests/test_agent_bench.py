@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from lc_fakes import ToolCallingFake
 
 from tale_shared import cli
+from tale_shared.calculator import calculate, evaluate
 from tale_shared.research.agent_bench import (
     AgentConfig,
     AgentRun,
@@ -19,7 +20,6 @@ from tale_shared.research.agent_bench import (
     run_agent_bench,
 )
 from tale_shared.research.bench import summarize_bench
-from tale_shared.research.calculator import calculate, evaluate
 from tale_shared.research.datasets import Item
 from tale_shared.run_budget import RunBudget, RunSpending
 from tale_shared.usage import CallRecord, QueryRecord, TokenUsage
@@ -257,8 +257,8 @@ def test_cache_reads_are_read_from_each_providers_usage():
 def test_the_langchain_runner_builds_the_configurations_middleware_and_counts_the_run():
     from langchain.agents.middleware import ModelCallLimitMiddleware
 
-    from langchain_tale._agent_bench import LangChainAgentRunner
     from langchain_tale.middleware import TaleBudgetMiddleware, TaleContextCompressionMiddleware
+    from langchain_tale.research.agent_runner import LangChainAgentRunner
 
     runner = LangChainAgentRunner.__new__(LangChainAgentRunner)
     runner.recursion_limit = 12

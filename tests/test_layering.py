@@ -135,3 +135,27 @@ def test_no_import_cycle():
 def test_the_walk_sees_every_package(package):
     assert any(name.startswith(package) for name in GRAPH)
     assert sum(len(targets) for targets in GRAPH.values()) > 100
+
+
+def _is_research(name: str) -> bool:
+    return ".research" in f".{name}" and name.split(".")[1:2] == ["research"]
+
+
+def test_the_runtime_imports_no_research_tool():
+    """Only research packages (``tale_shared.research``, ``langchain_tale.research``,
+    ``llama_index_tale.research``) import research modules; the CLI reaches them through
+    the ``tale.commands`` entry point, the agent bench its runners through
+    ``tale.agent_runners``."""
+    offenders = {
+        f"{name} -> {target}"
+        for name, targets in GRAPH.items()
+        if not _is_research(name)
+        for target in targets
+        if _is_research(target)
+    }
+    assert not offenders
+
+
+def test_the_examples_import_no_research_tool():
+    for path in (ROOT / "examples").glob("*.py"):
+        assert "tale_shared.research" not in path.read_text(encoding="utf-8"), path.name

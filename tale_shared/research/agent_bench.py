@@ -1,7 +1,7 @@
 """The agent benchmark: a budget inside a tool-using agent loop, measured.
 
 The task: a maths word problem solved by an agent with one tool, a calculator that evaluates
-arithmetic and cannot run code (:func:`tale_shared.research.calculator.calculate`); the run
+arithmetic and cannot run code (:func:`tale_shared.calculator.calculate`); the run
 ends with the final answer in the usual ``[[answer]]`` form and is graded like ``tale bench``.
 Each framework runs its own agent — LangChain ``create_agent`` with the middleware, LlamaIndex
 ``ReActAgent`` with ``TaleLLM`` — through a runner that the framework's package registers under

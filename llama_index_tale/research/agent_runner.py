@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tale_shared._optional import require
+from tale_shared.calculator import calculate
 from tale_shared.research.agent_bench import (
     AGENT_SYSTEM_PROMPT,
     CALCULATOR_DESCRIPTION,
@@ -27,7 +28,6 @@ from tale_shared.research.agent_bench import (
     AgentRun,
     StepLog,
 )
-from tale_shared.research.calculator import calculate
 
 
 class LlamaIndexAgentRunner:

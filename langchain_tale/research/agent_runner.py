@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from tale_shared._optional import require
+from tale_shared.calculator import calculate
 from tale_shared.research.agent_bench import (
     AGENT_SYSTEM_PROMPT,
     CALCULATOR_DESCRIPTION,
@@ -19,7 +20,6 @@ from tale_shared.research.agent_bench import (
     AgentRun,
     StepLog,
 )
-from tale_shared.research.calculator import calculate
 
 
 def _chat_model(model: str, threads: int | None, lora: str | None, max_tokens: int) -> Any:
