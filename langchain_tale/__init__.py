@@ -23,7 +23,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from langchain_tale.callbacks import TaleTracer
 from langchain_tale.chat_models import ChatLocalLlama
-from langchain_tale.model_adapter import LangChainModel, usage_from_message
+from langchain_tale.model_adapter import (
+    LangChainModel,
+    model_name_of,
+    token_counter_for,
+    usage_from_reply,
+)
 from langchain_tale.runnable import TaleRunnable
 from langchain_tale.tokenskip import TokenSkipRunnable
 
@@ -55,5 +60,7 @@ __all__ = [
     "TaleRunnable",
     "TaleTracer",
     "TokenSkipRunnable",
-    "usage_from_message",
+    "model_name_of",
+    "token_counter_for",
+    "usage_from_reply",
 ]

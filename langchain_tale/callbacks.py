@@ -14,7 +14,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 
 from langchain_tale._planned import BUDGET_EVENT, ESTIMATOR_TAG
-from langchain_tale.model_adapter import completion_usage, usage_from_message
+from langchain_tale.model_adapter import completion_usage, usage_from_reply
 from tale_shared.caps import cap_from_params
 from tale_shared.pricing import PriceTable
 from tale_shared.tracing import TraceAssembler
@@ -316,7 +316,7 @@ class TaleTracer(BaseCallbackHandler):
             prompt = call.prompt if call is not None else []
         if isinstance(generation, ChatGeneration):
             message = generation.message
-            usage = usage_from_message(message, prompt)
+            usage = usage_from_reply(message, prompt)
             meta = message.response_metadata or {}
             model = meta.get("model_name") or meta.get("model")
         elif generation is not None:  # a text-completion LLM

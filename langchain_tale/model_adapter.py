@@ -26,9 +26,14 @@ from tale_shared.tokens import (
 from tale_shared.usage import TokenUsage
 
 
-def model_name_of(llm: Any) -> str:
-    """The model's one name (:func:`~tale_shared.local.registry.canonical_model_name`) as a
-    LangChain chat model reports it, or its class name."""
+def model_name_of(llm: Any, reply: Any = None) -> str:
+    """The model's one name (:func:`~tale_shared.local.registry.canonical_model_name`): the
+    one ``reply`` names in its response metadata when given, else the LangChain chat model's,
+    else its class name — the same name and call as LlamaIndex's side."""
+    meta = getattr(reply, "response_metadata", None) or {}
+    for value in (meta.get("model_name"), meta.get("model")):
+        if isinstance(value, str) and value:
+            return canonical_model_name(value)
     for attr in ("model_name", "model", "model_id", "model_path"):
         value = getattr(llm, attr, None)
         if isinstance(value, str) and value:
@@ -64,20 +69,20 @@ def countable_text(message: BaseMessage) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def usage_from_message(
-    message: BaseMessage, prompt: Sequence[BaseMessage] = (), llm: Any = None
+def usage_from_reply(
+    reply: BaseMessage, prompt: Sequence[BaseMessage] = (), llm: Any = None
 ) -> TokenUsage:
     """Provider-reported usage of an AI message. When there is none the text is counted,
     with ``llm``'s own counter where it has one (:func:`token_counter_for`), and the usage
     names the counter."""
-    usage = getattr(message, "usage_metadata", None)
+    usage = getattr(reply, "usage_metadata", None)
     if usage:
         details = usage.get("output_token_details") or {}
         input_details = usage.get("input_token_details") or {}
         n_in = int(usage.get("input_tokens", 0))
         n_out = int(usage.get("output_tokens", 0))
         reasoning = int(details.get("reasoning", 0) or 0)
-        if not reasoning and (thought := thinking_text(message)):
+        if not reasoning and (thought := thinking_text(reply)):
             # Anthropic, Bedrock and Ollama bill thinking as output without a separate count
             reasoning, _ = count_texts(token_counter_for(llm), [thought])
         return TokenUsage(
@@ -89,8 +94,8 @@ def usage_from_message(
         )
     counter = token_counter_for(llm)
     n_in, used = count_texts(counter, (countable_text(m) for m in prompt))
-    thought = thinking_text(message)
-    n_out, used_out = count_texts(counter, [t for t in (thought, countable_text(message)) if t])
+    thought = thinking_text(reply)
+    n_out, used_out = count_texts(counter, [t for t in (thought, countable_text(reply)) if t])
     n_thought = count_texts(counter, [thought])[0] if thought else 0
     return TokenUsage(
         input_tokens=n_in,
@@ -208,7 +213,7 @@ class LangChainModel:
         meta = getattr(message, "response_metadata", {}) or {}
         return Completion(
             text=message.text,
-            usage=usage_from_message(message, prompt, self.llm),
+            usage=usage_from_reply(message, prompt, self.llm),
             model=meta.get("model_name") or meta.get("model") or self.model_name,
             latency_s=time.perf_counter() - start,
             finish_reason=finish_reason_of(meta, getattr(message, "additional_kwargs", None)),
@@ -234,7 +239,7 @@ __all__ = [
     "completion_usage",
     "model_name_of",
     "token_counter_for",
-    "usage_from_message",
+    "usage_from_reply",
 ]
 
 

@@ -23,7 +23,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from llama_index_tale.agents import TaleLLM
 from llama_index_tale.compression import CompressingNodePostprocessor
-from llama_index_tale.llm_adapter import LlamaIndexModel, usage_from_response
+from llama_index_tale.llm_adapter import (
+    LlamaIndexModel,
+    model_name_of,
+    token_counter_for,
+    usage_from_reply,
+)
 from llama_index_tale.llms import LocalLlamaLLM
 from llama_index_tale.query_engine import TaleQueryEngine
 from llama_index_tale.query_transform import TaleBudgetEvent, TaleQueryTransform
@@ -42,5 +47,7 @@ __all__ = [
     "TaleQueryTransform",
     "TaleTracer",
     "TokenSkipQueryTransform",
-    "usage_from_response",
+    "model_name_of",
+    "token_counter_for",
+    "usage_from_reply",
 ]

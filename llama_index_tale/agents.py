@@ -43,7 +43,7 @@ from llama_index_tale.llm_adapter import (
     LlamaIndexModel,
     call_cap,
     model_name_of,
-    usage_from_response,
+    usage_from_reply,
     with_max_tokens,
 )
 from tale_shared.budget import TokenBudget
@@ -270,7 +270,7 @@ class TaleLLM(FunctionCallingLLM):
         ledger: RunLedger | None = None,
     ) -> None:
         """Add a call's usage to ``ledger`` (a stream passes the one its call started in)."""
-        usage = usage_from_response(response, messages)
+        usage = usage_from_reply(response, messages)
         self._add(model_name_of(self.llm, response), usage, ledger=ledger)
 
     def _stop_message(self) -> str | None:
@@ -375,7 +375,7 @@ class TaleLLM(FunctionCallingLLM):
         ledger: RunLedger | None = None,
     ) -> None:
         """Note the step on the run's ledger: its budget, output tokens and tool calls."""
-        usage = usage_from_response(response, prompt)
+        usage = usage_from_reply(response, prompt)
         calls = 1 if self._calls_tools(response) else 0
         (ledger or self.current_run).record_step(StepRecord(tokens, usage.output_tokens, calls))
 

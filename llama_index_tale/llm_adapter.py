@@ -86,8 +86,9 @@ def _first_int(obj: Any, *keys: str) -> int | None:
     return None
 
 
-def token_counter() -> TokenCounter:
-    """LlamaIndex's own tokenizer (``Settings.tokenizer``: the user's, or LlamaIndex's default
+def token_counter_for(llm: Any = None) -> TokenCounter:
+    """The counter for ``llm``'s text — the same name and call as LangChain's side. LlamaIndex
+    LLMs share one tokenizer, ``Settings.tokenizer`` (the user's, or LlamaIndex's default
     tiktoken cl100k, which works offline once tale has primed tiktoken's cache); tale's
     default counter if that cannot be had."""
     from llama_index.core import Settings
@@ -101,16 +102,18 @@ def token_counter() -> TokenCounter:
     return TokenCounter(tokenizer, "llama_index:Settings.tokenizer")
 
 
-def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ()) -> TokenUsage:
+def usage_from_reply(
+    reply: Any, prompt: Sequence[ChatMessage] | str = (), llm: Any = None
+) -> TokenUsage:
     """Provider-reported usage of a LlamaIndex chat/completion response.
 
-    Reads ``response.raw.usage`` (OpenAI: ``prompt_tokens``/``completion_tokens`` and
+    Reads ``reply.raw.usage`` (OpenAI: ``prompt_tokens``/``completion_tokens`` and
     ``completion_tokens_details.reasoning_tokens``; Anthropic: ``input_tokens``/
     ``output_tokens``), then ``additional_kwargs``. When the provider reported nothing the
-    text is counted (:func:`token_counter`) and the usage says ``source="counted"`` and which
+    text is counted (:func:`token_counter_for`) and the usage says ``source="counted"`` and which
     counter counted it.
     """
-    raw = _get(response, "raw")
+    raw = _get(reply, "raw")
     gemini = _get(raw, "usage_metadata")
     if _first_int(gemini, "prompt_token_count") is not None:
         # Gemini: thoughts are billed as output beside the candidates' tokens
@@ -124,7 +127,7 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
             cached_input_tokens=min(prompt_tokens, cached),
             source="provider",
         )
-    for holder in (_get(raw, "usage"), raw, _get(response, "additional_kwargs")):
+    for holder in (_get(raw, "usage"), raw, _get(reply, "additional_kwargs")):
         n_in = _first_int(holder, "prompt_tokens", "input_tokens")
         n_out = _first_int(holder, "completion_tokens", "output_tokens")
         if n_in is not None or n_out is not None:
@@ -137,9 +140,9 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
             anthropic_cached = _first_int(holder, "cache_read_input_tokens") or 0
             n_in = (n_in or 0) + anthropic_cached
             reasoning = _first_int(details, "reasoning_tokens") or 0
-            if not reasoning and (thought := thinking_text(response)):
+            if not reasoning and (thought := thinking_text(reply)):
                 # Anthropic bills thinking as output without a separate count: count it
-                reasoning, _ = count_texts(token_counter(), [thought])
+                reasoning, _ = count_texts(token_counter_for(llm), [thought])
             return TokenUsage(
                 input_tokens=n_in,
                 output_tokens=n_out or 0,
@@ -147,11 +150,11 @@ def usage_from_response(response: Any, prompt: Sequence[ChatMessage] | str = ())
                 cached_input_tokens=min(n_in, cached + anthropic_cached),
                 source="provider",
             )
-    counter = token_counter()
+    counter = token_counter_for(llm)
     texts = [prompt] if isinstance(prompt, str) else [m.content or "" for m in prompt]
     n_prompt, used = count_texts(counter, texts)
-    message = _get(response, "message")
-    text = (message.content if message is not None else _get(response, "text")) or ""
+    message = _get(reply, "message")
+    text = (message.content if message is not None else _get(reply, "text")) or ""
     n_out, used_out = count_texts(counter, [text])
     return TokenUsage(
         input_tokens=n_prompt,
@@ -203,9 +206,10 @@ def with_max_tokens(llm: LLM, max_tokens: int | None) -> LLM:
     return llm.model_copy(update={name: max_tokens})
 
 
-def model_name_of(llm: Any, response: Any = None) -> str:
-    """The model's one name (:func:`~tale_shared.local.registry.canonical_model_name`)."""
-    raw = _get(response, "raw")
+def model_name_of(llm: Any, reply: Any = None) -> str:
+    """The model's one name (:func:`~tale_shared.local.registry.canonical_model_name`): the
+    one ``reply`` names when given, else the LLM's."""
+    raw = _get(reply, "raw")
     for value in (_get(raw, "model"), _get(llm, "model"), _get(llm, "model_name")):
         if isinstance(value, str) and value:
             return canonical_model_name(value)
@@ -240,7 +244,7 @@ class LlamaIndexModel:
     ) -> Completion:
         return Completion(
             text=response.message.content or "",
-            usage=usage_from_response(response, prompt),
+            usage=usage_from_reply(response, prompt),
             model=model_name_of(self.llm, response),
             latency_s=time.perf_counter() - start,
             finish_reason=finish_reason_of(response.additional_kwargs, response.raw),

@@ -40,7 +40,7 @@ from pydantic import ConfigDict, PrivateAttr
 from llama_index_tale.llm_adapter import (
     current_call_cap,
     current_call_role,
-    usage_from_response,
+    usage_from_reply,
 )
 from llama_index_tale.query_transform import TaleBudgetEvent
 from tale_shared.caps import cap_from_params
@@ -465,7 +465,7 @@ class TaleTracer:
         has streamed so far, marked ``cut_short`` (under the lock)."""
         for key, call in list(self._trace.calls.items()):
             if call.span_closed and self._root(str(key)) in roots:
-                usage = usage_from_response(call.partial, call.prompt)
+                usage = usage_from_reply(call.partial, call.prompt)
                 self._trace.end_call(key, usage, call.model, tree_key=key, cut_short=True)
 
     # -- events ------------------------------------------------------------------------------
@@ -544,7 +544,7 @@ class TaleTracer:
             if call is None or not call.span_closed:
                 return  # not a stream being read: the span's own end handles it
             partial = call.partial
-        usage = usage_from_response(partial, call.prompt)
+        usage = usage_from_reply(partial, call.prompt)
         closed = isinstance(event.exception, GeneratorExit)
         self._trace.end_call(
             key,
@@ -565,7 +565,7 @@ class TaleTracer:
             if call.depth > 0:
                 return
         response = event.response
-        usage = usage_from_response(response, call.prompt)
+        usage = usage_from_reply(response, call.prompt)
         raw = getattr(response, "raw", None)
         raw_model = raw.get("model") if isinstance(raw, dict) else getattr(raw, "model", None)
         model = raw_model if isinstance(raw_model, str) else call.model

@@ -220,8 +220,8 @@ def test_tale_llm_tracker_tells_every_step_the_tokens_left():
 def test_cache_reads_are_read_from_each_providers_usage():
     from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 
-    from langchain_tale.model_adapter import usage_from_message
-    from llama_index_tale.llm_adapter import usage_from_response
+    from langchain_tale.model_adapter import usage_from_reply as lc_usage
+    from llama_index_tale.llm_adapter import usage_from_reply
 
     message = AIMessage(
         "hi",
@@ -232,7 +232,7 @@ def test_cache_reads_are_read_from_each_providers_usage():
             "input_token_details": {"cache_read": 80},
         },
     )
-    assert usage_from_message(message).cached_input_tokens == 80
+    assert lc_usage(message).cached_input_tokens == 80
     reply = ChatMessage(role=MessageRole.ASSISTANT, content="hi")
     openai = ChatResponse(
         message=reply,
@@ -244,12 +244,12 @@ def test_cache_reads_are_read_from_each_providers_usage():
             }
         },
     )
-    assert usage_from_response(openai, "q").cached_input_tokens == 64
+    assert usage_from_reply(openai, "q").cached_input_tokens == 64
     anthropic = ChatResponse(
         message=reply,
         raw={"usage": {"input_tokens": 20, "output_tokens": 5, "cache_read_input_tokens": 80}},
     )
-    usage = usage_from_response(anthropic, "q")
+    usage = usage_from_reply(anthropic, "q")
     assert (usage.input_tokens, usage.cached_input_tokens) == (100, 80)
 
 

@@ -478,7 +478,7 @@ def test_forcing_in_the_middleware_counts_both_calls_prompts_without_provider_us
     from langchain.agents import create_agent
 
     from langchain_tale.middleware import TaleBudgetMiddleware
-    from langchain_tale.model_adapter import usage_from_message
+    from langchain_tale.model_adapter import usage_from_reply
 
     cut = AIMessage(
         content="Let me work it out: 3 plus", response_metadata={"done_reason": "length"}
@@ -491,7 +491,7 @@ def test_forcing_in_the_middleware_counts_both_calls_prompts_without_provider_us
     assert len(model.prompts) == 2
     expected = sum(
         (
-            usage_from_message(reply, prompt)
+            usage_from_reply(reply, prompt)
             for prompt, reply in zip(model.prompts, model.replies, strict=True)
         ),
         TokenUsage(),
@@ -504,7 +504,7 @@ def test_forcing_in_the_middleware_counts_both_calls_prompts_without_provider_us
         expected.output_tokens,
     )
     # the forcing call's prompt holds the whole step again: more than the first call's
-    assert expected.input_tokens > 2 * usage_from_message(cut, model.prompts[0]).input_tokens
+    assert expected.input_tokens > 2 * usage_from_reply(cut, model.prompts[0]).input_tokens
 
 
 class SilentScript(UsageFakeChatModel):

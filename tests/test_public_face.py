@@ -66,7 +66,9 @@ PUBLIC = {
         "TaleRunnable",
         "TaleTracer",
         "TokenSkipRunnable",
-        "usage_from_message",
+        "model_name_of",
+        "token_counter_for",
+        "usage_from_reply",
     },
     llama_index_tale: {
         "CompressingNodePostprocessor",
@@ -79,7 +81,9 @@ PUBLIC = {
         "TaleQueryTransform",
         "TaleTracer",
         "TokenSkipQueryTransform",
-        "usage_from_response",
+        "model_name_of",
+        "token_counter_for",
+        "usage_from_reply",
     },
 }
 
@@ -140,3 +144,13 @@ def test_every_public_option_of_the_adapters_is_documented():
     params = set(inspect.signature(TaleBudgetMiddleware.__init__).parameters) - {"self"}
     assert "Args:" in doc and "Raises:" in doc
     assert all(f"{name}:" in doc for name in params)
+
+
+def test_both_adapters_name_the_same_helpers_the_same_way():
+    import inspect
+
+    for name in ("usage_from_reply", "model_name_of", "token_counter_for"):
+        lc, li = getattr(langchain_tale, name), getattr(llama_index_tale, name)
+        assert list(inspect.signature(lc).parameters) == list(inspect.signature(li).parameters), (
+            name
+        )

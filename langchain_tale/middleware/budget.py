@@ -26,7 +26,7 @@ from langchain_tale._caps import with_cap
 from langchain_tale._messages import inject_budget, to_langchain, with_exemplars
 from langchain_tale._planned import ESTIMATOR_TAG
 from langchain_tale._thinking import is_reasoning_model, settings_for, with_thinking
-from langchain_tale.model_adapter import LangChainModel, model_name_of, usage_from_message
+from langchain_tale.model_adapter import LangChainModel, model_name_of, usage_from_reply
 from tale_shared.budget import TokenBudget
 from tale_shared.caps import hard_cap
 from tale_shared.estimators import BudgetEstimator
@@ -188,7 +188,7 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         model = meta.get("model_name") or meta.get("model")
         counted = (meta.get("tale") or {}).get("counted_usage")
         if last.usage_metadata or not counted:
-            usage = usage_from_message(last)
+            usage = usage_from_reply(last)
         else:  # a silent provider: what wrap_model_call counted, prompt and tool calls included
             usage = TokenUsage.model_validate(counted)
         cost = self.prices.cost(model, usage)
@@ -311,9 +311,9 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         if usage and answer[1].usage_metadata:
             usage = add_usage(usage, answer[1].usage_metadata)
         else:
-            counted = usage_from_message(
+            counted = usage_from_reply(
                 reply, _prompt_of(request), request.model
-            ) + usage_from_message(answer[1], _prompt_of(forcing), request.model)
+            ) + usage_from_reply(answer[1], _prompt_of(forcing), request.model)
             tale["counted_usage"] = counted.model_dump()
             usage = None
         merged = reply.model_copy(
@@ -379,7 +379,7 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             tale["estimator_model"] = budget.model
         counted_already = "counted_usage" in (reply.response_metadata or {}).get("tale", {})
         if not reply.usage_metadata and not counted_already:
-            usage = usage_from_message(reply, _prompt_of(request), request.model)
+            usage = usage_from_reply(reply, _prompt_of(request), request.model)
             tale["counted_usage"] = usage.model_dump()
         if not tale:
             return response
