@@ -89,8 +89,9 @@ class ThinkingSettings:
 def openai_effort(budget: int, bands: tuple[tuple[int, str], ...] = OPENAI_EFFORT_BANDS) -> str:
     """The reasoning effort whose band holds ``budget`` (see the module docstring).
 
-    >>> [openai_effort(b) for b in (60, 1024, 1025, 4096, 9000)]
-    ['low', 'low', 'medium', 'medium', 'high']
+    Examples:
+        >>> [openai_effort(b) for b in (60, 1024, 1025, 4096, 9000)]
+        ['low', 'low', 'medium', 'medium', 'high']
     """
     for most, effort in bands:
         if budget <= most:
