@@ -80,7 +80,9 @@ class ChatLocalLlama(BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = "llama.cpp"
-        params["ls_model_name"] = self.local.model_name
+        override = kwargs.get("model")
+        params["ls_model_name"] = override if isinstance(override, str) else self.local.model_name
+        params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
         return params
 
     @property
