@@ -82,6 +82,20 @@ def _with_sentence(message: ChatMessage, sentence: str) -> ChatMessage:
     return message.model_copy(update={"blocks": blocks})
 
 
+def _user(prompt: str) -> ChatMessage:
+    return ChatMessage(role=MessageRole.USER, content=prompt)
+
+
+def _as_completion(response: ChatResponse) -> CompletionResponse:
+    """A chat step's reply as a completion (text, delta, raw and the forcing mark)."""
+    return CompletionResponse(
+        text=response.message.content or "",
+        delta=response.delta,
+        raw=response.raw,
+        additional_kwargs={**response.additional_kwargs, **response.message.additional_kwargs},
+    )
+
+
 class TaleLLM(FunctionCallingLLM):
     """Wraps any LLM: each call gets a step budget, and the run a total.
 
@@ -512,82 +526,31 @@ class TaleLLM(FunctionCallingLLM):
 
         return gen()
 
-    # -- completion: the budget goes after the prompt ----------------------------------------
-    def _budgeted_prompt(self, prompt: str, tokens: int | None) -> str:
-        style = self._step.style
-        if tokens is None:
-            return prompt
-        return join_instruction(
-            join_instruction(style.preamble, prompt) if style.preamble else prompt,
-            style.instruction(tokens),
-        )
-
+    # -- completion: a one-message chat, so that it gets everything a chat step does ----------
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        if (stop := self._stop_message()) is not None:
-            return CompletionResponse(text=stop)
-        tokens = self._step_budget(prompt)
-        text = self._budgeted_prompt(prompt, tokens)
-        response: CompletionResponse = self._call(
-            tokens, "complete", text, formatted=formatted, **kwargs
-        )
-        self._count(response, text)
-        return response
+        """The prompt as a one-message chat step (:meth:`chat`): the same budget placement,
+        exemplars, forcing, step log and run totals as every other entry point."""
+        return _as_completion(self.chat([_user(prompt)], **kwargs))
 
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        if (stop := self._stop_message()) is not None:
-            return CompletionResponse(text=stop)
-        tokens = await self._astep_budget(prompt)
-        text = self._budgeted_prompt(prompt, tokens)
-        response: CompletionResponse = await self._acall(
-            tokens, "acomplete", text, formatted=formatted, **kwargs
-        )
-        self._count(response, text)
-        return response
+        return _as_completion(await self.achat([_user(prompt)], **kwargs))
 
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        if (stop := self._stop_message()) is not None:
-            return _single(CompletionResponse(text=stop, delta=stop))
-        tokens = self._step_budget(prompt)
-        text = self._budgeted_prompt(prompt, tokens)
-        inner = self._call(tokens, "stream_complete", text, formatted=formatted, **kwargs)
-        ledger = self.current_run
-
-        def gen() -> Generator[CompletionResponse, None, None]:
-            last = None
-            for last in inner:
-                yield last
-            if last is not None:
-                self._count(last, text, ledger)
-
-        return gen()
+        chunks = self.stream_chat([_user(prompt)], **kwargs)
+        return (_as_completion(chunk) for chunk in chunks)
 
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        stop = self._stop_message()
-        text = ""
-        inner = None
-        if stop is None:
-            tokens = await self._astep_budget(prompt)
-            text = self._budgeted_prompt(prompt, tokens)
-            inner = await self._acall(
-                tokens, "astream_complete", text, formatted=formatted, **kwargs
-            )
-        ledger = self.current_run
+        chunks = await self.astream_chat([_user(prompt)], **kwargs)
 
         async def gen() -> AsyncGenerator[CompletionResponse, None]:
-            if inner is None:
-                yield CompletionResponse(text=stop or "", delta=stop)
-                return
-            last = None
-            async for last in inner:
-                yield last
-            if last is not None:
-                self._count(last, text, ledger)
+            async for chunk in chunks:
+                yield _as_completion(chunk)
 
         return gen()
 

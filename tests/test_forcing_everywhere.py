@@ -91,6 +91,17 @@ class CutLlamaIndexLLM(MockLLM):
             raw=self.raw_reason if text == CUT else {},
         )
 
+    @llm_chat_callback()
+    def stream_chat(self, messages, **kwargs: Any):
+        text = self.replies.pop(0)
+        message = ChatMessage(role=MessageRole.ASSISTANT, content=text)
+        raw = self.raw_reason if text == CUT else {}
+
+        def chunks():
+            yield ChatResponse(message=message, delta=text, raw=raw)
+
+        return chunks()
+
 
 @pytest.mark.parametrize(
     "raw",
@@ -105,3 +116,16 @@ def test_tale_pipeline_on_a_llamaindex_llm_forces(raw):
     llm = CutLlamaIndexLLM(raw_reason=raw, replies=[CUT, "[[8]]"])
     result = TalePipeline(LlamaIndexModel(llm), method=METHOD).solve("What is 3 + 5?")
     assert result.cut and result.forced and result.answer == "8"
+
+
+def test_tale_llm_complete_is_a_chat_step_forced_and_logged():
+    from llama_index_tale import TaleLLM
+
+    raw = {"choices": [{"finish_reason": "length"}]}
+    tale = TaleLLM(llm=CutLlamaIndexLLM(raw_reason=raw, replies=[CUT, "[[8]]"]), method=METHOD)
+    with tale.run() as ledger:
+        reply = tale.complete("What is 3 + 5?")
+    assert reply.text.endswith("[[8]]") and reply.additional_kwargs["tale_forced"]
+    assert len(ledger.steps) == 1 and ledger.steps[0].budget == 40  # the step is logged
+    streamed = TaleLLM(llm=CutLlamaIndexLLM(raw_reason=raw, replies=[CUT, "[[8]]"]), method=METHOD)
+    assert list(streamed.stream_complete("What is 3 + 5?"))[-1].text.endswith("[[8]]")
