@@ -26,7 +26,7 @@ from langchain_core.runnables.config import patch_config
 from pydantic import ConfigDict
 
 from langchain_tale.model_adapter import model_name_of
-from tale_shared.caps import warn_cap_exceeded
+from tale_shared.caps import cap_held
 
 BUDGET_EVENT = "tale_budget"
 """The custom event a planned call announces its ``tale`` metadata and question with."""
@@ -95,9 +95,7 @@ class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
         output = usage.get("output_tokens")
         if not isinstance(cap, int) or not isinstance(output, int):
             return
-        plan.tale["cap_exceeded"] = output > cap
-        if output > cap:
-            warn_cap_exceeded(model_name_of(self.llm), cap, output)
+        plan.tale["cap_exceeded"] = not cap_held(model_name_of(self.llm), cap, output)
 
     def _with_forced(self, reply: BaseMessage, forced: BaseMessage, plan: Plan) -> BaseMessage:
         usage = add_usage(

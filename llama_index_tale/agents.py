@@ -273,8 +273,7 @@ class TaleLLM(FunctionCallingLLM):
         step: bool = True,
         ledger: RunLedger | None = None,
     ) -> None:
-        cost = self._prices().cost(model, usage)
-        self._run_budget.warn_if_unpriced(model, cost)
+        cost = self._run_budget.price(self._prices(), model, usage)
         (ledger or self.current_run).add(usage.total_tokens, cost, step=step)
 
     def _count(

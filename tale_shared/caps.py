@@ -89,6 +89,17 @@ _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
 
+def cap_held(model: str | None, cap: int | None, output_tokens: int | None) -> bool:
+    """Whether a call kept to its cap: ``False`` (and a :class:`CapExceededWarning`, once
+    per model) when the provider reported more output tokens than ``cap``; ``True`` when it
+    did not, or when there is no cap or no reported count to compare. Every entry point
+    checks its calls through this one function."""
+    if cap is None or output_tokens is None or output_tokens <= cap:
+        return True
+    warn_cap_exceeded(model, cap, output_tokens)
+    return False
+
+
 def warn_cap_exceeded(model: str | None, cap: int, output_tokens: int) -> None:
     """Warn, once per model, that its provider did not honour the cap."""
     name = model or "unknown model"

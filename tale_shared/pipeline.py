@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from tale_shared._validation import require_question
 from tale_shared.answers import extract_answer
 from tale_shared.budget import TokenBudget
-from tale_shared.caps import check_cap_headroom, hard_cap, warn_cap_exceeded
+from tale_shared.caps import cap_held, check_cap_headroom, hard_cap
 from tale_shared.estimators import make_estimator
 from tale_shared.estimators.base import BudgetEstimator
 from tale_shared.methods import (
@@ -225,8 +225,8 @@ class TalePipeline:
             ),
         ]
         for call in calls:
-            if call.cap_exceeded and call.cap is not None:
-                warn_cap_exceeded(call.model, call.cap, call.usage.output_tokens)
+            if call.cap_exceeded:
+                cap_held(call.model, call.cap, call.usage.output_tokens)
         record = QueryRecord(
             question=question,
             budget=budget.tokens if budget else None,

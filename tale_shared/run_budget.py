@@ -17,7 +17,11 @@ import math
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from tale_shared.pricing import PriceTable
+    from tale_shared.usage import TokenUsage
 
 ExitBehavior = Literal["end", "error", "warn"]
 
@@ -166,6 +170,13 @@ class RunBudget:
             warnings.warn(message, stacklevel=3)
             return None
         return message
+
+    def price(self, prices: PriceTable, model: str | None, usage: TokenUsage) -> float | None:
+        """What one call cost (``None``: unknown), with :meth:`warn_if_unpriced`'s warning
+        when a USD total cannot be enforced — how every agent adapter prices a call."""
+        cost = prices.cost(model, usage)
+        self.warn_if_unpriced(model, cost)
+        return cost
 
     def warn_if_unpriced(self, model: str | None, cost_usd: float | None) -> None:
         """Warn once per model when a USD total is set but this call's price is unknown."""

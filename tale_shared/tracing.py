@@ -29,7 +29,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tale_shared.caps import warn_cap_exceeded
+from tale_shared.caps import cap_held
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.usage import CallRecord, CallRole, QueryRecord, TokenUsage, UsageLedger
 
@@ -193,8 +193,8 @@ class TraceAssembler:
             error=repr(error) if error else None,
             cap=pending.cap,
         )
-        if record.cap_exceeded and pending.cap is not None:
-            warn_cap_exceeded(model, pending.cap, usage.output_tokens)
+        if record.cap_exceeded:
+            cap_held(model, pending.cap, usage.output_tokens)
         return record
 
     def end_call(

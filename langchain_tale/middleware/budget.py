@@ -191,16 +191,14 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             usage = usage_from_reply(last)
         else:  # a silent provider: what wrap_model_call counted, prompt and tool calls included
             usage = TokenUsage.model_validate(counted)
-        cost = self.prices.cost(model, usage)
-        self.run_budget.warn_if_unpriced(model, cost)
+        cost = self.run_budget.price(self.prices, model, usage)
         spent = self._spent(state).add(usage.total_tokens, cost)
         # the step's estimator call (zero-shot) counts toward the run too
         estimator = (meta.get("tale") or {}).get("estimator_usage")
         if estimator:
             est_usage = TokenUsage.model_validate(estimator)
             est_model = meta["tale"].get("estimator_model") or model
-            est_cost = self.prices.cost(est_model, est_usage)
-            self.run_budget.warn_if_unpriced(est_model, est_cost)
+            est_cost = self.run_budget.price(self.prices, est_model, est_usage)
             spent = spent.add(est_usage.total_tokens, est_cost, step=False)
         return {
             "tale_run_tokens": spent.tokens,
