@@ -129,8 +129,16 @@ class TaleQueryEngine(TransformQueryEngine):
 
 
 def _under_cap(tokens: Iterator[str], cap: int) -> Generator[str, None, None]:
-    with call_cap(cap):
-        yield from tokens
+    """The stream with the cap announced around each step only (the model call runs inside a
+    step), so that nothing leaks into the reader's context between steps."""
+    iterator = iter(tokens)
+    while True:
+        with call_cap(cap):
+            try:
+                token = next(iterator)
+            except StopIteration:
+                return
+        yield token
 
 
 async def _aunder_cap(tokens: AsyncIterator[str], cap: int) -> AsyncGenerator[str, None]:
