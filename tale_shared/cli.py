@@ -212,8 +212,9 @@ def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def _as_interrupt(signum: int, frame: object) -> None:
-    """SIGTERM does what Ctrl-C does (a job runner writes every finished result first)."""
-    signal.raise_signal(signal.SIGINT)
+    """SIGTERM does what Ctrl-C does (a job runner writes every finished result first) —
+    also in a process whose SIGINT is ignored (started in the background by a script)."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @contextlib.contextmanager
