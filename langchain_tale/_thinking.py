@@ -7,15 +7,15 @@ Providers are told apart by class (looked up in modules already imported, as
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from langchain_tale._caps import OLLAMA_OPTIONS, _is
-from tale_shared.thinking import ThinkingProvider, ThinkingSettings, thinking_settings
-
-_OPENAI_REASONING = re.compile(r"^(o\d|gpt-5|gpt-oss)", re.I)
-"""OpenAI model names that reason: o1, o3, o4-mini, gpt-5..., gpt-oss."""
-_GEMINI_THINKING = re.compile(r"gemini-(2\.5|[3-9])", re.I)
+from tale_shared.thinking import (
+    ThinkingProvider,
+    ThinkingSettings,
+    thinking_settings,
+    thinks_by_name,
+)
 
 
 def thinking_provider(llm: Any) -> ThinkingProvider | None:
@@ -55,10 +55,10 @@ def is_reasoning_model(llm: Any) -> bool:
         fields = getattr(llm, "additional_model_request_fields", None) or {}
         return isinstance(fields.get("thinking"), dict)
     if provider == "gemini":
-        return bool(_GEMINI_THINKING.search(_model(llm)))
+        return thinks_by_name(provider, _model(llm))
     if provider == "openai":
         effort = getattr(llm, "reasoning_effort", None) or getattr(llm, "reasoning", None)
-        return bool(effort) or bool(_OPENAI_REASONING.match(_model(llm)))
+        return bool(effort) or thinks_by_name(provider, _model(llm))
     if provider == "ollama":
         return bool(getattr(llm, "reasoning", None))
     return False

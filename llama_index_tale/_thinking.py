@@ -4,16 +4,17 @@ with its thinking field and output cap (LlamaIndex LLMs fix both at construction
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Any
 
 from llama_index.core.llms import LLM
 
-from tale_shared.thinking import ThinkingProvider, ThinkingSettings, thinking_settings
-
-_OPENAI_REASONING = re.compile(r"^(o\d|gpt-5|gpt-oss)", re.I)
-_GEMINI_THINKING = re.compile(r"gemini-(2\.5|[3-9])", re.I)
+from tale_shared.thinking import (
+    ThinkingProvider,
+    ThinkingSettings,
+    thinking_settings,
+    thinks_by_name,
+)
 
 
 def _is(llm: Any, module: str, name: str) -> bool:
@@ -45,11 +46,9 @@ def is_reasoning_model(llm: Any) -> bool:
     if provider == "anthropic":
         return (getattr(llm, "thinking_dict", None) or {}).get("type") == "enabled"
     if provider == "openai":
-        return bool(getattr(llm, "reasoning_effort", None)) or bool(
-            _OPENAI_REASONING.match(_model(llm))
-        )
+        return bool(getattr(llm, "reasoning_effort", None)) or thinks_by_name(provider, _model(llm))
     if provider == "gemini":
-        return bool(_GEMINI_THINKING.search(_model(llm)))
+        return thinks_by_name(provider, _model(llm))
     return False
 
 

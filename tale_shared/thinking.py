@@ -45,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -151,6 +152,24 @@ def thinking_settings(
     raise ValueError(f"no thinking knob is known for {provider!r}: one of {', '.join(PROVIDERS)}")
 
 
+_ALWAYS_THINK: dict[str, re.Pattern[str]] = {
+    "openai": re.compile(r"^(o\d|gpt-5|gpt-oss)", re.I),  # o1, o3, o4-mini, gpt-5, gpt-oss
+    "gemini": re.compile(r"gemini-(2\.5|[3-9])", re.I),  # Gemini 2.5 and later
+}
+
+
+def thinks_by_name(provider: ThinkingProvider | None, model: str | None) -> bool:
+    """Whether ``model`` of ``provider`` always thinks, by its name alone (OpenAI's
+    o-series, gpt-5 and gpt-oss; Gemini 2.5 and later) — what both adapters ask before the
+    settings a user switched thinking on with.
+
+    >>> thinks_by_name("openai", "o4-mini"), thinks_by_name("gemini", "gemini-2.0-flash")
+    (True, False)
+    """
+    pattern = _ALWAYS_THINK.get(provider or "")
+    return bool(pattern and model and pattern.search(model))
+
+
 THINK_CLOSE = "</think>"
 """How a llama.cpp reasoning model (DeepSeek-R1 distills, QwQ, Qwen3) ends its thinking."""
 
@@ -164,4 +183,5 @@ __all__ = [
     "gemini_takes_levels",
     "openai_effort",
     "thinking_settings",
+    "thinks_by_name",
 ]
