@@ -14,7 +14,7 @@ from langchain_core.messages import (
 )
 from langchain_core.prompt_values import PromptValue
 
-from tale_shared.prompts import Message, PromptStyle, join_instruction
+from tale_shared.prompts import Message, PromptStyle, conversation_prompt, join_instruction
 
 
 def to_core(messages: Sequence[BaseMessage]) -> list[Message]:
@@ -72,11 +72,15 @@ def coerce_input(value: Any, question_key: str) -> tuple[str, list[BaseMessage]]
     return humans[-1].text, list(messages)
 
 
-def inject_budget(
-    messages: Sequence[BaseMessage], style: PromptStyle, budget: int | None
+def method_messages(
+    messages: Sequence[BaseMessage],
+    style: PromptStyle,
+    budget: int | None,
+    exemplars: Sequence[Message] = (),
 ) -> list[BaseMessage]:
-    """Put the style into the messages: its budget sentence in the last human message or
-    the system message, its preamble (if any) in the system message."""
+    """The method's prompt for a LangChain conversation: the core's one rule
+    (:func:`tale_shared.prompts.conversation_prompt`) on LangChain messages — the style's
+    sentence where it goes, the exemplar turns after the system message."""
 
     def merge(message: BaseMessage, sentence: str) -> BaseMessage:
         if isinstance(message.content, str):
@@ -88,23 +92,12 @@ def inject_budget(
     def new(role: str, sentence: str) -> BaseMessage:
         return SystemMessage(content=sentence) if role == "system" else HumanMessage(sentence)
 
-    return style.place(
+    return conversation_prompt(
+        style,
         messages,
         budget,
+        to_langchain(exemplars),
         role_of=lambda m: {"human": "user"}.get(m.type, m.type),
         merge=merge,
         new=new,
     )
-
-
-def with_exemplars(
-    messages: Sequence[BaseMessage], exemplars: Sequence[BaseMessage]
-) -> list[BaseMessage]:
-    """``messages`` with worked-example turns inserted before the last human message."""
-    out = list(messages)
-    if not exemplars:
-        return out
-    for i in range(len(out) - 1, -1, -1):
-        if out[i].type == "human":
-            return [*out[:i], *exemplars, *out[i:]]
-    return [*out, *exemplars]

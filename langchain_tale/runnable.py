@@ -23,7 +23,7 @@ from langchain_core.runnables.config import (
 from pydantic import Field, PrivateAttr, field_validator
 
 from langchain_tale._caps import cap_kwargs, with_cap
-from langchain_tale._messages import coerce_input, inject_budget, to_langchain, with_exemplars
+from langchain_tale._messages import coerce_input, method_messages, to_langchain
 from langchain_tale._planned import ANSWER_TAG, ESTIMATOR_TAG, Plan, PlannedModelCall
 from langchain_tale._thinking import is_reasoning_model, settings_for, with_thinking
 from langchain_tale.model_adapter import LangChainModel, model_name_of
@@ -303,9 +303,8 @@ class TaleRunnable(PlannedModelCall):
             kwargs = with_cap(call_kwargs, self.llm, cap)
         tale["cap"] = cap_from_params(kwargs)
         tokens = budget.tokens if budget is not None and style.uses_budget else None
-        prompt = with_exemplars(
-            inject_budget(messages, style, tokens),
-            to_langchain(exemplar_turns(style, self._exemplars, budget=tokens)),
+        prompt = method_messages(
+            messages, style, tokens, exemplar_turns(style, self._exemplars, budget=tokens)
         )
         llm = model if model is not None and model is not self.llm else None
         return Plan(prompt, self._answer_config(config, tale), kwargs, tale, llm)

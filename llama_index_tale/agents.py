@@ -53,7 +53,13 @@ from tale_shared.estimators import BudgetEstimator, resolve_estimator
 from tale_shared.methods import ANSWER_TOKENS, follow_up, for_reasoning_model
 from tale_shared.models import finish_reason_of
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.prompts import Message, PromptStyle, join_instruction, place_sentence
+from tale_shared.prompts import (
+    Message,
+    PromptStyle,
+    conversation_prompt,
+    join_instruction,
+    place_sentence,
+)
 from tale_shared.run_budget import ExitBehavior, RunBudget, RunLedger, StepRecord
 from tale_shared.steps import StepMethod, step_method
 from tale_shared.usage import TokenUsage
@@ -365,20 +371,16 @@ class TaleLLM(FunctionCallingLLM):
                     merge=_with_sentence,
                     new=lambda role, text: ChatMessage(role=MessageRole(role), content=text),
                 )
-        out = list(messages)
-        if tokens is not None:  # a method without a budget states none
-            out = self._step.style.place(
-                out,
-                tokens,
-                role_of=lambda m: str(m.role.value),
-                merge=_with_sentence,
-                new=lambda role, sentence: ChatMessage(role=MessageRole(role), content=sentence),
-            )
-        if self._step.exemplars:  # worked examples as earlier turns, before the task
-            shots = [_chat_message(m) for m in self._step.exemplar_messages(tokens)]
-            at = next((i for i, m in enumerate(out) if m.role == MessageRole.USER), len(out))
-            out = [*out[:at], *shots, *out[at:]]
-        return out
+        shots = [_chat_message(m) for m in self._step.exemplar_messages(tokens)]
+        return conversation_prompt(
+            self._step.style,
+            messages,
+            tokens,
+            shots,
+            role_of=lambda m: str(m.role.value),
+            merge=_with_sentence,
+            new=lambda role, sentence: ChatMessage(role=MessageRole(role), content=sentence),
+        )
 
     def _log_step(
         self,

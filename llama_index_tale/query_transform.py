@@ -29,7 +29,7 @@ from tale_shared.profiles import (
     prompt_style_for,
     style_for,
 )
-from tale_shared.prompts import PromptStyle, get_style, join_instruction
+from tale_shared.prompts import PromptStyle, conversation_prompt, get_style, join_instruction
 
 dispatcher = get_dispatcher(__name__)
 
@@ -62,7 +62,8 @@ def worded_query(query: str, style: PromptStyle, budget: int | None) -> str:
     <BLANKLINE>
     Keep this answer shorter than 40 tokens.
     """
-    parts = style.place(
+    parts = conversation_prompt(
+        style,
         [("user", query)],
         budget,
         role_of=lambda part: part[0],

@@ -79,6 +79,10 @@ class PromptStyle:
         question_prefix: written before the question (``"Q: "`` in the paper's prompt).
         separator: between the question and the instruction lines; ``"\n\n"`` puts them in
             a paragraph of their own, ``"\n"`` gives the paper's one-line-each layout.
+        in_conversations: whether an adapter adds the instruction to a conversation the user
+            wrote (:func:`conversation_prompt`). ``False`` for the chain-of-thought baselines:
+            their cue is part of the benchmark's question format, like the answer-format
+            line, so a user's own prompt is sent as written.
     """
 
     name: str
@@ -92,6 +96,7 @@ class PromptStyle:
     preamble: str = ""
     question_prefix: str = ""
     separator: str = "\n\n"
+    in_conversations: bool = True
 
     def words_for(self, budget: int) -> int:
         """The budget in words (at least 1)."""
@@ -210,6 +215,59 @@ def place_sentence(
     return out
 
 
+def after_system(
+    messages: Sequence[M], turns: Sequence[M], *, role_of: Callable[[M], str]
+) -> list[M]:
+    """``turns`` (a method's worked examples) after the leading system message, before the
+    conversation — where every entry point puts them, as :meth:`PromptStyle.render` does.
+    Never in the middle of a transcript: an agent's history (tool results, a ReAct agent's
+    observations) stays whole, and the start of every prompt stays the same for prefix caches.
+
+    Example:
+        >>> after_system(["s:sys", "u:q"], ["u:ex", "a:ex"], role_of=lambda m: m[0])
+        ['s:sys', 'u:ex', 'a:ex', 'u:q']
+    """
+    out = list(messages)
+    at = 0
+    while at < len(out) and role_of(out[at]) == "system":
+        at += 1
+    return [*out[:at], *turns, *out[at:]]
+
+
+def conversation_prompt(
+    style: PromptStyle,
+    messages: Sequence[M],
+    budget: int | None,
+    exemplars: Sequence[M] = (),
+    *,
+    role_of: Callable[[M], str],
+    merge: Callable[[M, str], M],
+    new: Callable[[Role, str], M],
+) -> list[M]:
+    """What a method sends for a conversation the user wrote — the one rule of every adapter
+    (``TaleRunnable``, ``TaleBudgetMiddleware``, ``TaleLLM``, the query transform).
+
+    The style's instruction goes where its placement says (:meth:`PromptStyle.place`; a
+    budget style's only when there is a budget, Chain-of-Draft's and ``direct``'s always, the
+    chain-of-thought baselines' never: see :attr:`PromptStyle.in_conversations`), and the
+    exemplar turns after the system message (:func:`after_system`). The user's own words are
+    kept: the chain-of-thought cue and the answer-format line that :meth:`PromptStyle.render`
+    adds to a bare benchmark question are not added here.
+
+    Example:
+        >>> as_tuples = dict(role_of=lambda m: m[0], merge=lambda m, s: (m[0], m[1] + " " + s),
+        ...                  new=lambda role, s: (role, s))
+        >>> conversation_prompt(get_style("system"), [("user", "What is 3 + 5?")], 40,
+        ...                     **as_tuples)[0][0]
+        'system'
+    """
+    out = list(messages)
+    states = budget is not None if style.uses_budget else style.in_conversations
+    if states and (style.preamble or style.instruction(budget)):
+        out = style.place(out, budget, role_of=role_of, merge=merge, new=new)
+    return after_system(out, exemplars, role_of=role_of)
+
+
 def join_instruction(text: str, sentence: str) -> str:
     """Append ``sentence`` to ``text`` as its own paragraph (no-op for an empty sentence)."""
     if not sentence:
@@ -250,6 +308,7 @@ VANILLA = register_style(
         description="plain chain of thought, no budget (the baseline)",
         template=COT_CUE,
         uses_budget=False,
+        in_conversations=False,
     )
 )
 VANILLA_PAPER = register_style(
@@ -262,6 +321,7 @@ VANILLA_PAPER = register_style(
         question_prefix="Q: ",
         separator="\n",
         uses_budget=False,
+        in_conversations=False,
     )
 )
 PAPER = register_style(

@@ -49,14 +49,14 @@ def test_a_cache_friendly_prompt_starts_the_same_for_every_question():
 
 
 def test_both_adapters_put_the_preamble_in_the_system_message_and_the_budget_last():
-    from langchain_tale._messages import inject_budget
+    from langchain_tale._messages import method_messages
     from llama_index_tale.query_transform import worded_query
 
     style = get_style("concise")
-    messages = inject_budget([HumanMessage("What is 3 + 5?")], style, 30)
+    messages = method_messages([HumanMessage("What is 3 + 5?")], style, 30)
     assert isinstance(messages[0], SystemMessage) and messages[0].content == style.preamble
     assert messages[1].content.endswith("shorter than 30 tokens.")
-    kept = inject_budget([SystemMessage("Be kind."), HumanMessage("Hi?")], style, 30)
+    kept = method_messages([SystemMessage("Be kind."), HumanMessage("Hi?")], style, 30)
     assert kept[0].content == f"Be kind.\n\n{style.preamble}" and len(kept) == 2
     query = worded_query("What is 3 + 5?", style, 30)
     assert query.startswith(style.preamble) and query.endswith("30 tokens.")

@@ -23,7 +23,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
 from langchain_tale._caps import with_cap
-from langchain_tale._messages import inject_budget, to_langchain, with_exemplars
+from langchain_tale._messages import method_messages, to_langchain
 from langchain_tale._planned import ESTIMATOR_TAG
 from langchain_tale._thinking import is_reasoning_model, settings_for, with_thinking
 from langchain_tale.model_adapter import LangChainModel, model_name_of, usage_from_reply
@@ -227,27 +227,18 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         """The step's request as the method asks it: the budget sentence and the hard cap
         (``tokens`` is ``None`` for a method without a budget: neither) and the exemplars."""
         overrides: dict[str, Any] = {}
-        style = step.style
-        # the agent's system prompt is kept apart from its messages: what the style puts in
-        # the system message (a preamble, a "system" budget sentence) goes there
-        system_parts: list[str] = []
-        messages: list[BaseMessage] = list(request.messages)
-        if tokens is not None:
-            system_parts = [style.preamble] if style.preamble else []
-            if style.placement == "system":
-                system_parts.append(style.instruction(tokens))
-            else:  # the one placement rule: the last human message
-                messages = inject_budget(messages, style.with_options(preamble=""), tokens)
-        if step.exemplars:  # worked examples as earlier turns, before the task
-            messages = with_exemplars(messages, to_langchain(step.exemplar_messages(tokens)))
-        if messages != list(request.messages):
-            overrides["messages"] = messages
-        if system_parts:
-            system = request.system_message
-            content = system.text if system else ""
-            for part in system_parts:
-                content = join_instruction(content, part)
-            overrides["system_message"] = SystemMessage(content=content)
+        # the agent's system prompt is kept apart from its messages: the one rule runs on
+        # both together, and what it puts in the system message goes back there
+        system = [request.system_message] if request.system_message else []
+        prompt = method_messages(
+            [*system, *request.messages], step.style, tokens, step.exemplar_messages(tokens)
+        )
+        if prompt and isinstance(prompt[0], SystemMessage):
+            if not system or prompt[0] is not system[0]:
+                overrides["system_message"] = prompt[0]
+            prompt = prompt[1:]
+        if prompt != list(request.messages):
+            overrides["messages"] = prompt
         cap = hard_cap(tokens, step.cap_headroom) if tokens and step.cap_headroom else None
         if tokens is not None and step.method.think:  # the step's budget to the thinking knob
             settings, _, model = with_thinking(
