@@ -175,7 +175,9 @@ def main() -> None:
     llm = ChatLocalLlama(max_tokens=256)
     configs: dict[str, list[AgentMiddleware[Any, Any]]] = {
         "none": [],
-        "tale compression 0.5": [TaleContextCompressionMiddleware(ratio=0.5, min_tokens=32)],
+        "tale compression 0.5": [
+            TaleContextCompressionMiddleware(context_ratio=0.5, min_tokens=32)
+        ],
         "ContextEditing (keep 1 tool result)": [
             ContextEditingMiddleware(edits=[ClearToolUsesEdit(trigger=400, keep=1)])
         ],

@@ -37,7 +37,7 @@ ANSWER_TAG = "tale:answer"
 
 
 @dataclass(frozen=True)
-class Plan:
+class PreparedCall:
     """What the answer call sends: the prompt, its config and cap kwargs, the metadata."""
 
     prompt: list[BaseMessage]
@@ -57,16 +57,18 @@ class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     # -- what a subclass decides --------------------------------------------------------------
-    def _prepare(self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]) -> Plan:
+    def _prepare(
+        self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
+    ) -> PreparedCall:
         raise NotImplementedError
 
     async def _aprepare(
         self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
-    ) -> Plan:
+    ) -> PreparedCall:
         return self._prepare(value, child, call_kwargs)
 
     def _forcing_call(
-        self, plan: Plan, reply: BaseMessage
+        self, plan: PreparedCall, reply: BaseMessage
     ) -> tuple[list[BaseMessage], RunnableConfig, dict[str, Any]] | None:
         """A follow-up call to make after ``reply`` (budget forcing), or ``None``."""
         return None
@@ -79,16 +81,16 @@ class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
 
     # -- the parts every plan shares ------------------------------------------------------------
     @staticmethod
-    def _announce(plan: Plan, question: str, child: RunnableConfig) -> None:
+    def _announce(plan: PreparedCall, question: str, child: RunnableConfig) -> None:
         dispatch_custom_event(BUDGET_EVENT, {**plan.tale, "question": question}, config=child)
 
     @staticmethod
-    async def _aannounce(plan: Plan, question: str, child: RunnableConfig) -> None:
+    async def _aannounce(plan: PreparedCall, question: str, child: RunnableConfig) -> None:
         await adispatch_custom_event(
             BUDGET_EVENT, {**plan.tale, "question": question}, config=child
         )
 
-    def _note_cap(self, plan: Plan, reply: BaseMessage) -> None:
+    def _note_cap(self, plan: PreparedCall, reply: BaseMessage) -> None:
         """Compare the provider's output tokens with the cap; mark and warn when over."""
         cap = plan.tale.get("cap")
         usage = getattr(reply, "usage_metadata", None) or {}
@@ -97,7 +99,9 @@ class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
             return
         plan.tale["cap_exceeded"] = not cap_held(model_name_of(self.llm), cap, output)
 
-    def _with_forced(self, reply: BaseMessage, forced: BaseMessage, plan: Plan) -> BaseMessage:
+    def _with_forced(
+        self, reply: BaseMessage, forced: BaseMessage, plan: PreparedCall
+    ) -> BaseMessage:
         usage = add_usage(
             getattr(reply, "usage_metadata", None), getattr(forced, "usage_metadata", None)
         )
@@ -114,7 +118,7 @@ class PlannedModelCall(RunnableSerializable[Any, BaseMessage]):
         return AIMessageChunk(
             content=f"\n\n{forced.text}",
             usage_metadata=getattr(forced, "usage_metadata", None),
-            response_metadata={"tale_forced": True},
+            response_metadata={"tale": {"forced": True}},
         )
 
     # -- invoke / ainvoke --------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import (
@@ -24,7 +23,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from langchain_tale._caps import cap_kwargs, with_cap
 from langchain_tale._messages import coerce_input, method_messages, to_langchain
-from langchain_tale._planned import ANSWER_TAG, ESTIMATOR_TAG, Plan, PlannedModelCall
+from langchain_tale._planned import ANSWER_TAG, ESTIMATOR_TAG, PlannedModelCall, PreparedCall
 from langchain_tale._thinking import is_reasoning_model, settings_for, with_thinking
 from langchain_tale.model_adapter import LangChainModel, model_name_of
 from tale_shared.budget import TokenBudget, budget_metadata
@@ -33,7 +32,6 @@ from tale_shared.estimators import (
     BudgetEstimator,
     EstimatorSlot,
     ZeroShotEstimator,
-    resolve_estimator,
 )
 from tale_shared.methods import (
     ANSWER_TOKENS,
@@ -41,13 +39,11 @@ from tale_shared.methods import (
     Method,
     exemplar_turns,
     follow_up,
-    for_reasoning_model,
-    load_exemplars,
     should_force,
 )
 from tale_shared.models import finish_reason_of
-from tale_shared.profiles import method_for, prompt_style_for, style_for
 from tale_shared.prompts import PromptStyle, get_style
+from tale_shared.resolve import ResolvedMethod, resolve_method
 
 
 class TaleRunnable(PlannedModelCall):
@@ -122,8 +118,7 @@ class TaleRunnable(PlannedModelCall):
     def _finite_headroom(cls, value: Any) -> Any:
         return check_cap_headroom(value) if isinstance(value, (int, float)) else value
 
-    _slot: EstimatorSlot = PrivateAttr(default_factory=EstimatorSlot)
-    _method: Method = PrivateAttr()
+    _parts: ResolvedMethod = PrivateAttr()
 
     @field_validator("style")
     @classmethod
@@ -162,16 +157,16 @@ class TaleRunnable(PlannedModelCall):
                 model.invoke("What is 12.3 * 4.56?").tool_calls
         """
         binding = self.llm.bind_tools(tools, **kwargs)
-        return self._budgeted(binding)
+        return self._through_budget(binding)
 
     def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
         """The wrapped model's ``with_structured_output`` (any ``method``, ``include_raw``),
         with this runnable in the model's place: the budget goes into the prompt, the
         model's parser reads the reply."""
         structured = self.llm.with_structured_output(schema, **kwargs)
-        return self._budgeted(structured)
+        return self._through_budget(structured)
 
-    def _budgeted(self, runnable: Runnable[Any, Any]) -> Runnable[Any, Any]:
+    def _through_budget(self, runnable: Runnable[Any, Any]) -> Runnable[Any, Any]:
         """``runnable`` (built by the wrapped model) with each ``llm.bind(...)`` in it replaced
         by ``self.bind(...)``: the same call kwargs, sent through the budget."""
         found = False
@@ -199,15 +194,20 @@ class TaleRunnable(PlannedModelCall):
     # -- the parts of one call ---------------------------------------------------------------
     @property
     def prompt_style(self) -> PromptStyle:
-        name = model_name_of(self.llm)
-        chosen = prompt_style_for(
-            name, self._method, style=self.style or None, estimator=self.estimator
-        )
-        return style_for(name, chosen)
+        return self._parts.style
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
-        method = method_for(model_name_of(self.llm), self.method or "tale")
+        # resolved once, here: "regression" reads and checks its file, not per-call work
+        parts = resolve_method(
+            model_name_of(self.llm),
+            self.method,
+            estimator=self.estimator,
+            style=self.style,
+            cap_headroom=self.cap_headroom,
+            reasoning=self.method is None and is_reasoning_model(self.llm),
+        )
+        method = parts.method
         if method.is_tokenskip:
             raise ValueError(f"{method.spec} runs through TokenSkipRunnable, not TaleRunnable")
         if method.early_exit is not None:
@@ -215,27 +215,23 @@ class TaleRunnable(PlannedModelCall):
                 "early exit probes a reply from a cached prefix: run it with "
                 "tale_shared.pipeline.TalePipeline on the embedded model, not in TaleRunnable"
             )
-        if self.method is None:  # a reasoning model: the budget goes to its thinking knob
-            method = for_reasoning_model(method, is_reasoning_model(self.llm))
         if method.think:
             settings_for(self.llm, 1)  # a model with no knob fails here, not per call
-        self._method = method
-        # resolved once, here: "regression" reads and checks its file, not per-call work
-        self._slot = resolve_estimator(
-            self.estimator if self.estimator is not None else method.estimator
-        )
+        self._parts = parts
+
+    @property
+    def _method(self) -> Method:
+        return self._parts.method
+
+    @property
+    def _slot(self) -> EstimatorSlot:
+        return self._parts.slot
 
     @property
     def resolved_method(self) -> Method:
         """The method this runnable runs (``method``, else the model's profile method), with
         ``estimator`` and ``style`` when given in place of the method's own."""
-        style = self.prompt_style.name
-        name = self.estimator if isinstance(self.estimator, str) else self._slot.spec
-        if name is None:
-            name = self._method.estimator
-        if style == self._method.style and name == self._method.estimator:
-            return self._method
-        return replace(self._method, style=style, estimator=name, label=None)
+        return self._parts.method
 
     def _estimator_for(self, config: RunnableConfig) -> BudgetEstimator | None:
         """This call's estimator (``None``: a method without a budget). A model-calling one
@@ -274,9 +270,7 @@ class TaleRunnable(PlannedModelCall):
         answer["tags"] = [*answer.get("tags", []), ANSWER_TAG]
         answer["metadata"] = {
             **answer.get("metadata", {}),
-            "tale_budget": tale["budget"],
-            "tale_estimator": tale["estimator"],
-            "tale_style": tale["style"],
+            "tale": {key: tale[key] for key in ("method", "budget", "estimator", "style")},
         }
         return answer
 
@@ -286,11 +280,11 @@ class TaleRunnable(PlannedModelCall):
         messages: list[BaseMessage],
         config: RunnableConfig,
         call_kwargs: dict[str, Any],
-    ) -> Plan:
+    ) -> PreparedCall:
         style = self.prompt_style
         tale = self._metadata(budget, style)
         # stop, temperature, ...: as the caller said, with the cap when there is one
-        headroom = self.cap_headroom if self.cap_headroom is not None else self._method.force
+        headroom = self._parts.cap_headroom
         cap = None
         if headroom is not None and budget is not None:
             cap = hard_cap(budget.tokens, headroom)
@@ -307,13 +301,15 @@ class TaleRunnable(PlannedModelCall):
             messages, style, tokens, exemplar_turns(style, self._exemplars, budget=tokens)
         )
         llm = model if model is not None and model is not self.llm else None
-        return Plan(prompt, self._answer_config(config, tale), kwargs, tale, llm)
+        return PreparedCall(prompt, self._answer_config(config, tale), kwargs, tale, llm)
 
     @property
     def _exemplars(self) -> list[Exemplar]:
-        return list(load_exemplars()[: self._method.exemplars])
+        return list(self._parts.exemplars)
 
-    def _prepare(self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]) -> Plan:
+    def _prepare(
+        self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
+    ) -> PreparedCall:
         """Split the input, estimate the budget, announce it, plan the answer call."""
         question, messages = self._split(value, child)
         estimator = self._estimator_for(child)
@@ -324,7 +320,7 @@ class TaleRunnable(PlannedModelCall):
 
     async def _aprepare(
         self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
-    ) -> Plan:
+    ) -> PreparedCall:
         question, messages = self._split(value, child)
         estimator = self._estimator_for(child)
         budget = await estimator.aestimate(question) if estimator is not None else None
@@ -333,7 +329,7 @@ class TaleRunnable(PlannedModelCall):
         return plan
 
     # -- budget forcing (+force): a reply the cap cut gets its final answer -----------------
-    def _needs_forcing(self, plan: Plan, reply: BaseMessage) -> bool:
+    def _needs_forcing(self, plan: PreparedCall, reply: BaseMessage) -> bool:
         """The core's rule (:func:`~tale_shared.methods.should_force`), on this reply."""
         reason = finish_reason_of(reply.response_metadata, reply.additional_kwargs)
         # +force: the cap tale set cut it; +escalate: the provider's own cap did
@@ -341,7 +337,7 @@ class TaleRunnable(PlannedModelCall):
         return should_force(reply.text, cut=reason == "length", force=force)
 
     def _forcing_call(
-        self, plan: Plan, reply: BaseMessage
+        self, plan: PreparedCall, reply: BaseMessage
     ) -> tuple[list[BaseMessage], RunnableConfig, dict[str, Any]] | None:
         """The follow-up call that asks for the final answer (a child run of this one): the
         core's follow-up turns after the prompt as it was sent; ``None`` when not forced."""

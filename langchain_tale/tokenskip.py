@@ -11,7 +11,7 @@ from pydantic import Field
 
 from langchain_tale._caps import with_cap
 from langchain_tale._messages import coerce_input
-from langchain_tale._planned import ANSWER_TAG, Plan, PlannedModelCall
+from langchain_tale._planned import ANSWER_TAG, PlannedModelCall, PreparedCall
 from tale_shared.answers import extract_answer
 from tale_shared.budget import budget_metadata
 from tale_shared.caps import cap_from_params
@@ -70,21 +70,23 @@ class TokenSkipRunnable(PlannedModelCall):
         check_trained_ratio(self.gamma, self.trained_ratios)
         super().model_post_init(context)
 
-    def _prepare(self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]) -> Plan:
+    def _prepare(
+        self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
+    ) -> PreparedCall:
         question, plan = self._plan(value, child, call_kwargs)
         self._announce(plan, question, child)
         return plan
 
     async def _aprepare(
         self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
-    ) -> Plan:
+    ) -> PreparedCall:
         question, plan = self._plan(value, child, call_kwargs)
         await self._aannounce(plan, question, child)
         return plan
 
     def _plan(
         self, value: Any, child: RunnableConfig, call_kwargs: dict[str, Any]
-    ) -> tuple[str, Plan]:
+    ) -> tuple[str, PreparedCall]:
         """The call in TokenSkip's layout, its cap scaled by ``gamma``."""
         question, messages = coerce_input(value, self.question_key)
         tokenskip = Method(style=TOKENSKIP_STYLE, gamma=self.gamma)
@@ -97,8 +99,8 @@ class TokenSkipRunnable(PlannedModelCall):
         }
         config = patch_config(child)
         config["tags"] = [*config.get("tags", []), ANSWER_TAG]
-        config["metadata"] = {**config.get("metadata", {}), "tale_method": method}
-        return question, Plan(_formatted(messages, tokenskip), config, kwargs, tale)
+        config["metadata"] = {**config.get("metadata", {}), "tale": {"method": method}}
+        return question, PreparedCall(_formatted(messages, tokenskip), config, kwargs, tale)
 
     @staticmethod
     def _tag(message: BaseMessage, tale: dict[str, Any]) -> Any:

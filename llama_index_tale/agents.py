@@ -7,7 +7,6 @@ hand that to the agent.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -50,7 +49,7 @@ from tale_shared.budget import TokenBudget
 from tale_shared.caps import check_cap_headroom, hard_cap
 from tale_shared.compression import ContextCompressor
 from tale_shared.estimators import BudgetEstimator, resolve_estimator
-from tale_shared.methods import ANSWER_TOKENS, follow_up, for_reasoning_model
+from tale_shared.methods import ANSWER_TOKENS, follow_up
 from tale_shared.models import finish_reason_of
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import (
@@ -60,8 +59,8 @@ from tale_shared.prompts import (
     join_instruction,
     place_sentence,
 )
-from tale_shared.run_budget import ExitBehavior, RunBudget, RunLedger, StepRecord
-from tale_shared.steps import StepMethod, step_method
+from tale_shared.resolve import ResolvedMethod, resolve_method
+from tale_shared.run_budget import ExitBehavior, RunBudget, RunLedger, RunSpending, StepRecord
 from tale_shared.usage import TokenUsage
 
 if TYPE_CHECKING:
@@ -107,10 +106,10 @@ class TaleLLM(FunctionCallingLLM):
 
     ``method`` is a :mod:`method spec <tale_shared.methods>`; by default the wrapped model's
     profile method, the same TALE ``TaleRunnable`` and ``TaleBudgetMiddleware`` run on it
-    (:func:`tale_shared.steps.step_method`); ``estimator``, ``style`` and ``cap_headroom``
+    (:func:`tale_shared.resolve.resolve_method`); ``estimator``, ``style`` and ``cap_headroom``
     replace the method's parts. Before each call the estimator budgets the step from the
     task (the first user message), capped by the tokens left; the budget sentence goes where
-    the style places it, the method's exemplars go before the task, and with ``+force`` a
+    the style places it, the method's exemplars after the system message, and with ``+force`` a
     final-answer step the cap cut without an answer gets one follow-up call for it (a step
     that calls a tool never does). With ``show_remaining`` (and ``total_tokens``) every step's
     system message also states the tokens left in the run (the Budget Tracker of Liu et al.
@@ -130,7 +129,7 @@ class TaleLLM(FunctionCallingLLM):
             llm = TaleLLM(llm=OpenAI(model="gpt-4o-mini"), total_tokens=5000)
             agent = FunctionAgent(tools=[multiply], llm=llm)
             await agent.run("What is 12.3 * 4.56?")
-            llm.spent_tokens
+            llm.spent.tokens
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -181,7 +180,7 @@ class TaleLLM(FunctionCallingLLM):
     _default_run: RunLedger = PrivateAttr(default_factory=RunLedger)
     _current_run: ContextVar[RunLedger | None] = PrivateAttr()
     _run_budget: RunBudget = PrivateAttr()
-    _step: StepMethod = PrivateAttr()
+    _step: ResolvedMethod = PrivateAttr()
     _compressor: ContextCompressor | None = PrivateAttr(default=None)
 
     @field_serializer("estimator")
@@ -197,16 +196,16 @@ class TaleLLM(FunctionCallingLLM):
         # wrapped LLM, bound per step)
         if self.show_remaining and self.total_tokens is None:
             raise ValueError("show_remaining states what is left of total_tokens: give one")
-        self._step = step_method(
+        self._step = resolve_method(
             model_name_of(self.llm),
             self.method,
             estimator=self.estimator,
             style=self.style,
             cap_headroom=self.cap_headroom,
+            # a reasoning model named no method: the step budget to its thinking knob
+            reasoning=self.method is None and is_reasoning_model(self.llm),
+            agent=True,
         )
-        if self.method is None:  # a reasoning model: the step budget to its thinking knob
-            thinking = for_reasoning_model(self._step.method, is_reasoning_model(self.llm))
-            self._step = dataclasses.replace(self._step, method=thinking)
         if self._step.method.think:
             settings_for(self.llm, 1)  # a model with no knob fails here, not at a step
         if self.context_ratio is not None:
@@ -250,17 +249,11 @@ class TaleLLM(FunctionCallingLLM):
         return self._current_run.get() or self._default_run
 
     @property
-    def spent_tokens(self) -> int:
-        return self.current_run.spent.tokens
-
-    @property
-    def spent_usd(self) -> float | None:
-        """USD spent so far, or ``None`` once any call's price was unknown."""
-        return self.current_run.spent.cost_usd
-
-    @property
-    def steps(self) -> int:
-        return self.current_run.spent.steps
+    def spent(self) -> RunSpending:
+        """What the current run has spent: ``tokens``, ``cost_usd`` (``None`` once any call's
+        price was unknown) and ``steps`` — as ``TaleBudgetMiddleware`` keeps in the agent's
+        state (``tale_spent``)."""
+        return self.current_run.spent
 
     def reset(self) -> None:
         """Start a new run on the current ledger: forget what was spent."""
@@ -302,7 +295,7 @@ class TaleLLM(FunctionCallingLLM):
         return self._step.style
 
     @property
-    def step(self) -> StepMethod:
+    def step(self) -> ResolvedMethod:
         """The method's parts each step gets (``method``, else the wrapped model's profile
         method for agent steps; explicit options replace its parts)."""
         return self._step
@@ -357,7 +350,9 @@ class TaleLLM(FunctionCallingLLM):
         with call_cap(cap):
             return await getattr(llm, method)(*args, **kwargs)
 
-    def _budgeted(self, messages: Sequence[ChatMessage], tokens: int | None) -> list[ChatMessage]:
+    def _step_prompt(
+        self, messages: Sequence[ChatMessage], tokens: int | None
+    ) -> list[ChatMessage]:
         if self._compressor is not None:  # the history the step re-sends, compressed
             messages = compressed_history(messages, self._compressor)
         if self.show_remaining:  # the Budget Tracker: what is left, in the system message
@@ -411,7 +406,7 @@ class TaleLLM(FunctionCallingLLM):
         self, prompt: Sequence[ChatMessage], response: ChatResponse
     ) -> list[ChatMessage] | None:
         """The follow-up call's messages when this final-answer step needs its answer forced
-        (:meth:`~tale_shared.steps.StepMethod.needs_forcing`), else ``None``."""
+        (:meth:`~tale_shared.resolve.ResolvedMethod.needs_forcing`), else ``None``."""
         if not self._step.forces_answer:
             return None
         text = response.message.content or ""
@@ -428,7 +423,7 @@ class TaleLLM(FunctionCallingLLM):
         """The step's reply with the forced answer appended."""
         extra = "\n\n" + (answer.message.content or "")
         text = (response.message.content or "") + extra
-        kwargs = {**response.message.additional_kwargs, "tale_forced": True}
+        kwargs = {**response.message.additional_kwargs, "tale": {"forced": True}}
         message = ChatMessage(role=MessageRole.ASSISTANT, content=text, additional_kwargs=kwargs)
         return ChatResponse(message=message, delta=extra, raw=answer.raw)
 
@@ -461,7 +456,7 @@ class TaleLLM(FunctionCallingLLM):
         if (stop := self._stop_message()) is not None:
             return self._stopped(stop)
         tokens = self._step_budget(self._task(messages))
-        prompt = self._budgeted(messages, tokens)
+        prompt = self._step_prompt(messages, tokens)
         response: ChatResponse = self._call(tokens, "chat", prompt, **kwargs)
         self._count(response, prompt)
         self._log_step(tokens, response, prompt)
@@ -471,7 +466,7 @@ class TaleLLM(FunctionCallingLLM):
         if (stop := self._stop_message()) is not None:
             return self._stopped(stop)
         tokens = await self._astep_budget(self._task(messages))
-        prompt = self._budgeted(messages, tokens)
+        prompt = self._step_prompt(messages, tokens)
         response: ChatResponse = await self._acall(tokens, "achat", prompt, **kwargs)
         self._count(response, prompt)
         self._log_step(tokens, response, prompt)
@@ -481,7 +476,7 @@ class TaleLLM(FunctionCallingLLM):
         if (stop := self._stop_message()) is not None:
             return _single(self._stopped(stop))
         tokens = self._step_budget(self._task(messages))
-        prompt = self._budgeted(messages, tokens)
+        prompt = self._step_prompt(messages, tokens)
         inner = self._call(tokens, "stream_chat", prompt, **kwargs)
         ledger = self.current_run
 
@@ -507,7 +502,7 @@ class TaleLLM(FunctionCallingLLM):
         tokens: int | None = None
         if stop is None:
             tokens = await self._astep_budget(self._task(messages))
-            prompt = self._budgeted(messages, tokens)
+            prompt = self._step_prompt(messages, tokens)
             inner = await self._acall(tokens, "astream_chat", prompt, **kwargs)
         ledger = self.current_run
 

@@ -37,20 +37,22 @@ def compressed_history(
 
 
 class CompressingNodePostprocessor(BaseNodePostprocessor):
-    """Compresses each retrieved node's text to ``ratio`` of its tokens before synthesis, with
-    no model call (TokenSkip-style token dropping; numbers and equations are kept whole).
-    Nodes that are not text, or shorter than ``min_tokens``, pass through; the index is not
-    changed (each node is a copy).
+    """Compresses each retrieved node's text to ``context_ratio`` of its tokens before
+    synthesis, with no model call (TokenSkip-style token dropping; numbers and equations are
+    kept whole). Nodes that are not text, or shorter than ``min_tokens``, pass through; the
+    index is not changed (each node is a copy).
 
     Example:
         .. code-block:: python
 
             engine = index.as_query_engine(
-                llm=llm, node_postprocessors=[CompressingNodePostprocessor(ratio=0.6)]
+                llm=llm, node_postprocessors=[CompressingNodePostprocessor(context_ratio=0.6)]
             )
     """
 
-    ratio: float = Field(default=0.5, gt=0, le=1)
+    context_ratio: float = Field(
+        default=0.5, gt=0, le=1, description="the share of each node's tokens kept"
+    )
     min_tokens: int = Field(default=32, ge=0)
     scorer: Any = Field(default=rule_scorer, exclude=True)
     _compressor: ContextCompressor = PrivateAttr()
@@ -59,7 +61,7 @@ class CompressingNodePostprocessor(BaseNodePostprocessor):
         super().__init__(**data)
         scorer: ImportanceScorer = self.scorer
         self._compressor = ContextCompressor(
-            self.ratio, scorer=scorer, min_tokens=self.min_tokens, keep_recent=0
+            self.context_ratio, scorer=scorer, min_tokens=self.min_tokens, keep_recent=0
         )
 
     @classmethod

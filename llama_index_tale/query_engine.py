@@ -86,13 +86,13 @@ class TaleQueryEngine(TransformQueryEngine):
         the LLM capped at ``ceil(budget * headroom)`` (with ``cap_headroom``), or with the
         budget sent through its thinking knob (a ``+think`` method: a reasoning model) —
         nothing shared is changed, so concurrent queries keep their own settings."""
-        budget = metadata.get("tale_budget")
+        tale = metadata.get("tale")
+        budget = tale.get("budget") if isinstance(tale, dict) else None
         if not isinstance(budget, int):
             return self._query_engine
         cap = hard_cap(budget, self._cap_headroom) if self._cap_headroom is not None else None
         llm = _synthesizer_llm(self._query_engine)
         think = isinstance(self._tale, TaleQueryTransform) and self._tale.resolved_method.think
-        tale = metadata.get("tale")
         if think and llm is not None:
             settings = settings_for(llm, budget, cap)
             capped = with_thinking(llm, settings)

@@ -19,17 +19,16 @@ from llama_index_tale._thinking import is_reasoning_model
 from llama_index_tale.llm_adapter import LlamaIndexModel, model_name_of
 from tale_shared._validation import require_question
 from tale_shared.budget import TokenBudget, budget_metadata
-from tale_shared.estimators import BudgetEstimator, resolve_estimator
+from tale_shared.estimators import BudgetEstimator, EstimatorSlot
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
 from tale_shared.methods import Method, for_reasoning_model
 from tale_shared.profiles import (
-    method_for,
     profile_for,
     profile_label,
-    prompt_style_for,
     style_for,
 )
-from tale_shared.prompts import PromptStyle, conversation_prompt, get_style, join_instruction
+from tale_shared.prompts import PromptStyle, conversation_prompt, join_instruction
+from tale_shared.resolve import resolve_method
 
 dispatcher = get_dispatcher(__name__)
 
@@ -109,41 +108,42 @@ class TaleQueryTransform(BaseQueryTransform):
         super().__init__()
         self._llm = llm
         self._estimator_prompt = PromptTemplate(ESTIMATOR_PROMPT)
-        resolved = method_for(self._model_name(), method or "tale")
+        name = self._model_name()
+        reasoning = self._llm is not None and is_reasoning_model(self._llm)
+        if method is None:  # the default: the part of the profile method a query can carry
+            profile_method = resolve_method(name, None, reasoning=reasoning).method
+            carried = dataclasses.replace(
+                profile_method, exemplars=0, force=None, early_exit=None, escalate=False
+            )
+            # a profile method that states no budget (exemplars only): a transform's one
+            # part is the budget, in the model's wording
+            states_none = carried.estimator is None
+            if estimator is None and states_none:
+                estimator = "heuristic"
+            parts = resolve_method(name, carried, estimator=estimator, style=style)
+            resolved = for_reasoning_model(parts.method, reasoning)
+            source = profile_label(profile_for(name))
+            if states_none:
+                label = f"tale ({resolved.spec}: the budget; {source}, whose method "
+                label += f"{profile_method.spec} states none)"
+            elif resolved.spec != profile_method.spec:
+                label = f"tale ({resolved.spec}: query part; {source})"
+            else:
+                label = profile_method.name
+            resolved = dataclasses.replace(resolved, label=label)
+        else:
+            parts = resolve_method(name, method, estimator=estimator, style=style)
+            resolved = parts.method
         if resolved.is_tokenskip:
             raise ValueError(f"{resolved.spec} is worded by TokenSkipQueryTransform")
-        if method is None:  # the default: the part of the profile method a query can carry
-            worded = dataclasses.replace(
-                resolved, exemplars=0, force=None, early_exit=None, escalate=False
-            )
-            source = profile_label(profile_for(self._model_name()))
-            if worded.estimator is None:  # the profile method states no budget (exemplars
-                # only): a transform's one part is the budget, in the model's wording
-                wording = prompt_style_for(self._model_name(), worded, estimator="heuristic")
-                worded = dataclasses.replace(
-                    worded, style=get_style(wording).name, estimator="heuristic"
-                )
-                label = f"tale ({worded.spec}: the budget; {source}, whose method "
-                label += f"{resolved.spec} states none)"
-                resolved = dataclasses.replace(worded, label=label)
-            elif worded != resolved:
-                label = f"tale ({worded.spec}: query part; {source})"
-                resolved = dataclasses.replace(worded, label=label)
-        if method is None:  # a reasoning model: the budget also goes to its thinking knob
-            reasoning = self._llm is not None and is_reasoning_model(self._llm)
-            resolved = for_reasoning_model(resolved, reasoning)
-        self._method = resolved
-        if self._method.exemplars or self._method.force or self._method.early_exit:
+        if resolved.exemplars or resolved.force or resolved.early_exit:
             raise ValueError(
-                f"{self._method.spec}: a query transform can only word the query (style and "
+                f"{resolved.spec}: a query transform can only word the query (style and "
                 "budget); exemplars, forcing and early exit need TalePipeline or TaleRunnable"
             )
-        self._slot = resolve_estimator(
-            estimator if estimator is not None else self._method.estimator
-        )
-        self._style = get_style(
-            prompt_style_for(self._model_name(), self._method, style=style, estimator=estimator)
-        )
+        self._method = resolved
+        self._slot: EstimatorSlot = parts.slot
+        self._style = parts.style
         self._last_budget: ContextVar[TokenBudget | None] = ContextVar(
             f"tale_last_budget_{id(self)}", default=None
         )
@@ -203,10 +203,7 @@ class TaleQueryTransform(BaseQueryTransform):
         style = self.style
         self._last_budget.set(budget)
         tale = budget_metadata(self._method.name, budget, style.name)
-        # metadata["tale"] as LangChain's response_metadata["tale"]; the flat tale_* keys
-        # are the 0.1 names, kept for one release
-        metadata["tale"] = tale
-        metadata.update({f"tale_{key}": value for key, value in tale.items()})
+        metadata["tale"] = tale  # as LangChain's response_metadata["tale"]
         dispatcher.event(
             TaleBudgetEvent(
                 question=query_bundle.query_str,

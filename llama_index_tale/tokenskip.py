@@ -25,8 +25,8 @@ class TokenSkipQueryTransform(BaseQueryTransform):
     embeds the original question. ``gamma`` must be one of ``trained_ratios``.
 
     Use it in a ``TransformQueryEngine`` (or ``TaleQueryEngine``); the query's metadata gets
-    ``tale_method`` and ``tale_gamma``, and :class:`~llama_index_tale.TaleTracer` records the
-    query like a TALE one.
+    ``metadata["tale"]`` (``method``, ``gamma``), and :class:`~llama_index_tale.TaleTracer`
+    records the query like a TALE one.
 
     Example:
         .. code-block:: python
@@ -67,7 +67,6 @@ class TokenSkipQueryTransform(BaseQueryTransform):
         tokenskip = Method(style=TOKENSKIP_STYLE, gamma=self.gamma)
         method = tokenskip.spec
         metadata["tale"] = {"method": method, "gamma": self.gamma, "style": TOKENSKIP_STYLE}
-        metadata.update(tale_method=method, tale_gamma=self.gamma)  # the 0.1 names
         dispatcher.event(
             TaleBudgetEvent(
                 question=query_bundle.query_str,

@@ -3,7 +3,7 @@
     from tale_shared import HeuristicEstimator, TalePipeline
     from tale_shared.local import load_local_model
 
-    result = TalePipeline(load_local_model(), HeuristicEstimator()).solve("...")
+    result = TalePipeline(load_local_model(), estimator="heuristic").solve("...")
     result.answer, result.budget.tokens, result.record.usage
 
 Nothing here imports LangChain or LlamaIndex; llama-cpp-python is imported only when a local

@@ -18,7 +18,7 @@ from tale_shared._cli_args import check_paths, positive_int
 from tale_shared._redact import redact
 from tale_shared._status import status
 from tale_shared._validation import one_line_error, require_question
-from tale_shared.estimators import make_estimator, parse_estimator_spec
+from tale_shared.estimators import parse_estimator_spec
 from tale_shared.loading import load_model
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
 from tale_shared.methods import parse_method
@@ -62,9 +62,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.method != "tale":
         parse_method(args.method)
     model = load_model(args.model, args.threads, args.lora, api_key_env=args.api_key_env)
-    estimator = make_estimator(args.estimator, model) if args.estimator else None
     tale = TalePipeline(
-        model, estimator, method=args.method, style=args.style, max_tokens=args.max_tokens
+        model,
+        method=args.method,
+        estimator=args.estimator,
+        style=args.style,
+        max_tokens=args.max_tokens,
     )
     with status(f"{tale.method.name}: answering with {model.model_name}"):
         results = [tale.solve(args.question)]

@@ -352,7 +352,7 @@ class Outcome:
     """The answer stopped at its output cap (before any forced answer)."""
 
 
-Plan = Generator[Request, Completion, Outcome]
+AnswerPlan = Generator[Request, Completion, Outcome]
 
 
 def _probe_answer(text: str) -> str | None:
@@ -376,7 +376,7 @@ def answer_plan(
     early_exit: EarlyExit | None,
     can_continue: bool,
     think_close: str | None = None,
-) -> Plan:
+) -> AnswerPlan:
     """The calls for one answer; yields :class:`Request` and receives each completion.
     ``think_close``: the model thinks inside tags that this string closes (a llama.cpp
     reasoning model): a forced answer or a probe closes the thinking first."""
@@ -443,7 +443,7 @@ def _generated(outcome: Outcome) -> int:
     return sum(c.usage.output_tokens for kind, c in outcome.calls if kind == "answer")
 
 
-def run_plan(model: ChatModel, plan: Plan) -> Outcome:
+def run_plan(model: ChatModel, plan: AnswerPlan) -> Outcome:
     """Drive a plan with synchronous model calls."""
     try:
         request = next(plan)
@@ -453,7 +453,7 @@ def run_plan(model: ChatModel, plan: Plan) -> Outcome:
         return done.value  # type: ignore[no-any-return]
 
 
-async def arun_plan(model: ChatModel, plan: Plan) -> Outcome:
+async def arun_plan(model: ChatModel, plan: AnswerPlan) -> Outcome:
     """Drive a plan with awaited model calls."""
     try:
         request = next(plan)

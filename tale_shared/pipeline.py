@@ -17,40 +17,33 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict
 
 from tale_shared._validation import require_question
 from tale_shared.answers import extract_answer
 from tale_shared.budget import TokenBudget
-from tale_shared.caps import cap_held, check_cap_headroom, hard_cap
-from tale_shared.estimators import make_estimator
+from tale_shared.caps import cap_held, hard_cap
 from tale_shared.estimators.base import BudgetEstimator
 from tale_shared.methods import (
+    AnswerPlan,
     ContinuesReplies,
     Exemplar,
     Method,
     Outcome,
-    Plan,
     ThinksWithBudget,
     answer_plan,
     arun_plan,
-    load_exemplars,
     render,
     run_plan,
 )
 from tale_shared.models import ChatModel
 from tale_shared.pricing import PriceTable, default_price_table
-from tale_shared.profiles import method_for, prompt_style_for, style_for
 from tale_shared.prompts import Message, PromptStyle
+from tale_shared.resolve import resolve_method
 from tale_shared.usage import CallRecord, QueryRecord
 
 __all__ = ["TalePipeline", "TaleResult", "hard_cap"]
-
-
-def _spec_of(estimator: BudgetEstimator) -> str:
-    return estimator.spec or estimator.name
 
 
 class TaleResult(BaseModel):
@@ -76,19 +69,19 @@ class TalePipeline:
     """Runs a reasoning method on any :class:`~tale_shared.models.ChatModel`.
 
     ``method`` is a spec string or :class:`~tale_shared.methods.Method` (``"tale"``, the
-    default, is the model's profile method). The older form still works:
-    ``TalePipeline(model, estimator, style=...)`` is TALE with that estimator and style, and
-    ``TalePipeline.vanilla(model)`` the chain-of-thought baseline. An ``estimator`` object
-    given with a method replaces the method's own (e.g. an oracle's budgets). ``cap_headroom``
-    sets a hard cap of ``ceil(budget * cap_headroom)`` without forcing the answer.
+    default, is the model's profile method); ``estimator`` (an object, e.g. an oracle's
+    budgets, or a spec), ``style`` and ``cap_headroom`` replace the method's own parts, as in
+    every entry point (:func:`tale_shared.resolve.resolve_method`). ``cap_headroom`` sets a
+    hard cap of ``ceil(budget * cap_headroom)`` without forcing the answer.
+    ``TalePipeline.vanilla(model)`` is the chain-of-thought baseline.
     """
 
     def __init__(
         self,
         model: ChatModel,
-        estimator: BudgetEstimator | None = None,
         *,
         method: str | Method | None = None,
+        estimator: BudgetEstimator | str | None = None,
         style: str | PromptStyle | None = None,
         exemplars: list[Exemplar] | None = None,
         max_tokens: int | None = 512,
@@ -96,48 +89,15 @@ class TalePipeline:
         price_table: PriceTable | None = None,
     ) -> None:
         self.model = model
-        overrides = estimator is not None or style is not None
-        if method is None and not overrides:
-            method = "tale"
-        if method is not None:
-            self.method = method_for(model.model_name, method)
-            style = prompt_style_for(
-                model.model_name, self.method, style=style, estimator=estimator
-            )
-            if estimator is None and self.method.estimator is not None:
-                if self.method.estimator == "oracle":
-                    raise ValueError(
-                        "the oracle method needs the searched budgets: pass "
-                        "estimator=OracleEstimator(...) (tale_shared.research.bench builds one)"
-                    )
-                estimator = make_estimator(self.method.estimator, model)
-        self.style = style_for(model.model_name, style)
-        if method is None:
-            self.method = Method(
-                style=self.style.name,
-                estimator=_spec_of(estimator) if estimator is not None else None,
-            )
-        elif overrides and not (
-            self.method.style == self.style.name
-            and (estimator is None or self.method.estimator == _spec_of(estimator))
-        ):  # the method as it runs, so that records and tables name it truly
-            self.method = replace(
-                self.method,
-                style=self.style.name,
-                estimator=_spec_of(estimator) if estimator is not None else None,
-                label=None,
-            )
-        if self.style.uses_budget and estimator is None:
-            raise ValueError(f"style {self.style.name!r} needs an estimator for its budget")
-        self.estimator = estimator
-        self.exemplars = (
-            list(exemplars)
-            if exemplars is not None
-            else list(load_exemplars()[: self.method.exemplars])
+        parts = resolve_method(
+            model.model_name, method, estimator=estimator, style=style, cap_headroom=cap_headroom
         )
+        self.method = parts.method
+        self.style = parts.style
+        self.estimator = parts.slot.bind(lambda: model)
+        self.exemplars = list(exemplars) if exemplars is not None else list(parts.exemplars)
         self.max_tokens = max_tokens
-        cap_headroom = check_cap_headroom(cap_headroom)
-        self.cap_headroom = cap_headroom if cap_headroom is not None else self.method.force
+        self.cap_headroom = parts.cap_headroom
         self.prices = price_table or default_price_table()
         if self.method.think and not (
             isinstance(model, ThinksWithBudget) or getattr(model, "think_close", None)
@@ -172,7 +132,9 @@ class TalePipeline:
         asked = self.method.question_text(question)
         return render(self.style, asked, budget.tokens if budget else None, self.exemplars)
 
-    def _plan(self, messages: list[Message], budget: TokenBudget | None) -> tuple[ChatModel, Plan]:
+    def _plan(
+        self, messages: list[Message], budget: TokenBudget | None
+    ) -> tuple[ChatModel, AnswerPlan]:
         """The model this answer goes to and its plan. With ``+think``: a model with a
         thinking knob gets the budget through it (its cap above the budget); a llama.cpp
         reasoning model (``think_close``) has its thinking cut at the budget, closed and

@@ -13,7 +13,7 @@ from lc_fakes import ToolCallingFake
 from langchain_tale.middleware import TaleBudgetMiddleware
 from tale_shared.methods import FOLLOW_UP, load_exemplars
 from tale_shared.profiles import method_for
-from tale_shared.steps import step_method
+from tale_shared.resolve import resolve_method
 
 QWEN = "local/qwen2.5-coder-1.5b"
 
@@ -38,13 +38,15 @@ def _agent(middleware, script, model_name=QWEN):
 
 
 def test_the_step_method_defaults_to_the_models_profile_method():
-    step = step_method(QWEN)
+    step = resolve_method(QWEN, agent=True)
     profile_method = method_for(QWEN)
     assert step.method.spec == profile_method.spec
     assert step.style.name == profile_method.style
     assert step.cap_headroom == profile_method.force
     assert len(step.exemplars) == profile_method.exemplars
-    explicit = step_method(QWEN, estimator="fixed:40", style="words", cap_headroom=2.0)
+    explicit = resolve_method(
+        QWEN, agent=True, estimator="fixed:40", style="words", cap_headroom=2.0
+    )
     assert (explicit.style.name, explicit.cap_headroom) == ("words", 2.0)
     assert explicit.slot.estimator is not None and explicit.slot.estimator.spec == "fixed:40"
 
@@ -182,9 +184,14 @@ def test_tale_llm_on_a_method_without_a_budget_still_sends_its_exemplars():
 
 
 def test_an_estimator_given_to_a_method_without_a_budget_is_worded_as_the_profile_says():
-    step = step_method(QWEN, estimator="fixed:40")  # the profile method states no budget
-    assert step.style.name == "system" and step.budgeted
-    assert step_method(QWEN).style.name == "vanilla" and not step_method(QWEN).budgeted
+    step = resolve_method(
+        QWEN, agent=True, estimator="fixed:40"
+    )  # the profile method states no budget
+    assert step.style.name == "system" and step.has_budget
+    assert (
+        resolve_method(QWEN, agent=True).style.name == "vanilla"
+        and not resolve_method(QWEN, agent=True).has_budget
+    )
 
 
 def test_tale_llm_forces_the_answer_of_a_cut_final_step_and_counts_both_calls():
@@ -197,7 +204,7 @@ def test_tale_llm_forces_the_answer_of_a_cut_final_step_and_counts_both_calls():
     reply = llm.chat([ChatMessage(role=MessageRole.USER, content="What is 3 + 5?")])
     assert reply.message.content == "First 3 + 5 is\n\n[[8]]"
     assert inner.seen[-1][-1].content == FOLLOW_UP
-    assert llm.steps == 2  # the step and its forced answer, both in the run's totals
+    assert llm.spent.steps == 2  # the step and its forced answer, both in the run's totals
 
 
 async def test_tale_llm_forces_in_a_stream_too():

@@ -76,7 +76,7 @@ def test_the_middleware_keeps_a_preamble_in_the_agents_system_prompt():
         state={"messages": []},  # type: ignore[typeddict-item]
     )
     step = middleware.step_method(request.model)
-    budgeted = middleware._budgeted(request, 40, step)
+    budgeted = middleware._step_request(request, 40, step)
     assert budgeted.system_message is not None
     assert budgeted.system_message.text == f"You add numbers.\n\n{get_style('concise').preamble}"
     human = budgeted.messages[-1]
@@ -87,7 +87,9 @@ def test_the_middleware_keeps_a_preamble_in_the_agents_system_prompt():
 # -- escalation ------------------------------------------------------------------------------
 def test_escalation_lets_a_reply_run_past_its_budget_up_to_max_tokens():
     model = ContinuingModel()
-    pipeline = TalePipeline(model, FixedBudgetEstimator(20), method="tale-fixed:20@words+escalate")
+    pipeline = TalePipeline(
+        model, estimator=FixedBudgetEstimator(20), method="tale-fixed:20@words+escalate"
+    )
     result = pipeline.solve("What is 6 * 7?")
     assert model.requests == [(None, 512)]  # no cap at the budget: vanilla's cap
     assert not result.forced and result.answer == "42"
@@ -97,7 +99,10 @@ def test_escalation_lets_a_reply_run_past_its_budget_up_to_max_tokens():
 def test_escalation_forces_the_answer_only_at_max_tokens():
     model = ContinuingModel()
     pipeline = TalePipeline(
-        model, FixedBudgetEstimator(20), method="tale-fixed:20@words+escalate", max_tokens=50
+        model,
+        estimator=FixedBudgetEstimator(20),
+        method="tale-fixed:20@words+escalate",
+        max_tokens=50,
     )
     result = pipeline.solve("What is 6 * 7?")
     assert model.requests[0] == (None, 50)

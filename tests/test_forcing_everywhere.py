@@ -125,7 +125,7 @@ def test_tale_llm_complete_is_a_chat_step_forced_and_logged():
     tale = TaleLLM(llm=CutLlamaIndexLLM(raw_reason=raw, replies=[CUT, "[[8]]"]), method=METHOD)
     with tale.run() as ledger:
         reply = tale.complete("What is 3 + 5?")
-    assert reply.text.endswith("[[8]]") and reply.additional_kwargs["tale_forced"]
+    assert reply.text.endswith("[[8]]") and reply.additional_kwargs["tale"]["forced"]
     assert len(ledger.steps) == 1 and ledger.steps[0].budget == 40  # the step is logged
     streamed = TaleLLM(llm=CutLlamaIndexLLM(raw_reason=raw, replies=[CUT, "[[8]]"]), method=METHOD)
     assert list(streamed.stream_complete("What is 3 + 5?"))[-1].text.endswith("[[8]]")

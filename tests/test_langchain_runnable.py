@@ -155,7 +155,7 @@ def test_config_propagates_to_child_runs():
     assert "tale:estimator" in estimator.tags and estimator.name == "tale_estimator"
     assert "tale:answer" in answer.tags and "mine" in answer.tags
     assert answer.extra["metadata"]["user"] == "u1"
-    assert answer.extra["metadata"]["tale_budget"] == 120
+    assert answer.extra["metadata"]["tale"]["budget"] == 120
 
 
 def test_hard_cap_uses_each_providers_parameter():

@@ -58,7 +58,7 @@ async def test_function_agent_steps_get_budgets_and_totals_are_counted():
     llm, agent = _agent(script, estimator="fixed:80", style="system")
     result = await agent.run("What is 2 + 1? Use the tool.")
     assert "[[3]]" in str(result)
-    assert len(script.prompts) == 2 and llm.steps == 2 and llm.spent_tokens > 0
+    assert len(script.prompts) == 2 and llm.spent.steps == 2 and llm.spent.tokens > 0
     for prompt in script.prompts:
         assert prompt[0].role == MessageRole.SYSTEM
         assert prompt[0].content.startswith("You are a calculator.")
@@ -95,9 +95,9 @@ async def test_stream_events_still_work_and_reset_starts_a_new_run():
     kinds = {type(ev) async for ev in handler.stream_events()}
     await handler
     assert AgentStream in kinds and ToolCallResult in kinds
-    assert llm.spent_tokens > 0
+    assert llm.spent.tokens > 0
     llm.reset()
-    assert (llm.spent_tokens, llm.steps, llm.spent_usd) == (0, 0, 0.0)
+    assert (llm.spent.tokens, llm.spent.steps, llm.spent.cost_usd) == (0, 0, 0.0)
 
 
 async def test_react_agent_with_a_plain_llm_and_usage_from_the_provider():
@@ -108,8 +108,8 @@ async def test_react_agent_with_a_plain_llm_and_usage_from_the_provider():
         result = await agent.run("What is 2 + 1?")
     assert "[[3]]" in str(result)
     assert any("shorter than 70 tokens" in m.content for m in inner.seen[0] if m.content)
-    assert llm.spent_tokens == sum(r.usage.total_tokens for r in tracer.records)
-    assert llm.spent_usd is not None and llm.spent_usd > 0
+    assert llm.spent.tokens == sum(r.usage.total_tokens for r in tracer.records)
+    assert llm.spent.cost_usd is not None and llm.spent.cost_usd > 0
 
 
 def test_usable_anywhere_an_llm_is_and_bad_settings_refused():
@@ -149,7 +149,7 @@ async def test_an_agent_run_is_one_traced_query():
         await agent.run("And 5 + 1? Use the tool.")
     first, second = tracer.records
     assert first.n_calls == 3 and second.n_calls == 3
-    assert first.usage.total_tokens + second.usage.total_tokens == llm.spent_tokens
+    assert first.usage.total_tokens + second.usage.total_tokens == llm.spent.tokens
 
 
 async def test_agent_workflow_takes_tale_llm_too():
@@ -162,7 +162,7 @@ async def test_agent_workflow_takes_tale_llm_too():
         [add], llm=llm, system_prompt="You are a calculator."
     )
     result = await workflow.run(user_msg="What is 2 + 1? Use the tool.")
-    assert "[[3]]" in str(result) and llm.steps == 2
+    assert "[[3]]" in str(result) and llm.spent.steps == 2
     assert all("shorter than 90 tokens" in p[0].content for p in script.prompts)
 
 
@@ -225,7 +225,7 @@ def test_tale_llm_serialises_with_its_estimator_spec():
 async def test_concurrent_runs_each_spend_from_their_own_ledger():
     single, agent = _agent(Script(n_calls=1), estimator="fixed:80")
     await agent.run("What is 2 + 1? Use the tool.")
-    one_run = single.spent_tokens
+    one_run = single.spent.tokens
 
     def two_agents():
         llm, a = _agent(Script(n_calls=1), estimator="fixed:80", total_tokens=one_run * 3 // 2)
@@ -241,13 +241,13 @@ async def test_concurrent_runs_each_spend_from_their_own_ledger():
     (ra, sa), (rb, sb) = await asyncio.gather(in_a_run(llm, a), in_a_run(llm, b))
     assert "[[3]]" in ra and "[[3]]" in rb
     assert sa.tokens == sb.tokens == one_run and sa.steps == sb.steps == 2
-    assert llm.spent_tokens == 0  # the instance's ledger was not touched
+    assert llm.spent.tokens == 0  # the instance's ledger was not touched
 
     # the same two runs sharing the instance's ledger spend one budget between them, and
     # both checks pass before either has spent: together they overshoot it
     llm, a, b = two_agents()
     await asyncio.gather(*(x.run("What is 2 + 1? Use the tool.") for x in (a, b)))
-    assert llm.spent_tokens == 2 * one_run > llm.total_tokens
+    assert llm.spent.tokens == 2 * one_run > llm.total_tokens
 
 
 def test_zero_shot_asks_the_wrapped_llm_and_its_tokens_are_part_of_the_run():
@@ -258,5 +258,5 @@ def test_zero_shot_asks_the_wrapped_llm_and_its_tokens_are_part_of_the_run():
     assert "estimate the minimum number of tokens" in estimate[-1].content
     assert "shorter than 70 tokens" in answer[0].content
     words = sum(len((m.content or "").split()) for m in [*estimate, *answer])
-    assert llm.spent_tokens == words + len(inner.estimate_reply.split()) + len(inner.answer.split())
-    assert llm.steps == 1  # the estimator's call is not a step of its own
+    assert llm.spent.tokens == words + len(inner.estimate_reply.split()) + len(inner.answer.split())
+    assert llm.spent.steps == 1  # the estimator's call is not a step of its own

@@ -30,8 +30,8 @@ def test_query_str_carries_the_budget_embedding_strs_the_original():
     bundle = transform.run(Q, metadata=metadata)
     assert bundle.query_str.startswith(Q) and "at most 90 words" in bundle.query_str
     assert bundle.embedding_strs == [Q]
-    assert metadata["tale_budget"] == 120 and metadata["tale_estimator"] == "zero-shot"
-    assert metadata["tale_style"] == "words" and transform.last_budget.tokens == 120
+    assert metadata["tale"]["budget"] == 120 and metadata["tale"]["estimator"] == "zero-shot"
+    assert metadata["tale"]["style"] == "words" and transform.last_budget.tokens == 120
 
 
 def test_custom_embedding_strs_are_kept():
@@ -79,7 +79,7 @@ async def test_tale_query_engine_aquery_awaits_the_estimator(setup):
     response = await engine.aquery(Q)
     task.cancel()
     assert ticks - before >= 2  # the loop kept running while the estimator was awaited
-    assert response.metadata["tale_budget"] == 120 and embed.queries == [Q]
+    assert response.metadata["tale"]["budget"] == 120 and embed.queries == [Q]
 
 
 def test_tale_query_engine_sync_and_metadata(setup):
@@ -87,7 +87,7 @@ def test_tale_query_engine_sync_and_metadata(setup):
     response = TaleQueryEngine(
         index.as_query_engine(llm=llm), TaleQueryTransform(llm=llm, estimator="heuristic")
     ).query(Q)
-    assert response.metadata["tale_estimator"] == "heuristic"
+    assert response.metadata["tale"]["estimator"] == "heuristic"
     assert not any(ESTIMATOR_MARK in m[-1].content for m in llm.seen)
 
 
@@ -120,15 +120,15 @@ def test_default_is_the_models_profile_method_with_no_estimator_call():
     llm = UsageMockLLM()
     metadata: dict = {}
     bundle = TaleQueryTransform(llm=llm).run(Q, metadata)
-    assert metadata["tale_method"] == "tale (tale-heuristic@paper; no profile)"
-    assert metadata["tale_estimator"] == "heuristic" and llm.seen == []  # no model call
+    assert metadata["tale"]["method"] == "tale (tale-heuristic@paper; no profile)"
+    assert metadata["tale"]["estimator"] == "heuristic" and llm.seen == []  # no model call
     assert "use less than" in bundle.query_str
 
 
 def test_methods_word_the_query_and_others_are_refused():
     metadata: dict = {}
     bundle = TaleQueryTransform(llm=UsageMockLLM(), method="chain-of-draft").run(Q, metadata)
-    assert "5 words at most" in bundle.query_str and metadata["tale_budget"] is None
+    assert "5 words at most" in bundle.query_str and metadata["tale"]["budget"] is None
     with pytest.raises(ValueError, match="exemplars, forcing and early exit"):
         TaleQueryTransform(llm=UsageMockLLM(), method="tale-heuristic+ex3")
 

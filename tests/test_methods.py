@@ -136,7 +136,9 @@ def test_exemplars_come_before_the_question_as_earlier_turns(scripted):
 # -- budget forcing ----------------------------------------------------------------------------
 def test_forcing_continues_a_cut_reply_and_counts_the_forced_tokens():
     model = ContinuingModel()
-    pipeline = TalePipeline(model, FixedBudgetEstimator(20), method="tale-fixed:20@words+force1.5")
+    pipeline = TalePipeline(
+        model, estimator=FixedBudgetEstimator(20), method="tale-fixed:20@words+force1.5"
+    )
     result = pipeline.solve("What is 6 * 7?")
     assert model.requests[0] == (None, 30)  # the cap: ceil(20 * 1.5)
     assert result.forced and result.answer == "42"

@@ -309,7 +309,7 @@ def test_tale_llm_spending_includes_the_estimators_calls():
     n_answer = answer["prompt_tokens"] + answer["completion_tokens"]
     (estimate_messages,) = estimator_llm.seen
     n_estimate = sum(len((m.content or "").split()) for m in estimate_messages) + 2
-    assert llm.spent_tokens == n_answer + n_estimate and llm.steps == 1
+    assert llm.spent.tokens == n_answer + n_estimate and llm.spent.steps == 1
 
 
 def test_transform_refuses_a_query_that_is_not_text():

@@ -408,7 +408,7 @@ class OverlongEstimates(ScriptedModel):
 
 def test_the_zero_shot_estimators_call_records_its_cap():
     model = OverlongEstimates(["[[60]]", "3 + 5 = 8 [[8]]"])
-    pipeline = TalePipeline(model, ZeroShotEstimator(model), style="paper")
+    pipeline = TalePipeline(model, estimator=ZeroShotEstimator(model), style="paper")
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         result = pipeline.solve("What is 3 + 5?")

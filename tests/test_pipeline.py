@@ -14,7 +14,7 @@ def _answerer(messages):
 
 def test_tale_counts_the_estimator_call_and_injects_the_budget(scripted):
     model = scripted(_answerer)
-    result = TalePipeline(model, ZeroShotEstimator(model), style="tokens").solve(Q)
+    result = TalePipeline(model, estimator=ZeroShotEstimator(model), style="tokens").solve(Q)
     assert result.budget.tokens == 60 and result.answer == "8"
     sent = model.calls[1][0][-1].content
     assert "use less than 60 tokens" in sent and sent.startswith(Q)
@@ -26,7 +26,7 @@ def test_tale_counts_the_estimator_call_and_injects_the_budget(scripted):
 
 async def test_async_pipeline_matches_sync(scripted):
     model = scripted(_answerer)
-    tale = TalePipeline(model, ZeroShotEstimator(model), style="words")
+    tale = TalePipeline(model, estimator=ZeroShotEstimator(model), style="words")
     a = await tale.asolve(Q)
     b = tale.solve(Q)
     assert a.record.usage == b.record.usage and a.answer == b.answer == "8"
@@ -34,9 +34,10 @@ async def test_async_pipeline_matches_sync(scripted):
 
 def test_style_defaults_to_the_model_profile(scripted):
     local = TalePipeline(
-        scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b"), FixedBudgetEstimator(100)
+        scripted("[[8]]", model_name="local/qwen2.5-coder-1.5b"),
+        estimator=FixedBudgetEstimator(100),
     )
-    api = TalePipeline(scripted("[[8]]"), FixedBudgetEstimator(100))
+    api = TalePipeline(scripted("[[8]]"), estimator=FixedBudgetEstimator(100))
     assert (local.style.name, api.style.name) == ("system", "paper")
 
 
@@ -46,12 +47,14 @@ def test_vanilla_baseline_has_no_budget_and_one_call(scripted):
     assert result.budget is None and result.record.n_calls == 1
     assert "Let's think step by step." in model.calls[0][0][-1].content
     with pytest.raises(ValueError, match="needs an estimator"):
-        TalePipeline(model, None, style="words")
+        TalePipeline(model, method="vanilla", style="words")  # words states a budget
 
 
 def test_hard_cap_with_headroom(scripted):
     model = scripted("[[8]]")
-    TalePipeline(model, FixedBudgetEstimator(100), cap_headroom=1.5, max_tokens=512).solve(Q)
+    TalePipeline(
+        model, estimator=FixedBudgetEstimator(100), cap_headroom=1.5, max_tokens=512
+    ).solve(Q)
     assert model.calls[-1][1] == 150
     assert hard_cap(7, 1.2) == 9
     with pytest.raises(ValueError):
@@ -60,14 +63,14 @@ def test_hard_cap_with_headroom(scripted):
 
 def test_unknown_model_cost_stays_unknown(scripted):
     result = TalePipeline(
-        scripted("[[8]]", model_name="mystery-llm"), FixedBudgetEstimator(50)
+        scripted("[[8]]", model_name="mystery-llm"), estimator=FixedBudgetEstimator(50)
     ).solve(Q)
     assert result.record.cost_usd is None
 
 
 def test_empty_question(scripted):
     with pytest.raises(ValueError, match="empty"):
-        TalePipeline(scripted("x"), FixedBudgetEstimator(5)).solve(" ")
+        TalePipeline(scripted("x"), estimator=FixedBudgetEstimator(5)).solve(" ")
 
 
 def test_the_core_imports_neither_framework_nor_llama_cpp():

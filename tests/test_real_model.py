@@ -30,7 +30,7 @@ def smollm():
 
 
 def test_tale_end_to_end_on_the_real_model(smollm):
-    tale = TalePipeline(smollm, ZeroShotEstimator(smollm), style="words", max_tokens=96)
+    tale = TalePipeline(smollm, estimator=ZeroShotEstimator(smollm), style="words", max_tokens=96)
     result = tale.solve(Q)
     budget = result.budget
     # budget injected: whatever the model estimated, a clamped positive number is in the prompt

@@ -104,7 +104,7 @@ def test_langchain_middleware_compresses_old_steps_and_keeps_the_structure():
         for i in range(3)
     ] + [AIMessage(content="It is 21 degrees. [[21]]")]
     model = ToolCallingFake(script=script)
-    middleware = TaleContextCompressionMiddleware(ratio=0.5, min_tokens=20)
+    middleware = TaleContextCompressionMiddleware(context_ratio=0.5, min_tokens=20)
     agent = create_agent(
         model,
         tools=[weather],
@@ -136,7 +136,7 @@ def test_a_failing_scorer_leaves_the_context_whole_and_warns():
     def broken(tokens):
         raise RuntimeError("scorer down")
 
-    middleware = TaleContextCompressionMiddleware(ratio=0.5, min_tokens=5, scorer=broken)
+    middleware = TaleContextCompressionMiddleware(context_ratio=0.5, min_tokens=5, scorer=broken)
     messages = [
         HumanMessage("task"),
         AIMessage(
@@ -160,7 +160,7 @@ def test_llama_index_node_postprocessor_and_tale_llm_history():
         NodeWithScore(node=TextNode(text=LONG_OBSERVATION), score=0.9),
         NodeWithScore(node=TextNode(text="short"), score=0.5),
     ]
-    out = CompressingNodePostprocessor(ratio=0.5).postprocess_nodes(nodes)
+    out = CompressingNodePostprocessor(context_ratio=0.5).postprocess_nodes(nodes)
     assert len(out[0].node.text) < 0.7 * len(LONG_OBSERVATION) and out[1].node.text == "short"
     assert nodes[0].node.text == LONG_OBSERVATION and out[0].score == 0.9
 

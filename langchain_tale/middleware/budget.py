@@ -30,38 +30,37 @@ from langchain_tale.model_adapter import LangChainModel, model_name_of, usage_fr
 from tale_shared.budget import TokenBudget
 from tale_shared.caps import hard_cap
 from tale_shared.estimators import BudgetEstimator
-from tale_shared.methods import ANSWER_TOKENS, follow_up, for_reasoning_model
+from tale_shared.methods import ANSWER_TOKENS, follow_up
 from tale_shared.models import finish_reason_of
 from tale_shared.pricing import PriceTable, default_price_table
 from tale_shared.prompts import PromptStyle, join_instruction
+from tale_shared.resolve import ResolvedMethod, resolve_method
 from tale_shared.run_budget import (
     ExitBehavior,
     RunBudget,
     RunSpending,
     TaleBudgetExceededError,
 )
-from tale_shared.steps import StepMethod, step_method
 from tale_shared.usage import TokenUsage
 
 
 class TaleBudgetState(AgentState[Any]):
     """Agent state with the run's spending, private to the middleware."""
 
-    tale_run_tokens: NotRequired[Annotated[int, UntrackedValue, PrivateStateAttr]]
-    tale_run_cost_usd: NotRequired[Annotated[float | None, UntrackedValue, PrivateStateAttr]]
-    tale_run_steps: NotRequired[Annotated[int, UntrackedValue, PrivateStateAttr]]
+    tale_spent: NotRequired[Annotated[RunSpending, UntrackedValue, PrivateStateAttr]]
+    """What the run has spent (as ``TaleLLM.spent``)."""
 
 
 class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     """Gives every agent step a token budget, and the whole run a total budget.
 
     ``method`` is a :mod:`method spec <tale_shared.methods>`; by default the model's profile
-    method, the same TALE ``TaleRunnable`` runs on it (:func:`tale_shared.steps.step_method`,
+    method, the same TALE ``TaleRunnable`` runs on it (:func:`tale_shared.resolve.resolve_method`,
     resolved per model); ``estimator``, ``style`` and ``cap_headroom`` replace the method's
     parts. Before each model call the estimator budgets the step from the task (the first
     human message), capped by the tokens left in the run; the budget sentence goes where the
     style places it (the agent's system prompt for a ``"system"`` style or a preamble, the
-    last human message otherwise), the method's exemplars go before the task, and the cap
+    last human message otherwise), the method's exemplars go after the system prompt, and the cap
     (``+force``'s headroom, or ``cap_headroom``) into the provider's ``max_tokens``. With
     ``+force``, a final-answer step the cap cut without an answer gets one follow-up call for
     it, merged into the step's reply; a step that calls a tool is never forced. With
@@ -137,21 +136,22 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             "cap_headroom": cap_headroom,
         }
         # a bad spec fails here, not at the agent's first step
-        self._default_step = step_method(None, method, **self._options)
-        self._steps: dict[str | None, StepMethod] = {}
+        self._default_step = resolve_method(None, method, agent=True, **self._options)
+        self._steps: dict[str | None, ResolvedMethod] = {}
         self._steps_lock = threading.Lock()
         self.prices = price_table or default_price_table()
 
-    def step_method(self, model: Any) -> StepMethod:
+    def step_method(self, model: Any) -> ResolvedMethod:
         """The parts of the method a step on ``model`` gets (``method``, else the model's
         profile method for agent steps; explicit options replace its parts)."""
         name = model_name_of(model)
         with self._steps_lock:
             if name not in self._steps:
-                step = step_method(name, self.method, **self._options)
-                if self.method is None:  # a reasoning model: the step budget to its knob
-                    thinking = for_reasoning_model(step.method, is_reasoning_model(model))
-                    step = replace(step, method=thinking)
+                # a reasoning model named no method: the step budget to its thinking knob
+                reasoning = self.method is None and is_reasoning_model(model)
+                step = resolve_method(
+                    name, self.method, agent=True, reasoning=reasoning, **self._options
+                )
                 if step.method.think:
                     settings_for(model, 1)  # a model with no knob fails at its first step
                 self._steps[name] = step
@@ -160,11 +160,8 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     # -- accounting --------------------------------------------------------------------------
     @staticmethod
     def _spent(state: Any) -> RunSpending:
-        return RunSpending(
-            tokens=int(state.get("tale_run_tokens", 0)),
-            cost_usd=state.get("tale_run_cost_usd", 0.0),
-            steps=int(state.get("tale_run_steps", 0)),
-        )
+        spent = state.get("tale_spent")
+        return spent if isinstance(spent, RunSpending) else RunSpending()
 
     @hook_config(can_jump_to=["end"])
     def before_model(self, state: TaleBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -200,11 +197,7 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
             est_model = meta["tale"].get("estimator_model") or model
             est_cost = self.run_budget.price(self.prices, est_model, est_usage)
             spent = spent.add(est_usage.total_tokens, est_cost, step=False)
-        return {
-            "tale_run_tokens": spent.tokens,
-            "tale_run_cost_usd": spent.cost_usd,
-            "tale_run_steps": spent.steps,
-        }
+        return {"tale_spent": spent}
 
     async def aafter_model(
         self, state: TaleBudgetState, runtime: Runtime[Any]
@@ -221,8 +214,8 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         """The step's budget: the estimate, no more than the tokens left in the run."""
         return self.run_budget.step_cap(budget.tokens, self._spent(request.state or {}))
 
-    def _budgeted(
-        self, request: ModelRequest[Any], tokens: int | None, step: StepMethod
+    def _step_request(
+        self, request: ModelRequest[Any], tokens: int | None, step: ResolvedMethod
     ) -> ModelRequest[Any]:
         """The step's request as the method asks it: the budget sentence and the hard cap
         (``tokens`` is ``None`` for a method without a budget: neither) and the exemplars."""
@@ -261,10 +254,10 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         return None
 
     def _forcing_request(
-        self, request: ModelRequest[Any], response: ModelResponse[Any], step: StepMethod
+        self, request: ModelRequest[Any], response: ModelResponse[Any], step: ResolvedMethod
     ) -> ModelRequest[Any] | None:
         """The follow-up call that asks for the final answer, when the step needs forcing
-        (:meth:`StepMethod.needs_forcing`); ``None`` otherwise. It offers no tools."""
+        (:meth:`ResolvedMethod.needs_forcing`); ``None`` otherwise. It offers no tools."""
         found = self._last_reply(response)
         if found is None:
             return None
@@ -328,7 +321,7 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
         :meth:`step_method`)."""
         return self._default_step.style
 
-    def _estimator(self, request: ModelRequest[Any], step: StepMethod) -> BudgetEstimator:
+    def _estimator(self, request: ModelRequest[Any], step: ResolvedMethod) -> BudgetEstimator:
         def agent_model() -> LangChainModel:
             # the agent's own model, in the current run's config, tagged so that tracers
             # record the call as the estimator's
@@ -397,12 +390,12 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     ) -> ModelResponse[Any]:
         request = self._tracked(request)
         step = self.step_method(request.model)
-        if not step.budgeted:  # a method without a budget: its exemplars and the run's totals
-            request = self._budgeted(request, None, step)
+        if not step.has_budget:  # a method without a budget: its exemplars and the run's totals
+            request = self._step_request(request, None, step)
             return self._accounted(request, handler(request), None)  # type: ignore[no-any-return]
         budget = self._estimator(request, step).estimate(self._task(request.messages))
         tokens = self._step_tokens(request, budget)
-        budgeted = self._budgeted(request, tokens, step)
+        budgeted = self._step_request(request, tokens, step)
         response = handler(budgeted)
         forcing = self._forcing_request(budgeted, response, step)
         if forcing is not None:
@@ -416,12 +409,12 @@ class TaleBudgetMiddleware(AgentMiddleware[TaleBudgetState, Any, Any]):
     ) -> ModelResponse[Any]:
         request = self._tracked(request)
         step = self.step_method(request.model)
-        if not step.budgeted:
-            request = self._budgeted(request, None, step)
+        if not step.has_budget:
+            request = self._step_request(request, None, step)
             return self._accounted(request, await handler(request), None)  # type: ignore[no-any-return]
         budget = await self._estimator(request, step).aestimate(self._task(request.messages))
         tokens = self._step_tokens(request, budget)
-        budgeted = self._budgeted(request, tokens, step)
+        budgeted = self._step_request(request, tokens, step)
         response = await handler(budgeted)
         forcing = self._forcing_request(budgeted, response, step)
         if forcing is not None:

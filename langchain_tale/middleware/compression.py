@@ -20,7 +20,7 @@ def _text(message: BaseMessage) -> str | None:
 
 class TaleContextCompressionMiddleware(AgentMiddleware):
     """Compresses what each agent step re-sends — earlier reasoning and long tool results — to
-    ``ratio`` of its tokens, with no extra model call (TokenSkip-style token dropping, see
+    ``context_ratio`` of its tokens, with no extra model call (TokenSkip-style token dropping, see
     :class:`~tale_shared.compression.ContextCompressor`).
 
     The system prompt, the latest human message and the ``keep_recent`` latest tool results
@@ -37,21 +37,21 @@ class TaleContextCompressionMiddleware(AgentMiddleware):
 
             agent = create_agent(
                 model, tools=[search],
-                middleware=[TaleContextCompressionMiddleware(ratio=0.5)],
+                middleware=[TaleContextCompressionMiddleware(context_ratio=0.5)],
             )
     """
 
     def __init__(
         self,
         *,
-        ratio: float = 0.5,
+        context_ratio: float = 0.5,
         scorer: ImportanceScorer = rule_scorer,
         min_tokens: int = 64,
         keep_recent: int = 1,
     ) -> None:
         super().__init__()
         self.compressor = ContextCompressor(
-            ratio, scorer=scorer, min_tokens=min_tokens, keep_recent=keep_recent
+            context_ratio, scorer=scorer, min_tokens=min_tokens, keep_recent=keep_recent
         )
 
     def compressed(self, messages: list[BaseMessage]) -> list[BaseMessage]:

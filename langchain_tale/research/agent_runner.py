@@ -73,7 +73,7 @@ class LangChainAgentRunner:
 
         stack: list[Any] = []
         if config.context_ratio is not None:
-            stack.append(TaleContextCompressionMiddleware(ratio=config.context_ratio))
+            stack.append(TaleContextCompressionMiddleware(context_ratio=config.context_ratio))
         if config.budget_method is not None:
             stack.append(
                 TaleBudgetMiddleware(

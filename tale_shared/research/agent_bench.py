@@ -134,9 +134,9 @@ def parse_agent_config(spec: str) -> AgentConfig:
     if config.tracker and config.total_tokens is None:
         raise ValueError(f"{spec!r}: the tracker states the tokens left of total=N; give one")
     if config.method is not None:
-        from tale_shared.steps import step_method
+        from tale_shared.resolve import resolve_method
 
-        step_method(None, config.method)  # a bad method spec fails now, not mid-run
+        resolve_method(None, config.method, agent=True)  # a bad method spec fails now, not mid-run
     return config
 
 

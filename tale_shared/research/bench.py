@@ -144,7 +144,7 @@ def bench_pipelines(
     return {
         m: TalePipeline(
             model,
-            oracle if m.startswith("oracle") else None,
+            estimator=oracle if m.startswith("oracle") else None,
             method=m,
             max_tokens=max_tokens,
         )
