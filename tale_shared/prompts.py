@@ -224,7 +224,8 @@ def after_system(
     observations) stays whole, and the start of every prompt stays the same for prefix caches.
 
     Example:
-        >>> after_system(["s:sys", "u:q"], ["u:ex", "a:ex"], role_of=lambda m: m[0])
+        >>> role = {"s": "system", "u": "user", "a": "assistant"}
+        >>> after_system(["s:sys", "u:q"], ["u:ex", "a:ex"], role_of=lambda m: role[m[0]])
         ['s:sys', 'u:ex', 'a:ex', 'u:q']
     """
     out = list(messages)
