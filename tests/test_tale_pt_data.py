@@ -43,6 +43,10 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
         lines.append(row(i, "chain-of-draft", 40, correct=False))  # wrong: never a target
         lines.append(row(i, "tale-fixed:20", 30, cut=True))  # cut at its cap: never a target
         lines.append(row(i, "tale-fixed:60", 60, model="local/other"))  # another model
+        # graded right by its last number, but without the [[answer]] it was asked for
+        lines.append(
+            row(i, "tale-fixed:50", 50, text=f"{i} + 2 = {i + 2}. Final answer: [{i + 2}]")
+        )
     rows.write_text("".join(lines))
     return items, rows
 

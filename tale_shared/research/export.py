@@ -170,9 +170,11 @@ def shortest_correct_answers(
     """Per item, the model's shortest correct answer over every file: benchmark rows (any
     method's correct answer that was neither cut at its cap nor forced; their questions come
     from the items file ``data``) and search files (the optimal-budget answer, else the
-    correct vanilla answer). ``model``: keep only that model's rows (a search file names its
-    model too); rows of another model are never mixed in."""
+    correct vanilla answer). Only answers that end in the ``[[answer]]`` their prompt asked
+    for are taken. ``model``: keep only that model's rows (a search file names its model
+    too); rows of another model are never mixed in."""
     from tale_shared._io import iter_json_lines
+    from tale_shared.answers import bracketed_answer
     from tale_shared.research.bench import load_rows
     from tale_shared.research.datasets import load_items
 
@@ -180,7 +182,9 @@ def shortest_correct_answers(
     best: dict[str, SelfAnswer] = {}
 
     def offer(answer: SelfAnswer) -> None:
-        if not answer.text.strip() or answer.tokens <= 0:
+        # an answer that was graded right without the [[answer]] its prompt asked for
+        # (the grader reads the last number) would teach the tuned model to drop the format
+        if answer.tokens <= 0 or bracketed_answer(answer.text) is None:
             return
         if answer.id not in best or answer.tokens < best[answer.id].tokens:
             best[answer.id] = answer
