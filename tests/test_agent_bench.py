@@ -128,7 +128,7 @@ def test_the_agent_bench_runs_each_configuration_resumes_and_summarises(tmp_path
     none, tale = summarize_bench(rows, names, baseline="none")
     assert none.accuracy == 1.0 and tale.accuracy == 0.5 and tale.output_ratio == 0.2
     table = agent_table([none, tale], rows)
-    assert "recursion-limit hits" in table and "| none | 2.00 | 1.00 | 0 | 0 |" in table
+    assert "recursion-limit hits" in table and "| none | 2.00 | 1.00 | 100% | 0 | 0 |" in table
 
 
 def test_a_failed_run_is_recorded_and_run_again(tmp_path):

@@ -8,6 +8,7 @@ Registered as the ``langchain`` entry of ``tale.agent_runners``; ``tale agent-be
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from tale_shared._optional import require
@@ -20,6 +21,7 @@ from tale_shared.research.agent_bench import (
     AgentRun,
     StepLog,
 )
+from tale_shared.research.agent_tasks import ToolSpec
 
 
 def _chat_model(model: str, threads: int | None, lora: str | None, max_tokens: int) -> Any:
@@ -86,17 +88,28 @@ class LangChainAgentRunner:
             stack.append(ModelCallLimitMiddleware(run_limit=config.call_limit, exit_behavior="end"))
         return stack
 
-    def run(self, config: AgentConfig, question: str) -> AgentRun:
+    def run(
+        self,
+        config: AgentConfig,
+        question: str,
+        tools: Sequence[ToolSpec] | None = None,
+        system_prompt: str | None = None,
+    ) -> AgentRun:
         from langchain.agents import create_agent
         from langchain_core.messages import AIMessage, HumanMessage
+        from langchain_core.tools import StructuredTool
         from langgraph.errors import GraphRecursionError
 
         from langchain_tale.callbacks import TaleTracer
 
+        own = [
+            StructuredTool.from_function(func=t.function, name=t.name, description=t.description)
+            for t in tools or ()
+        ]
         agent = create_agent(
             self.chat,
-            tools=[self.tool],
-            system_prompt=AGENT_SYSTEM_PROMPT,
+            tools=own or [self.tool],
+            system_prompt=system_prompt or AGENT_SYSTEM_PROMPT,
             middleware=self.middleware(config),
         )
         tracer = TaleTracer()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ from tale_shared.research.agent_bench import (
     AgentRun,
     StepLog,
 )
+from tale_shared.research.agent_tasks import ToolSpec
 
 
 class LlamaIndexAgentRunner:
@@ -82,18 +83,37 @@ class LlamaIndexAgentRunner:
             context_ratio=config.context_ratio,
         )
 
-    def run(self, config: AgentConfig, question: str) -> AgentRun:
-        return asyncio.run(self._run(config, question))
+    def run(
+        self,
+        config: AgentConfig,
+        question: str,
+        tools: Sequence[ToolSpec] | None = None,
+        system_prompt: str | None = None,
+    ) -> AgentRun:
+        return asyncio.run(self._run(config, question, tools, system_prompt))
 
-    async def _run(self, config: AgentConfig, question: str) -> AgentRun:
+    async def _run(
+        self,
+        config: AgentConfig,
+        question: str,
+        tools: Sequence[ToolSpec] | None,
+        system_prompt: str | None,
+    ) -> AgentRun:
         from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
+        from llama_index.core.tools import FunctionTool
         from llama_index.core.workflow.errors import WorkflowRuntimeError
 
         from llama_index_tale.agents import TaleLLM
         from llama_index_tale.tracing import TaleTracer
 
         llm = self.agent_llm(config)
-        agent = ReActAgent(tools=[self.tool], llm=llm, system_prompt=AGENT_SYSTEM_PROMPT)
+        own: list[Any] = [
+            FunctionTool.from_defaults(fn=t.function, name=t.name, description=t.description)
+            for t in tools or ()
+        ]
+        agent = ReActAgent(
+            tools=own or [self.tool], llm=llm, system_prompt=system_prompt or AGENT_SYSTEM_PROMPT
+        )
         tool_calls = 0
         step_calls: list[int] = []  # tool calls of each agent step, in order
         final = ""

@@ -1,8 +1,12 @@
 """The agent benchmark: a budget inside a tool-using agent loop, measured.
 
-The task: a maths word problem solved by an agent with one tool, a calculator that evaluates
-arithmetic and cannot run code (:func:`tale_shared.calculator.calculate`); the run
-ends with the final answer in the usual ``[[answer]]`` form and is graded like ``tale bench``.
+Two kinds of task. *Tool optional*: a maths word problem (GSM8K, SVAMP) solved by an agent with
+one tool, a calculator that evaluates arithmetic and cannot run code
+(:func:`tale_shared.calculator.calculate`). *Tool necessary*
+(:mod:`tale_shared.research.agent_tasks`): questions whose numbers only a tool knows — a
+catalogue's prices, facts in a document set — from templates split into dev and held-out.
+The run ends with the final answer in the usual ``[[answer]]`` form and is graded like
+``tale bench``.
 Each framework runs its own agent — LangChain ``create_agent`` with the middleware, LlamaIndex
 ``ReActAgent`` with ``TaleLLM`` — through a runner that the framework's package registers under
 the ``tale.agent_runners`` entry point, so this module knows neither framework.
@@ -42,6 +46,7 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from tale_shared.research._tables import markdown_table
+from tale_shared.research.agent_tasks import TOOL_SYSTEM_PROMPT, AgentTask, ToolSpec, task_tools
 from tale_shared.research.bench import (
     BenchRow,
     MethodSummary,
@@ -172,6 +177,9 @@ class AgentRow(BenchRow):
     step_method: str | None = None
     """The step method the configuration ran, resolved for the model (``tale`` names the
     profile's method when the run was made); ``None`` without a budget adapter."""
+    template: str | None = None
+    """A tool-necessary task's template (:mod:`~tale_shared.research.agent_tasks`); ``None``
+    for a tool-optional item."""
 
 
 @dataclass
@@ -188,12 +196,20 @@ class AgentRun:
 
 
 class AgentRunner(Protocol):
-    """A framework's agent: runs ``config`` on one question and reports the run."""
+    """A framework's agent: runs ``config`` on one question and reports the run. ``tools``
+    (the core's specs, wrapped as the framework's own tools) and ``system_prompt`` replace the
+    calculator and :data:`AGENT_SYSTEM_PROMPT` when given."""
 
     framework: str
     model_name: str
 
-    def run(self, config: AgentConfig, question: str) -> AgentRun: ...
+    def run(
+        self,
+        config: AgentConfig,
+        question: str,
+        tools: Sequence[ToolSpec] | None = None,
+        system_prompt: str | None = None,
+    ) -> AgentRun: ...
 
 
 def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
@@ -203,8 +219,12 @@ def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
 
     method = config.budget_method
     resolved = agent_method_for(runner.model_name, method).name if method else None
+    task = item if isinstance(item, AgentTask) else None
     try:
-        run = runner.run(config, item.question)
+        if task is None:
+            run = runner.run(config, item.question)
+        else:
+            run = runner.run(config, item.question, task_tools(task.tools), TOOL_SYSTEM_PROMPT)
     except Exception as exc:
         return AgentRow(
             method=config.name,
@@ -212,6 +232,7 @@ def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
             framework=runner.framework,
             error=repr(exc),
             step_method=resolved,
+            template=task.template if task else None,
         )
     record = run.record
     usage = record.usage if record is not None else None
@@ -236,6 +257,7 @@ def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
         empty_final=not run.final_text.strip(),
         step_log=run.step_log,
         step_method=resolved,
+        template=task.template if task else None,
     )
 
 
@@ -273,12 +295,20 @@ def agent_table(summaries: Sequence[MethodSummary], rows: Sequence[AgentRow]) ->
     ids_by_config = {s.method: s for s in summaries}
     common = _common_ids(rows, list(ids_by_config))
     agent = markdown_table(
-        ["configuration", "steps", "tool calls", "recursion-limit hits", "empty final replies"],
+        [
+            "configuration",
+            "steps",
+            "tool calls",
+            "runs with a tool call",
+            "recursion-limit hits",
+            "empty final replies",
+        ],
         (
             [
                 name,
                 f"{statistics.mean(r.steps for r in mine):.2f}",
                 f"{statistics.mean(r.tool_calls for r in mine):.2f}",
+                f"{sum(r.tool_calls > 0 for r in mine) / len(mine):.0%}",
                 sum(r.recursion_limit for r in mine),
                 sum(r.empty_final for r in mine),
             ]

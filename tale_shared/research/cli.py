@@ -248,8 +248,8 @@ def _selected_items(args: argparse.Namespace) -> list[Item]:
     return sample_items(pool, args.limit, seed=args.seed)
 
 
-def _add_item_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help='JSONL with "id", "question", "answer"')
+def _add_item_options(p: argparse.ArgumentParser, *, data_required: bool = True) -> None:
+    p.add_argument("--data", required=data_required, help='JSONL with "id", "question", "answer"')
     p.add_argument("--limit", type=positive_int, default=None, help="a seeded sample of N items")
     p.add_argument("--seed", type=int, default=0, help="the seed of the --limit sample")
     p.add_argument("--offset", type=int, default=0, help="sample after the first K items")
@@ -278,7 +278,20 @@ def cmd_agent_bench(args: argparse.Namespace) -> int:
     for base in baseline_candidates(args.baseline):
         if base not in names:
             raise ValueError(f"the baseline {base!r} must be one of --configs")
-    items = _selected_items(args)
+    if (args.tasks is None) == (args.data is None):
+        raise ValueError("give --data (tool-optional items) or --tasks dev|heldout, not both")
+    if args.tasks is not None:
+        from tale_shared.research.agent_tasks import generate_tasks
+        from tale_shared.research.datasets import sample_items
+
+        tasks: list[Item] = list(
+            generate_tasks(args.tasks, per_template=args.per_template, seed=args.seed)
+        )
+        items: list[Any] = sample_items(tasks, args.limit, seed=args.seed)
+        source = f"tool-necessary tasks, {args.tasks} templates"
+    else:
+        items = _selected_items(args)
+        source = Path(args.data).name
     check_writable(args.out)
     if not args.summary_only:
         runner = agent_runner(
@@ -298,7 +311,7 @@ def cmd_agent_bench(args: argparse.Namespace) -> int:
     ids = {item.id for item in items}
     rows = [r for r in load_agent_rows(args.out) if r.id in ids]
     summaries = summarize_bench(rows, names, baseline=args.baseline)
-    title = f"agents ({args.framework}), {Path(args.data).name}: {summaries[0].n} items"
+    title = f"agents ({args.framework}), {source}: {summaries[0].n} items"
     return _report(args, agent_table(summaries, rows), summaries, title)
 
 
@@ -629,7 +642,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="langchain",
         help="whose agent runs: LangChain create_agent or LlamaIndex ReActAgent",
     )
-    _add_item_options(p)
+    _add_item_options(p, data_required=False)
+    p.add_argument(
+        "--tasks",
+        choices=["dev", "heldout"],
+        default=None,
+        help="tool-necessary tasks (tale_shared.research.agent_tasks) from the dev or the "
+        "held-out templates, in place of --data",
+    )
+    p.add_argument(
+        "--per-template",
+        type=positive_int,
+        default=20,
+        help="--tasks: seeded tasks per template (--seed seeds them)",
+    )
     p.add_argument(
         "--configs",
         default="none,tale",
