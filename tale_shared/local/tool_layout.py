@@ -1,0 +1,138 @@
+"""Tool calling for the embedded models in the Hermes/Qwen2.5 layout, framework-free.
+
+Qwen2.5's chat template describes tools in the system message inside ``<tools></tools>`` and
+the model answers a call as ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``; tool
+results go back in a user turn inside ``<tool_response></tool_response>``. This module writes
+those blocks and reads the calls back out of a reply; ``ChatLocalLlama.bind_tools``
+(LangChain) and ``LocalLlamaLLM`` as a function-calling LLM (LlamaIndex) both use it, so the
+embedded model sees one layout in both frameworks.
+
+Example:
+    >>> text, calls = parse_tool_calls(
+    ...     'Let me look.\\n<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>', ["add"]
+    ... )
+    >>> text, calls
+    ('Let me look.', [('add', {'a': 1})])
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from tale_shared.prompts import Message
+
+_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
+_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
+
+TOOLS_PREAMBLE = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+    "{tools}\n</tools>\n\nFor each function call, return a json object with function name and "
+    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+)
+
+ToolCallText = tuple[str, dict[str, Any]]
+"""A call read from a reply: the tool's name and its arguments."""
+
+
+def tools_prompt(tools: Sequence[dict[str, Any]]) -> str:
+    """The system-message block that describes ``tools`` (OpenAI tool schemas)."""
+    lines = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
+    return TOOLS_PREAMBLE.format(tools=lines)
+
+
+def tool_names(tools: Sequence[dict[str, Any]]) -> list[str]:
+    """The names of OpenAI tool schemas."""
+    return [t["function"]["name"] for t in tools if "function" in t]
+
+
+def with_tools_block(messages: Sequence[Message], tools: Sequence[dict[str, Any]]) -> list[Message]:
+    """``messages`` with the tools described in the system message (a new one first when
+    there is none)."""
+    block = tools_prompt(tools)
+    out = list(messages)
+    if out and out[0].role == "system":
+        return [Message("system", f"{out[0].content}\n\n{block}"), *out[1:]]
+    return [Message("system", block), *out]
+
+
+def call_turn(text: str, calls: Sequence[ToolCallText]) -> Message:
+    """An earlier assistant turn that called tools, as the model writes one."""
+    blocks = "\n".join(
+        "<tool_call>\n" + json.dumps({"name": name, "arguments": args}) + "\n</tool_call>"
+        for name, args in calls
+    )
+    return Message("assistant", f"{text}\n{blocks}".strip())
+
+
+def response_turn(result: str) -> Message:
+    """A tool's result, as the model reads one: a user turn in ``<tool_response>``."""
+    return Message("user", f"<tool_response>\n{result}\n</tool_response>")
+
+
+def _call_of(raw: str, names: set[str] | None) -> ToolCallText | None:
+    try:
+        data = json.loads(raw)
+        name, args = data["name"], data.get("arguments", {})
+        if isinstance(args, str):
+            args = json.loads(args)
+        args = dict(args)
+    except (ValueError, KeyError, TypeError):
+        return None
+    if names is not None and name not in names:
+        return None
+    return str(name), args
+
+
+def parse_tool_calls(
+    text: str, names: Sequence[str] | None = None
+) -> tuple[str, list[ToolCallText]]:
+    """The reply's text without its tool calls, and the calls. A call is a ``<tool_call>``
+    block, or — since llama.cpp drops Qwen's ``<tool_call>`` special tokens from the text — a
+    ``{"name": <one of names>, "arguments": {...}}`` object on its own: the whole reply, a
+    fenced code block, or a line. Unreadable blocks stay in the text, so nothing is silently
+    dropped."""
+    known = set(names) if names is not None else None
+    calls: list[ToolCallText] = []
+
+    def take(match: re.Match[str]) -> str:
+        call = _call_of(match.group(1), known)
+        if call is None:
+            return match.group(0)
+        calls.append(call)
+        return ""
+
+    remaining = _CALL.sub(take, text)
+    if not calls and known:  # a call in a code fence, or the whole reply
+        for block in [*_FENCE.finditer(remaining), None]:
+            raw = block.group(1) if block is not None else remaining.strip()
+            call = _call_of(raw, known)
+            if call is not None:
+                calls.append(call)
+                remaining = remaining.replace(block.group(0), "") if block else ""
+    if not calls and known:
+        kept = []
+        for line in remaining.splitlines():
+            call = _call_of(line.strip(), known) if line.strip().startswith("{") else None
+            if call is None:
+                kept.append(line)
+            else:
+                calls.append(call)
+        remaining = "\n".join(kept)
+    return remaining.strip(), calls
+
+
+__all__ = [
+    "TOOLS_PREAMBLE",
+    "ToolCallText",
+    "call_turn",
+    "parse_tool_calls",
+    "response_turn",
+    "tool_names",
+    "tools_prompt",
+    "with_tools_block",
+]
