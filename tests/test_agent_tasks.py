@@ -166,3 +166,43 @@ def test_gold_answers_read_as_the_grader_reads_them():
     for task in generate_tasks("heldout", per_template=10, seed=0):
         assert is_correct(f"So the answer is [[{task.answer}]].", task.answer)
         assert "." not in task.answer or not task.answer.endswith("0")
+
+
+def test_a_documents_task_runs_through_llama_index_function_agent_on_the_embedded_llm(tmp_path):
+    """``--llama-agent function``: FunctionAgent on LocalLlamaLLM, the task's own tools."""
+    from llama_index_tale import LocalLlamaLLM
+    from llama_index_tale.research.agent_runner import LlamaIndexAgentRunner
+    from tale_shared.models import Completion
+
+    task = next(t for t in generate_tasks("dev", per_template=1, seed=2) if t.family == "documents")
+    names = [t.name for t in towns() if re.search(rf"\b{t.name}\b", task.question)]
+
+    class ScriptedLocal:
+        model_name = "local/fake"
+
+        def __init__(self) -> None:
+            self.prompts: list[list] = []
+
+        def complete(self, messages, *, max_tokens=None, stop=None, temperature=None):
+            self.prompts.append(messages)
+            k = len(self.prompts) - 1
+            if k < len(names):
+                call = {"name": "search_documents", "arguments": {"query": names[k]}}
+                text = f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+            else:
+                text = f"The answer is [[{task.answer}]]."
+            return Completion(text=text, model=self.model_name)
+
+    local = ScriptedLocal()
+    runner = LlamaIndexAgentRunner.__new__(LlamaIndexAgentRunner)
+    runner.llm = LocalLlamaLLM(model="qwen2.5-coder-1.5b")
+    runner.llm._local = local
+    runner.model_name, runner.max_iterations, runner.agent = "local/fake", 6, "function"
+    runner.tool = None
+    out = tmp_path / "rows.jsonl"
+    assert run_agent_bench(runner, [task], [parse_agent_config("none")], out, progress=False) == 1
+    (row,) = load_agent_rows(out)
+    assert row.error is None and row.correct and row.tool_calls == len(names) == 2
+    responses = [m.content for m in local.prompts[-1] if "<tool_response>" in m.content]
+    assert [r.split("\n")[1].split(" is a town")[0] for r in responses] == names
+    assert local.prompts[0][0].content.startswith(TOOL_SYSTEM_PROMPT)

@@ -2,10 +2,10 @@
 wrapped in :class:`~llama_index_tale.TaleLLM` as the configuration says, traced with
 :class:`~llama_index_tale.TaleTracer`.
 
-Why ``ReActAgent`` and not ``FunctionAgent``: ``FunctionAgent`` needs an LLM with native
-function calling, and the embedded llama.cpp model has none in LlamaIndex; ReAct's text
-protocol (Thought / Action / Action Input / Observation) runs on any LLM, which is what a
-user of a local model has. ``TaleLLM`` works the same under both.
+``ReActAgent`` by default: ReAct's text protocol (Thought / Action / Action Input /
+Observation) runs on any LLM. ``agent="function"`` runs ``FunctionAgent`` instead, which needs
+a function-calling LLM — the embedded ``LocalLlamaLLM`` is one, in its chat template's own
+tool layout. ``TaleLLM`` works the same under both.
 
 Registered as the ``llama-index`` entry of ``tale.agent_runners``.
 """
@@ -44,7 +44,11 @@ class LlamaIndexAgentRunner:
         lora: str | None = None,
         max_tokens: int = 512,
         recursion_limit: int = RECURSION_LIMIT,
+        agent: str = "react",
     ) -> None:
+        if agent not in ("react", "function"):
+            raise ValueError(f"agent must be 'react' or 'function', not {agent!r}")
+        self.agent = agent
         require(
             "llama_index.core",
             'the LlamaIndex runner needs: pip install "tale-reasoning[llama-index]"',
@@ -99,7 +103,12 @@ class LlamaIndexAgentRunner:
         tools: Sequence[ToolSpec] | None,
         system_prompt: str | None,
     ) -> AgentRun:
-        from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
+        from llama_index.core.agent.workflow import (
+            AgentOutput,
+            FunctionAgent,
+            ReActAgent,
+            ToolCallResult,
+        )
         from llama_index.core.tools import FunctionTool
         from llama_index.core.workflow.errors import WorkflowRuntimeError
 
@@ -111,7 +120,8 @@ class LlamaIndexAgentRunner:
             FunctionTool.from_defaults(fn=t.function, name=t.name, description=t.description)
             for t in tools or ()
         ]
-        agent = ReActAgent(
+        kind = FunctionAgent if self.agent == "function" else ReActAgent
+        agent = kind(
             tools=own or [self.tool], llm=llm, system_prompt=system_prompt or AGENT_SYSTEM_PROMPT
         )
         tool_calls = 0

@@ -301,6 +301,7 @@ def cmd_agent_bench(args: argparse.Namespace) -> int:
             lora=args.lora,
             max_tokens=args.max_tokens,
             recursion_limit=args.recursion_limit,
+            **({"agent": args.llama_agent} if args.framework == "llama-index" else {}),
         )
         print(
             f"agent-bench ({args.framework}): {len(configs)} configurations x {len(items)} "
@@ -662,6 +663,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="comma-separated configurations (see tale_shared.research.agent_bench)",
     )
     p.add_argument("--recursion-limit", type=int, default=12, help="LangGraph steps per run")
+    p.add_argument(
+        "--llama-agent",
+        choices=["react", "function"],
+        default="react",
+        help="LlamaIndex: ReActAgent (text protocol) or FunctionAgent (the LLM's tool calls)",
+    )
     p.add_argument("--out", required=True, help="rows JSONL (appended; reruns resume)")
     p.add_argument("--baseline", default="none", help="the reference configuration")
     p.add_argument("--table", default=None, help="also write the Markdown table here")
