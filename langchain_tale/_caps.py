@@ -7,10 +7,11 @@ nothing is imported here and a class that merely shares a name is not mistaken f
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
+
+from tale_shared._optional import is_instance_of
 
 OPENAI_HOSTS = ("api.openai.com",)
 OLLAMA_OPTIONS = (
@@ -34,11 +35,6 @@ OLLAMA_OPTIONS = (
 them all, so the cap is sent with the model's own)."""
 
 
-def _is(llm: Any, module: str, name: str) -> bool:
-    cls = getattr(sys.modules.get(module), name, None)
-    return isinstance(cls, type) and isinstance(llm, cls)
-
-
 def _base_url(llm: Any) -> str | None:
     """The URL the client really calls: its root client's, else the configured one."""
     client = getattr(llm, "root_client", None)
@@ -52,7 +48,7 @@ def serves_openai_itself(llm: Any) -> bool:
     Decided from the client's configuration (its base URL), once per call of
     :func:`cap_kwargs`, never from a reply.
     """
-    if _is(llm, "langchain_openai.chat_models.azure", "AzureChatOpenAI"):
+    if is_instance_of(llm, "langchain_openai.chat_models.azure", "AzureChatOpenAI"):
         return True
     url = _base_url(llm)
     return url is None or (urlparse(url).hostname or "") in OPENAI_HOSTS
@@ -74,20 +70,20 @@ def cap_kwargs(llm: Any, max_tokens: int | None) -> dict[str, Any]:
     """
     if max_tokens is None:
         return {}
-    if _is(llm, "langchain_google_genai", "ChatGoogleGenerativeAI") or _is(
+    if is_instance_of(llm, "langchain_google_genai", "ChatGoogleGenerativeAI") or is_instance_of(
         llm, "langchain_google_vertexai", "ChatVertexAI"
     ):
         return {"max_output_tokens": max_tokens}
-    if _is(llm, "langchain_anthropic", "ChatAnthropic"):
+    if is_instance_of(llm, "langchain_anthropic", "ChatAnthropic"):
         thinking = getattr(llm, "thinking", None) or {}
         if thinking.get("type") == "enabled":
             budget = max(1024, int(thinking.get("budget_tokens", 1024)))
             return {"max_tokens": budget + max_tokens}
         return {"max_tokens": max_tokens}
-    if _is(llm, "langchain_ollama", "ChatOllama"):
+    if is_instance_of(llm, "langchain_ollama", "ChatOllama"):
         own = {k: v for k in OLLAMA_OPTIONS if (v := getattr(llm, k, None)) is not None}
         return {"options": {**own, "num_predict": max_tokens}}
-    if _is(llm, "langchain_openai", "ChatOpenAI") and not serves_openai_itself(llm):
+    if is_instance_of(llm, "langchain_openai", "ChatOpenAI") and not serves_openai_itself(llm):
         extra = dict(getattr(llm, "extra_body", None) or {})
         return {"max_tokens": max_tokens, "extra_body": {**extra, "max_tokens": max_tokens}}
     return {"max_tokens": max_tokens}

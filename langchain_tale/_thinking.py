@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_tale._caps import OLLAMA_OPTIONS, _is
+from langchain_tale._caps import OLLAMA_OPTIONS
+from tale_shared._optional import is_instance_of
 from tale_shared.thinking import (
     ThinkingProvider,
     ThinkingSettings,
@@ -20,17 +21,17 @@ from tale_shared.thinking import (
 
 def thinking_provider(llm: Any) -> ThinkingProvider | None:
     """Which thinking knob ``llm``'s class has, or ``None`` (no known knob)."""
-    if _is(llm, "langchain_anthropic", "ChatAnthropic"):
+    if is_instance_of(llm, "langchain_anthropic", "ChatAnthropic"):
         return "anthropic"
-    if _is(llm, "langchain_aws", "ChatBedrockConverse"):
+    if is_instance_of(llm, "langchain_aws", "ChatBedrockConverse"):
         return "bedrock"
-    if _is(llm, "langchain_google_genai", "ChatGoogleGenerativeAI") or _is(
+    if is_instance_of(llm, "langchain_google_genai", "ChatGoogleGenerativeAI") or is_instance_of(
         llm, "langchain_google_vertexai", "ChatVertexAI"
     ):
         return "gemini"
-    if _is(llm, "langchain_openai", "ChatOpenAI"):
+    if is_instance_of(llm, "langchain_openai", "ChatOpenAI"):
         return "openai"
-    if _is(llm, "langchain_ollama", "ChatOllama"):
+    if is_instance_of(llm, "langchain_ollama", "ChatOllama"):
         return "ollama"
     return None
 

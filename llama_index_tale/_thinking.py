@@ -4,11 +4,11 @@ with its thinking field and output cap (LlamaIndex LLMs fix both at construction
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from llama_index.core.llms import LLM
 
+from tale_shared._optional import is_instance_of
 from tale_shared.thinking import (
     ThinkingProvider,
     ThinkingSettings,
@@ -17,19 +17,14 @@ from tale_shared.thinking import (
 )
 
 
-def _is(llm: Any, module: str, name: str) -> bool:
-    cls = getattr(sys.modules.get(module), name, None)
-    return isinstance(cls, type) and isinstance(llm, cls)
-
-
 def thinking_provider(llm: Any) -> ThinkingProvider | None:
     """Which thinking knob ``llm``'s class has (LlamaIndex's Anthropic, OpenAI, GoogleGenAI),
     or ``None``."""
-    if _is(llm, "llama_index.llms.anthropic", "Anthropic"):
+    if is_instance_of(llm, "llama_index.llms.anthropic", "Anthropic"):
         return "anthropic"
-    if _is(llm, "llama_index.llms.google_genai", "GoogleGenAI"):
+    if is_instance_of(llm, "llama_index.llms.google_genai", "GoogleGenAI"):
         return "gemini"
-    if _is(llm, "llama_index.llms.openai", "OpenAI"):
+    if is_instance_of(llm, "llama_index.llms.openai", "OpenAI"):
         return "openai"
     return None
 
