@@ -408,6 +408,23 @@ def cmd_exemplars(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_following(args: argparse.Namespace) -> int:
+    from tale_shared.research.bench import load_rows
+    from tale_shared.research.following import budget_following, following_table, plot_following
+
+    rows = [row for path in args.rows for row in load_rows(path)]
+    found = budget_following(rows)
+    if not found:
+        raise ValueError("no model answered one item at two or more tale-fixed:<N>@<style> budgets")
+    table = following_table(found)
+    print(table)
+    if args.table:
+        Path(args.table).write_text(table + "\n", encoding="utf-8")
+    if args.plot:
+        print(f"plot: {plot_following(found, args.plot)}", file=sys.stderr)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the research commands to the ``tale`` parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -681,6 +698,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         reads=("data", "exclude", "lora", "model"),
         writes=("out", "table", "plot"),
     )
+
+    p = sub.add_parser(
+        "following",
+        help="does a model follow stated budgets? (bench rows of tale-fixed:<N>@<style> methods)",
+    )
+    p.add_argument("rows", nargs="+", help="bench rows JSONL files (one or more models)")
+    p.add_argument("--table", default=None, help="also write the Markdown table here")
+    p.add_argument("--plot", default=None, help="median output tokens vs budget (PNG)")
+    p.set_defaults(func=cmd_following, reads=("rows",), writes=("table", "plot"))
 
     p = sub.add_parser("exemplars", help="concise exemplars from search results (train items)")
     p.add_argument("runs", help="search results JSONL (tale search), training items only")
