@@ -24,7 +24,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from langchain_tale._messages import to_core
 from langchain_tale._tools import parse_tool_calls, with_tools
 from tale_shared._aio import iterate_in_thread
-from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel
+from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel, tool_layout
 from tale_shared.local.llama import local_model_of
 from tale_shared.usage import TokenUsage
 
@@ -101,9 +101,16 @@ class ChatLocalLlama(BaseChatModel):
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Tools in Qwen2.5's (Hermes) layout: described in the system message, called as
         ``<tool_call>`` JSON, results returned in ``<tool_response>`` — what the embedded
-        Qwen models were trained on. ``tool_choice`` is accepted and not enforced (a local
-        model can only be asked)."""
+        Qwen models were trained on. ``tool_choice`` ``"required"``/``"any"`` or a tool's
+        name is enforced with a llama.cpp grammar: the reply is a call (``"auto"``, the
+        default, lets the model choose; ``"none"`` sends no tools)."""
         formatted = [convert_to_openai_tool(t) for t in tools]
+        forced, name = tool_layout.forced_tool(tool_choice)
+        if forced:
+            tool_layout.call_schema(formatted, name)  # an unknown tool name fails here
+            kwargs["tool_choice"] = name or "required"
+        elif tool_choice == "none":
+            return self.bind(**kwargs)
         return self.bind(tools=formatted, **kwargs)
 
     def _generate(
@@ -114,11 +121,16 @@ class ChatLocalLlama(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         tools = kwargs.get("tools")
+        forced, name = tool_layout.forced_tool(kwargs.get("tool_choice"))
+        grammar: dict[str, Any] = (
+            {"json_schema": tool_layout.call_schema(tools, name)} if tools and forced else {}
+        )
         completion = self.local.complete(
             with_tools(messages, tools) if tools else to_core(messages),
             max_tokens=kwargs.get("max_tokens") or self.max_tokens,
             stop=stop,
             temperature=kwargs.get("temperature"),
+            **grammar,
         )
         names = [t["function"]["name"] for t in tools or [] if "function" in t]
         text, calls = parse_tool_calls(completion.text, names) if tools else (completion.text, [])

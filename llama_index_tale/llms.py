@@ -129,15 +129,14 @@ class LocalLlamaLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> dict[str, Any]:
         """The ``chat`` arguments for a turn with ``tools`` (their OpenAI schemas go in the
-        system message). ``tool_required`` is asked for, not enforced: a local model can only
-        be told."""
+        system message). ``tool_required`` makes the reply a call (a llama.cpp grammar)."""
         messages = list(chat_history or [])
         if isinstance(user_msg, str):
             user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
         if user_msg is not None:
             messages.append(user_msg)
         schemas = [tool.metadata.to_openai_tool() for tool in tools]
-        return {"messages": messages, "tools": schemas, **kwargs}
+        return {"messages": messages, "tools": schemas, "tool_required": tool_required, **kwargs}
 
     def get_tool_calls_from_response(
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
@@ -149,10 +148,14 @@ class LocalLlamaLLM(FunctionCallingLLM):
         return [ToolSelection(tool_id=c.id, tool_name=c.name, tool_kwargs=c.kwargs) for c in calls]
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        tools = kwargs.get("tools")
+        tools: list[dict[str, Any]] = kwargs.get("tools") or []
+        grammar: dict[str, Any] = {}
+        if tools and kwargs.get("tool_required"):  # the reply is a call: a grammar says so
+            grammar["json_schema"] = tool_layout.call_schema(tools)
         c = self.local.complete(
             _with_tools(messages, tools) if tools else _to_core(messages),
             max_tokens=kwargs.get("max_tokens") or self.max_tokens,
+            **grammar,
         )
         text, extra = c.text, {}
         if tools:

@@ -190,3 +190,30 @@ def test_the_embedded_chat_model_calls_tools_in_qwens_layout():
     fenced = 'Sure.\n```json\n{\n  "name": "add",\n  "arguments": {"a": 4, "b": 5}\n}\n```'
     text, calls = parse_tool_calls(fenced, ["add"])
     assert text == "Sure." and calls[0]["args"] == {"a": 4, "b": 5}
+
+
+def test_tool_choice_reaches_the_embedded_model_as_a_grammar_only_when_forced():
+    from langchain_tale import ChatLocalLlama
+    from tale_shared.models import Completion
+
+    class Recording:
+        model_name = "local/fake"
+
+        def __init__(self):
+            self.kwargs = []
+
+        def complete(self, messages, **kwargs):
+            self.kwargs.append(kwargs)
+            return Completion(text='{"name": "add", "arguments": {"a": 1, "b": 2}}')
+
+    llm = ChatLocalLlama(model="qwen2.5-coder-1.5b")
+    llm._local = local = Recording()
+    assert llm.bind_tools([add], tool_choice="required").invoke("Hi").tool_calls[0]["name"] == "add"
+    schema = local.kwargs[-1]["json_schema"]
+    assert [b["properties"]["name"] for b in schema["anyOf"]] == [{"const": "add"}]
+    llm.bind_tools([add]).invoke("Hi")  # auto: the model chooses, no grammar
+    assert "json_schema" not in local.kwargs[-1]
+    plain = llm.bind_tools([add], tool_choice="none").invoke("Hi")  # no tools sent at all
+    assert "json_schema" not in local.kwargs[-1] and plain.tool_calls == []
+    with pytest.raises(ValueError, match="no tool named 'sub'"):
+        llm.bind_tools([add], tool_choice="sub")

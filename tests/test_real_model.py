@@ -212,3 +212,30 @@ def test_loaded_models_are_closed_at_exit_so_a_script_ends_quietly():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 0 and "Exception ignored" not in run.stderr
+
+
+def test_a_required_tool_choice_makes_the_embedded_model_call_the_tool():
+    """``tool_choice`` is enforced with a llama.cpp grammar: even the 135M model's reply is
+    a well-formed call of the named tool, in both frameworks."""
+    from langchain_core.tools import tool
+    from llama_index.core.tools import FunctionTool
+
+    from langchain_tale import ChatLocalLlama
+    from llama_index_tale import LocalLlamaLLM
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two whole numbers."""
+        return a + b
+
+    llm = ChatLocalLlama(model="smollm2-135m", max_tokens=48)
+    forced = llm.bind_tools([add], tool_choice="add").invoke("Tell me a joke about cats.")
+    assert forced.tool_calls and forced.tool_calls[0]["name"] == "add"
+    assert set(forced.tool_calls[0]["args"]) == {"a", "b"}
+    assert all(isinstance(v, int) for v in forced.tool_calls[0]["args"].values())
+    li = LocalLlamaLLM(model="smollm2-135m", max_tokens=48)
+    response = li.chat_with_tools(
+        [FunctionTool.from_defaults(fn=add.func)], "Tell me a joke about cats.", tool_required=True
+    )
+    (call,) = li.get_tool_calls_from_response(response)
+    assert call.tool_name == "add" and set(call.tool_kwargs) == {"a", "b"}

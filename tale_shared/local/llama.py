@@ -191,6 +191,7 @@ class LocalChatModel:
         *,
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         if not messages:
             raise ValueError("no messages to send to the model")
@@ -207,6 +208,8 @@ class LocalChatModel:
         }
         if stop:
             params["stop"] = list(stop)
+        if json_schema is not None:  # llama.cpp turns the schema into a grammar
+            params["response_format"] = {"type": "json_object", "schema": json_schema}
         return params
 
     def _generate(self, method: str, **params: Any) -> Completion:
@@ -246,9 +249,14 @@ class LocalChatModel:
         max_tokens: int | None = None,
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> Completion:
-        """One reply; ``stop`` sequences end it, ``temperature`` overrides the model's."""
-        params = self._params(messages, max_tokens, stop=stop, temperature=temperature)
+        """One reply; ``stop`` sequences end it, ``temperature`` overrides the model's, and
+        ``json_schema`` constrains it to JSON of that schema (a llama.cpp grammar: a forced
+        tool call, see :func:`tale_shared.local.tool_layout.call_schema`)."""
+        params = self._params(
+            messages, max_tokens, stop=stop, temperature=temperature, json_schema=json_schema
+        )
         return self._generate("create_chat_completion", **params)
 
     async def acomplete(

@@ -74,6 +74,50 @@ def response_turn(result: str) -> Message:
     return Message("user", f"<tool_response>\n{result}\n</tool_response>")
 
 
+def call_schema(tools: Sequence[dict[str, Any]], name: str | None = None) -> dict[str, Any]:
+    """The JSON schema of one call to ``tools`` (OpenAI tool schemas) — or to the tool
+    ``name`` — as the layout writes it: ``{"name": ..., "arguments": {...}}``. Given to the
+    embedded model as a grammar, it makes the reply a tool call (``tool_choice``).
+
+    >>> add = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
+    >>> call_schema([add])["anyOf"][0]["properties"]["name"]
+    {'const': 'add'}
+    """
+    chosen = [t for t in tools if "function" in t and name in (None, t["function"]["name"])]
+    if not chosen:
+        raise ValueError(f"no tool named {name!r} among {tool_names(tools)}")
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"const": t["function"]["name"]},
+                    "arguments": t["function"].get("parameters") or {"type": "object"},
+                },
+                "required": ["name", "arguments"],
+            }
+            for t in chosen
+        ]
+    }
+
+
+def forced_tool(tool_choice: Any) -> tuple[bool, str | None]:
+    """Read a ``tool_choice`` as LangChain and OpenAI spell it: ``(forced, name)``. Forced:
+    ``"required"``/``"any"``/``True``, a tool's name, or ``{"type": "function", "function":
+    {"name": ...}}``; not forced: ``None``, ``"auto"``, ``"none"``, ``False``."""
+    if tool_choice in (None, False, "auto", "none"):
+        return False, None
+    if tool_choice in (True, "required", "any"):
+        return True, None
+    if isinstance(tool_choice, str):
+        return True, tool_choice
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
+        if isinstance(name, str):
+            return True, name
+    raise ValueError(f"cannot read tool_choice {tool_choice!r}")
+
+
 def _call_of(raw: str, names: set[str] | None) -> ToolCallText | None:
     try:
         data = json.loads(raw)
@@ -129,7 +173,9 @@ def parse_tool_calls(
 __all__ = [
     "TOOLS_PREAMBLE",
     "ToolCallText",
+    "call_schema",
     "call_turn",
+    "forced_tool",
     "parse_tool_calls",
     "response_turn",
     "tool_names",
