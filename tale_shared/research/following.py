@@ -42,13 +42,19 @@ class BudgetFollowing:
     median_tokens: dict[int, float]
     """Per budget: the median output tokens."""
 
-    def follows(self, *, min_spearman: float = 0.5, band: tuple[float, float] = (0.5, 1.5)) -> bool:
-        """The issue's test: Spearman at least ``min_spearman`` and every budget's median
-        output/budget inside ``band``."""
+    def follows(
+        self,
+        *,
+        min_spearman: float = 0.5,
+        band: tuple[float, float] = (0.5, 1.5),
+        at: tuple[int, ...] = (50, 100, 200),
+    ) -> bool:
+        """The pre-registered test (``benchmarks/results/tale-pt-selection-rule.md``):
+        Spearman at least ``min_spearman`` and the median output/budget inside ``band`` at
+        each of the budgets ``at`` that were run."""
         lo, hi = band
-        return self.spearman >= min_spearman and all(
-            lo <= r <= hi for r in self.median_ratio.values()
-        )
+        ratios = [r for b, r in self.median_ratio.items() if b in at]
+        return self.spearman >= min_spearman and bool(ratios) and all(lo <= r <= hi for r in ratios)
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
