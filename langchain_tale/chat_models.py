@@ -61,6 +61,11 @@ class ChatLocalLlama(BaseChatModel):
     max_tokens: int = 512
     n_threads: int | None = None
     n_ctx: int = 4096
+    tool_first: bool = Field(
+        default=False,
+        description="with tools bound, the first reply of a conversation (no tool result yet) "
+        "must call one (a llama.cpp grammar): a small model otherwise answers from memory",
+    )
 
     model_config = ConfigDict(protected_namespaces=())
     _local: LocalChatModel | None = PrivateAttr(default=None)
@@ -122,6 +127,8 @@ class ChatLocalLlama(BaseChatModel):
     ) -> ChatResult:
         tools = kwargs.get("tools")
         forced, name = tool_layout.forced_tool(kwargs.get("tool_choice"))
+        if self.tool_first and not any(m.type == "tool" for m in messages):
+            forced = True
         grammar: dict[str, Any] = (
             {"json_schema": tool_layout.call_schema(tools, name)} if tools and forced else {}
         )

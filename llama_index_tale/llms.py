@@ -95,6 +95,11 @@ class LocalLlamaLLM(FunctionCallingLLM):
     max_tokens: int = 512
     n_threads: int | None = None
     n_ctx: int = 4096
+    tool_first: bool = Field(
+        default=False,
+        description="with tools, the first reply of a conversation (no tool result yet) must "
+        "call one (a llama.cpp grammar): a small model otherwise answers from memory",
+    )
     _local: LocalChatModel | None = PrivateAttr(default=None)
 
     @classmethod
@@ -150,7 +155,9 @@ class LocalLlamaLLM(FunctionCallingLLM):
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         tools: list[dict[str, Any]] = kwargs.get("tools") or []
         grammar: dict[str, Any] = {}
-        if tools and kwargs.get("tool_required"):  # the reply is a call: a grammar says so
+        first = not any(m.role == MessageRole.TOOL for m in messages)
+        required = kwargs.get("tool_required") or (self.tool_first and first)
+        if tools and required:  # the reply is a call: a grammar says so
             grammar["json_schema"] = tool_layout.call_schema(tools)
         c = self.local.complete(
             _with_tools(messages, tools) if tools else _to_core(messages),

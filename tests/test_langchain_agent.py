@@ -217,3 +217,35 @@ def test_tool_choice_reaches_the_embedded_model_as_a_grammar_only_when_forced():
     assert "json_schema" not in local.kwargs[-1] and plain.tool_calls == []
     with pytest.raises(ValueError, match="no tool named 'sub'"):
         llm.bind_tools([add], tool_choice="sub")
+
+
+def test_tool_first_forces_a_call_until_a_tool_has_answered():
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    from langchain_tale import ChatLocalLlama
+    from tale_shared.models import Completion
+
+    class Recording:
+        model_name = "local/fake"
+
+        def __init__(self):
+            self.kwargs = []
+
+        def complete(self, messages, **kwargs):
+            self.kwargs.append(kwargs)
+            return Completion(text='{"name": "add", "arguments": {"a": 1, "b": 2}}')
+
+    llm = ChatLocalLlama(model="qwen2.5-coder-1.5b", tool_first=True)
+    llm._local = local = Recording()
+    bound = llm.bind_tools([add])
+    bound.invoke("What is 1 + 2?")
+    assert "json_schema" in local.kwargs[-1]  # no tool has answered yet: a call is forced
+    call = {"name": "add", "args": {"a": 1, "b": 2}, "id": "c1"}
+    bound.invoke(
+        [
+            HumanMessage("What is 1 + 2?"),
+            AIMessage("", tool_calls=[call]),
+            ToolMessage("3", tool_call_id="c1"),
+        ]
+    )
+    assert "json_schema" not in local.kwargs[-1]  # the model may answer now

@@ -106,8 +106,11 @@ class LangChainAgentRunner:
             StructuredTool.from_function(func=t.function, name=t.name, description=t.description)
             for t in tools or ()
         ]
+        chat = self.chat
+        if config.tool_first:  # a copy sharing the loaded model
+            chat = chat.model_copy(update={"tool_first": True})
         agent = create_agent(
-            self.chat,
+            chat,
             tools=own or [self.tool],
             system_prompt=system_prompt or AGENT_SYSTEM_PROMPT,
             middleware=self.middleware(config),

@@ -77,10 +77,14 @@ class LlamaIndexAgentRunner:
 
         if config.call_limit is not None:
             raise ValueError("calls=N is LangChain's ModelCallLimitMiddleware; use max steps here")
+        llm = self.llm
+        if config.tool_first:  # a copy sharing the loaded model
+            llm = llm.model_copy(update={"tool_first": True})
+            llm._local = self.llm._local
         if config.budget_method is None and config.context_ratio is None:
-            return self.llm
+            return llm
         return TaleLLM(
-            llm=self.llm,
+            llm=llm,
             method=config.budget_method or "vanilla",
             total_tokens=config.total_tokens,
             show_remaining=config.tracker,

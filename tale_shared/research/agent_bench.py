@@ -22,6 +22,9 @@ A **configuration** is named by a spec: parts joined by ``&``::
     calls=<N>                LangChain's ModelCallLimitMiddleware(run_limit=N): the anchor a
                              LangChain user has today
     context=<ratio>          older tool results compressed to ``ratio`` of their tokens
+    tool-first               the embedded model's first reply must call a tool (a grammar;
+                             ``ChatLocalLlama``/``LocalLlamaLLM(tool_first=True)``): a plain-
+                             agent lever, no budget
 
 Per run the row holds: solved or not, every call's input and output tokens (the estimator's
 and forced answers' included), agent steps, tool calls, recursion-limit hits, empty final
@@ -84,6 +87,7 @@ class AgentConfig:
     tracker: bool = False
     call_limit: int | None = None
     context_ratio: float | None = None
+    tool_first: bool = False
 
     @property
     def adds_nothing(self) -> bool:
@@ -93,6 +97,7 @@ class AgentConfig:
             and self.total_tokens is None
             and self.call_limit is None
             and self.context_ratio is None
+            and not self.tool_first
         )
 
     @property
@@ -121,6 +126,8 @@ def parse_agent_config(spec: str) -> AgentConfig:
                 fields["total_tokens"] = _positive(int(value), part)
             elif key == "tracker" and not value:
                 fields["tracker"] = True
+            elif key == "tool-first" and not value:
+                fields["tool_first"] = True
             elif key == "calls":
                 fields["call_limit"] = _positive(int(value), part)
             elif key == "context":
@@ -133,7 +140,7 @@ def parse_agent_config(spec: str) -> AgentConfig:
         except ValueError as exc:
             raise ValueError(
                 f"cannot read agent configuration {spec!r}: {exc} (parts: none, tale[=METHOD], "
-                "total=N, tracker, calls=N, context=RATIO, joined by &)"
+                "total=N, tracker, calls=N, context=RATIO, tool-first, joined by &)"
             ) from None
     config = AgentConfig(name=name, **fields)  # type: ignore[arg-type]
     if config.tracker and config.total_tokens is None:
