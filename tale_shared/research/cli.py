@@ -419,7 +419,8 @@ def cmd_following(args: argparse.Namespace) -> int:
     table = following_table(found)
     print(table)
     if args.table:
-        Path(args.table).write_text(table + "\n", encoding="utf-8")
+        with atomic_writer(args.table) as fh:
+            fh.write(table + "\n")
     if args.plot:
         print(f"plot: {plot_following(found, args.plot)}", file=sys.stderr)
     return 0
