@@ -263,9 +263,6 @@ def test_the_langchain_runner_builds_the_configurations_middleware_and_counts_th
     runner = LangChainAgentRunner.__new__(LangChainAgentRunner)
     runner.recursion_limit = 12
     runner.model_name = "gpt-4o-mini"
-    from langchain_core.tools import StructuredTool
-
-    runner.tool = StructuredTool.from_function(func=calculate, name="calculator", description="c")
     stack = runner.middleware(parse_agent_config("context=0.5&tale&total=900&tracker&calls=3"))
     assert [type(m) for m in stack] == [
         TaleContextCompressionMiddleware,

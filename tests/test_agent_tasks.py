@@ -109,7 +109,6 @@ def test_a_catalogue_task_solved_through_the_langchain_runner_calls_its_own_tool
     runner = LangChainAgentRunner.__new__(LangChainAgentRunner)
     runner.recursion_limit = 12
     runner.model_name = "gpt-4o-mini"
-    runner.tool = None  # the task's tools replace the calculator
     runner.chat = ToolCallingFake(script=[*calls, AIMessage(f"[[{task.answer}]]")])
     out = tmp_path / "rows.jsonl"
     assert run_agent_bench(runner, [task], [parse_agent_config("none")], out, progress=False) == 1
@@ -198,7 +197,6 @@ def test_a_documents_task_runs_through_llama_index_function_agent_on_the_embedde
     runner.llm = LocalLlamaLLM(model="qwen2.5-coder-1.5b")
     runner.llm._local = local
     runner.model_name, runner.max_iterations, runner.agent = "local/fake", 6, "function"
-    runner.tool = None
     out = tmp_path / "rows.jsonl"
     assert run_agent_bench(runner, [task], [parse_agent_config("none")], out, progress=False) == 1
     (row,) = load_agent_rows(out)

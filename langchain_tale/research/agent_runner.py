@@ -12,16 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from tale_shared._optional import require
-from tale_shared.calculator import calculate
 from tale_shared.research.agent_bench import (
     AGENT_SYSTEM_PROMPT,
-    CALCULATOR_DESCRIPTION,
     RECURSION_LIMIT,
     AgentConfig,
     AgentRun,
     StepLog,
 )
-from tale_shared.research.agent_tasks import ToolSpec
+from tale_shared.research.agent_tasks import ToolSpec, task_tools
 
 
 def _chat_model(model: str, threads: int | None, lora: str | None, max_tokens: int) -> Any:
@@ -55,14 +53,9 @@ class LangChainAgentRunner:
             "langchain.agents",
             'the LangChain agent runner needs: pip install "tale-reasoning[agents]"',
         )
-        from langchain_core.tools import StructuredTool
-
         self.chat = _chat_model(model, threads, lora, max_tokens)
         self.model_name = str(getattr(self.chat, "model_name", None) or model)
         self.recursion_limit = recursion_limit
-        self.tool = StructuredTool.from_function(
-            func=calculate, name="calculator", description=CALCULATOR_DESCRIPTION
-        )
 
     def middleware(self, config: AgentConfig) -> list[Any]:
         """The configuration's middleware, in the order the agent runs them."""
@@ -104,14 +97,14 @@ class LangChainAgentRunner:
 
         own = [
             StructuredTool.from_function(func=t.function, name=t.name, description=t.description)
-            for t in tools or ()
+            for t in tools or task_tools()
         ]
         chat = self.chat
         if config.tool_first:  # a copy sharing the loaded model
             chat = chat.model_copy(update={"tool_first": True})
         agent = create_agent(
             chat,
-            tools=own or [self.tool],
+            tools=own,
             system_prompt=system_prompt or AGENT_SYSTEM_PROMPT,
             middleware=self.middleware(config),
         )

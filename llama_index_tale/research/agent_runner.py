@@ -19,16 +19,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from tale_shared._optional import require
-from tale_shared.calculator import calculate
 from tale_shared.research.agent_bench import (
     AGENT_SYSTEM_PROMPT,
-    CALCULATOR_DESCRIPTION,
     RECURSION_LIMIT,
     AgentConfig,
     AgentRun,
     StepLog,
 )
-from tale_shared.research.agent_tasks import ToolSpec
+from tale_shared.research.agent_tasks import ToolSpec, task_tools
 
 
 class LlamaIndexAgentRunner:
@@ -53,7 +51,6 @@ class LlamaIndexAgentRunner:
             "llama_index.core",
             'the LlamaIndex runner needs: pip install "tale-reasoning[llama-index]"',
         )
-        from llama_index.core.tools import FunctionTool
 
         from llama_index_tale.llms import LocalLlamaLLM
         from tale_shared.loading import is_api_model
@@ -67,9 +64,6 @@ class LlamaIndexAgentRunner:
         self.model_name = self.llm.metadata.model_name
         # LangGraph counts a model step and its tool call as two; a ReAct iteration is one
         self.max_iterations = max(1, recursion_limit // 2)
-        self.tool = FunctionTool.from_defaults(
-            fn=calculate, name="calculator", description=CALCULATOR_DESCRIPTION
-        )
 
     def agent_llm(self, config: AgentConfig) -> Any:
         """The LLM the agent gets: the model itself, or ``TaleLLM`` around it."""
@@ -80,7 +74,6 @@ class LlamaIndexAgentRunner:
         llm = self.llm
         if config.tool_first:  # a copy sharing the loaded model
             llm = llm.model_copy(update={"tool_first": True})
-            llm._local = self.llm._local
         if config.budget_method is None and config.context_ratio is None:
             return llm
         return TaleLLM(
@@ -122,12 +115,10 @@ class LlamaIndexAgentRunner:
         llm = self.agent_llm(config)
         own: list[Any] = [
             FunctionTool.from_defaults(fn=t.function, name=t.name, description=t.description)
-            for t in tools or ()
+            for t in tools or task_tools()
         ]
         kind = FunctionAgent if self.agent == "function" else ReActAgent
-        agent = kind(
-            tools=own or [self.tool], llm=llm, system_prompt=system_prompt or AGENT_SYSTEM_PROMPT
-        )
+        agent = kind(tools=own, llm=llm, system_prompt=system_prompt or AGENT_SYSTEM_PROMPT)
         tool_calls = 0
         step_calls: list[int] = []  # tool calls of each agent step, in order
         final = ""

@@ -49,7 +49,13 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from tale_shared.research._tables import markdown_table
-from tale_shared.research.agent_tasks import TOOL_SYSTEM_PROMPT, AgentTask, ToolSpec, task_tools
+from tale_shared.research.agent_tasks import (
+    CALCULATOR_DESCRIPTION,
+    TOOL_SYSTEM_PROMPT,
+    AgentTask,
+    ToolSpec,
+    task_tools,
+)
 from tale_shared.research.bench import (
     BenchRow,
     MethodSummary,
@@ -67,11 +73,6 @@ AGENT_SYSTEM_PROMPT = (
     "e.g. [[42]]."
 )
 """The agent's system prompt in every configuration and framework."""
-
-CALCULATOR_DESCRIPTION = (
-    "Evaluate an arithmetic expression with numbers, + - * / ( ) and ** "
-    "(for example '(12.5 + 7.5) * 3'). Returns the value, or an error to fix."
-)
 
 RECURSION_LIMIT = 12
 """LangGraph steps per run (about five model calls with their tool calls)."""

@@ -169,6 +169,12 @@ def search_documents(query: str) -> str:
 
 
 # -- tools --------------------------------------------------------------------------------------
+CALCULATOR_DESCRIPTION = (
+    "Evaluate an arithmetic expression with numbers, + - * / ( ) and ** "
+    "(for example '(12.5 + 7.5) * 3'). Returns the value, or an error to fix."
+)
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """A tool as the core knows it: each framework's runner wraps it as its own tool."""
@@ -179,12 +185,7 @@ class ToolSpec:
 
 
 TOOLS: dict[str, ToolSpec] = {
-    "calculator": ToolSpec(
-        "calculator",
-        "Evaluate an arithmetic expression with numbers, + - * / ( ) and ** "
-        "(for example '(12.5 + 7.5) * 3'). Returns the value, or an error to fix.",
-        calculate,
-    ),
+    "calculator": ToolSpec("calculator", CALCULATOR_DESCRIPTION, calculate),
     "lookup_price": ToolSpec(
         "lookup_price",
         "Look up the price of one product in the shop's catalogue by its name, for example "
@@ -200,8 +201,9 @@ TOOLS: dict[str, ToolSpec] = {
 }
 
 
-def task_tools(names: tuple[str, ...]) -> list[ToolSpec]:
-    """The specs of a task's tools, in its order."""
+def task_tools(names: tuple[str, ...] = ("calculator",)) -> list[ToolSpec]:
+    """The specs of a task's tools, in its order (default: the calculator alone, the tool of
+    the tool-optional runs)."""
     return [TOOLS[name] for name in names]
 
 
@@ -380,6 +382,7 @@ def generate_tasks(split: Split, *, per_template: int = 20, seed: int = 0) -> li
 
 
 __all__ = [
+    "CALCULATOR_DESCRIPTION",
     "CATALOGUE",
     "TOOLS",
     "TOOL_SYSTEM_PROMPT",
