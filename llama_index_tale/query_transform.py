@@ -23,6 +23,7 @@ from tale_shared.estimators import BudgetEstimator, EstimatorSlot
 from tale_shared.estimators.zero_shot import ESTIMATOR_PROMPT
 from tale_shared.methods import Method, for_reasoning_model
 from tale_shared.profiles import (
+    method_for,
     profile_for,
     profile_label,
     style_for,
@@ -111,7 +112,8 @@ class TaleQueryTransform(BaseQueryTransform):
         name = self._model_name()
         reasoning = self._llm is not None and is_reasoning_model(self._llm)
         if method is None:  # the default: the part of the profile method a query can carry
-            profile_method = resolve_method(name, None, reasoning=reasoning).method
+            # the profile's method as it is (no estimator built: only its parts are carried)
+            profile_method = for_reasoning_model(method_for(name), reasoning)
             carried = dataclasses.replace(
                 profile_method, exemplars=0, force=None, early_exit=None, escalate=False
             )
