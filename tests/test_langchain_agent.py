@@ -192,22 +192,26 @@ def test_the_embedded_chat_model_calls_tools_in_qwens_layout():
     assert text == "Sure." and calls[0]["args"] == {"a": 4, "b": 5}
 
 
+class RecordingLocal:
+    """Stands in for the embedded model: records each call's options, replies with a call."""
+
+    model_name = "local/fake"
+
+    def __init__(self):
+        self.kwargs = []
+
+    def complete(self, messages, **kwargs):
+        from tale_shared.models import Completion
+
+        self.kwargs.append(kwargs)
+        return Completion(text='{"name": "add", "arguments": {"a": 1, "b": 2}}')
+
+
 def test_tool_choice_reaches_the_embedded_model_as_a_grammar_only_when_forced():
     from langchain_tale import ChatLocalLlama
-    from tale_shared.models import Completion
-
-    class Recording:
-        model_name = "local/fake"
-
-        def __init__(self):
-            self.kwargs = []
-
-        def complete(self, messages, **kwargs):
-            self.kwargs.append(kwargs)
-            return Completion(text='{"name": "add", "arguments": {"a": 1, "b": 2}}')
 
     llm = ChatLocalLlama(model="qwen2.5-coder-1.5b")
-    llm._local = local = Recording()
+    llm._local = local = RecordingLocal()
     assert llm.bind_tools([add], tool_choice="required").invoke("Hi").tool_calls[0]["name"] == "add"
     schema = local.kwargs[-1]["json_schema"]
     assert [b["properties"]["name"] for b in schema["anyOf"]] == [{"const": "add"}]
@@ -223,20 +227,9 @@ def test_tool_first_forces_a_call_until_a_tool_has_answered():
     from langchain_core.messages import AIMessage, ToolMessage
 
     from langchain_tale import ChatLocalLlama
-    from tale_shared.models import Completion
-
-    class Recording:
-        model_name = "local/fake"
-
-        def __init__(self):
-            self.kwargs = []
-
-        def complete(self, messages, **kwargs):
-            self.kwargs.append(kwargs)
-            return Completion(text='{"name": "add", "arguments": {"a": 1, "b": 2}}')
 
     llm = ChatLocalLlama(model="qwen2.5-coder-1.5b", tool_first=True)
-    llm._local = local = Recording()
+    llm._local = local = RecordingLocal()
     bound = llm.bind_tools([add])
     bound.invoke("What is 1 + 2?")
     assert "json_schema" in local.kwargs[-1]  # no tool has answered yet: a call is forced
