@@ -76,7 +76,9 @@ def test_agent_configurations_parse_and_bad_ones_say_why():
     assert parse_agent_config("total=900").budget_method == "vanilla"  # a total only
     assert parse_agent_config("calls=4").budget_method is None
     assert parse_agent_config("none").adds_nothing
-    for bad in ["", "tale=nonsense", "total=0", "tracker", "context=2", "wat"]:
+    first = parse_agent_config("tool-first")  # a plain-agent lever: no budget adapter
+    assert first.tool_first and not first.adds_nothing and first.budget_method is None
+    for bad in ["", "tale=nonsense", "total=0", "tracker", "context=2", "wat", "tool-first=1"]:
         with pytest.raises(ValueError):
             parse_agent_config(bad)
 

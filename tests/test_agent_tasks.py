@@ -143,7 +143,13 @@ def test_the_cli_runs_heldout_tasks_and_reports_how_many_runs_called_a_tool(tmp_
     from tale_shared.research import agent_bench
 
     runner = TaskRunner()
-    monkeypatch.setattr(agent_bench, "agent_runner", lambda framework, model, **kw: runner)
+    options: list[dict] = []
+
+    def make(framework, model, **kw):
+        options.append({"framework": framework, **kw})
+        return runner
+
+    monkeypatch.setattr(agent_bench, "agent_runner", make)
     out, table = tmp_path / "heldout.jsonl", tmp_path / "heldout.md"
     argv = ["agent-bench", "--tasks", "heldout", "--per-template", "2", "--configs", "none"]
     assert cli.main([*argv, "--out", str(out), "--table", str(table)]) == 0
@@ -159,6 +165,13 @@ def test_the_cli_runs_heldout_tasks_and_reports_how_many_runs_called_a_tool(tmp_
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"id": "a", "question": "q?", "answer": "1"}) + "\n")
     assert cli.main([*argv, "--data", str(data), "--out", str(out)]) == 2  # one or the other
+    assert "agent" not in options[0]  # LangChain's runner takes no --llama-agent
+    li = ["--framework", "llama-index", "--llama-agent", "function", "--summary-only"]
+    assert cli.main([*argv, *li, "--out", str(out)]) == 0
+    run_li = ["--framework", "llama-index", "--llama-agent", "function"]
+    run_li += ["--configs", "tool-first", "--baseline", "tool-first"]
+    assert cli.main([*argv[:-2], *run_li, "--out", str(tmp_path / "li.jsonl")]) == 0
+    assert options[-1]["framework"] == "llama-index" and options[-1]["agent"] == "function"
 
 
 def test_gold_answers_read_as_the_grader_reads_them():

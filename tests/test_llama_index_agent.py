@@ -330,3 +330,44 @@ def test_the_embedded_llm_runs_a_function_agent_in_the_layout_chat_local_llama_u
     )
     assert [(m.role, m.content) for m in lc] == [(m.role, m.content) for m in second]
     assert convert_to_openai_tool(add)["function"]["name"] == schema["function"]["name"]
+
+
+def test_tool_first_makes_the_embedded_llm_call_until_a_tool_has_answered():
+    from llama_index.core.tools import FunctionTool
+
+    from llama_index_tale import LocalLlamaLLM
+    from tale_shared.models import Completion
+
+    def add(a: int, b: int) -> int:
+        """Add two whole numbers."""
+        return a + b
+
+    class Recording:
+        model_name = "local/fake"
+
+        def __init__(self):
+            self.kwargs = []
+
+        def complete(self, messages, **kwargs):
+            self.kwargs.append(kwargs)
+            return Completion(text='{"name": "add", "arguments": {"a": 1, "b": 2}}')
+
+    tool = FunctionTool.from_defaults(fn=add)
+    plain = LocalLlamaLLM(model="qwen2.5-coder-1.5b")
+    plain._local = seen = Recording()
+    plain.chat_with_tools([tool], "What is 1 + 2?")
+    assert "json_schema" not in seen.kwargs[-1]  # the model chooses
+    first = LocalLlamaLLM(model="qwen2.5-coder-1.5b", tool_first=True)
+    first._local = seen
+    response = first.chat_with_tools([tool], "What is 1 + 2?")
+    assert "json_schema" in seen.kwargs[-1]  # no tool has answered yet: a call is forced
+    (call,) = first.get_tool_calls_from_response(response)
+    answered = [
+        ChatMessage(role=MessageRole.USER, content="What is 1 + 2?"),
+        response.message,
+        ChatMessage(
+            role=MessageRole.TOOL, content="3", additional_kwargs={"tool_call_id": call.tool_id}
+        ),
+    ]
+    first.chat_with_tools([tool], chat_history=answered)
+    assert "json_schema" not in seen.kwargs[-1]  # the model may answer now
