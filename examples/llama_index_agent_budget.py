@@ -1,23 +1,42 @@
-"""A tool-using LlamaIndex agent with a token budget per step and per run (``TaleLLM``).
+"""A tool-using LlamaIndex agent that needs its tools, with a token budget per step (``TaleLLM``).
 
     bash scripts/install.sh local,llama-index
     .venv/bin/python examples/llama_index_agent_budget.py            # the embedded local model
     OPENAI_API_KEY=... .venv/bin/python examples/llama_index_agent_budget.py  # gpt-4o-mini
 
-With no API key it runs the embedded Qwen2.5-Coder-1.5B through llama.cpp in a
-``ReActAgent`` (the local model has no native function calling; with OpenAI it is a
-``FunctionAgent``). The same agent runs without and with ``TaleLLM``; the tracer prints what
-each run cost.
+The town facts are made up, so no model knows them: the agent must search the documents,
+then use the calculator. Two things make the embedded 1.5B model work its tools in a
+``FunctionAgent``, both plain LlamaIndex:
+
+- a worked example with *these* tools as chat history (``tool_demo_history``);
+- a ``final_answer`` tool with ``return_direct=True`` and ``LocalLlamaLLM(tool_required=True)``:
+  every reply is a tool call (a llama.cpp grammar, several calls at once allowed), the last
+  one the answer.
+
+The same agent runs without and with ``TaleLLM``; the tracer prints what each run cost.
 """
 
 import asyncio
 import os
 
-from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
+from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.tools import FunctionTool
 
-from llama_index_tale import TaleLLM, TaleTracer
+from llama_index_tale import TaleLLM, TaleTracer, tool_demo_history
 from tale_shared.calculator import calculate
+from tale_shared.tool_demo import ANSWER_TOOL, ANSWER_TOOL_DESCRIPTION, ToolCall, ToolDemo
+
+DOCUMENTS = [
+    "Brenmoor is a town on the river Ostra. It has 4210 residents and 9 schools.",
+    "Kalvik is a town on the river Ostra. It has 2875 residents and 5 schools.",
+    "Ostholm is a town on the river Ostra. It has 6120 residents and 12 schools.",
+]
+
+
+def search_documents(query: str) -> str:
+    """Search the documents about the towns on the river Ostra, e.g. 'Brenmoor schools'."""
+    hits = [d for d in DOCUMENTS if d.split()[0].lower() in query.lower()]  # by town name
+    return "\n".join(hits[:2]) or "no document matches"
 
 
 def calculator(expression: str) -> str:
@@ -25,36 +44,66 @@ def calculator(expression: str) -> str:
     return calculate(expression)  # arithmetic only: never eval
 
 
+def final_answer(answer: float) -> str:
+    """Give the final answer to the user's question, as a number."""
+    return f"{answer:g}"
+
+
+# a solved task written with the agent's own tools (made-up towns, not in the documents)
+DEMO = ToolDemo(
+    question="How many more schools does Ardwick have than Fenmoor?",
+    steps=(
+        (
+            ToolCall(
+                "search_documents",
+                {"query": "Ardwick schools"},
+                "Ardwick is a town on the river Ostra. It has 5210 residents and 14 schools.",
+            ),
+            ToolCall(
+                "search_documents",
+                {"query": "Fenmoor schools"},
+                "Fenmoor is a town on the river Ostra. It has 2380 residents and 6 schools.",
+            ),
+        ),
+        (ToolCall("calculator", {"expression": "14 - 6"}, "8"),),
+    ),
+    answer="8",
+)
 SYSTEM = (
-    "You solve maths word problems. Use the calculator tool for the arithmetic. "
-    "Give the final answer as a number in double brackets, e.g. [[42]]."
+    "You answer questions with the tools you have. Facts about the towns are only in the "
+    "documents: look each one up, never guess it. Use the calculator for the arithmetic, and "
+    f"give the result with the {ANSWER_TOOL} tool."
 )
-TASK = (
-    "A bakery sells 48 muffins in the morning and twice as many in the afternoon. "
-    "Each muffin costs $2.50. How much money does the bakery make in the day?"
-)
+TASK = "How many schools do Brenmoor and Ostholm have together?"
 
 
 async def main() -> None:
     if os.environ.get("OPENAI_API_KEY"):
         from llama_index.llms.openai import OpenAI
 
-        llm, agent_class = OpenAI(model="gpt-4o-mini", temperature=0), FunctionAgent
+        llm = OpenAI(model="gpt-4o-mini", temperature=0)
     else:
         from llama_index_tale import LocalLlamaLLM
 
-        llm, agent_class = LocalLlamaLLM(), ReActAgent  # the embedded default model
+        llm = LocalLlamaLLM(tool_required=True)  # the embedded default model
 
-    tools = [FunctionTool.from_defaults(calculator)]
-    # the model's profile method per step (as TaleRunnable uses), and a total for the run
-    budgeted = TaleLLM(llm=llm, total_tokens=3_000, exit_behavior="end")
-    for name, agent_llm in [("no budget", llm), ("TaleLLM", budgeted)]:
-        agent = agent_class(tools=tools, llm=agent_llm, system_prompt=SYSTEM)
+    tools = [
+        FunctionTool.from_defaults(search_documents),
+        FunctionTool.from_defaults(calculator),
+        FunctionTool.from_defaults(
+            final_answer, name=ANSWER_TOOL, description=ANSWER_TOOL_DESCRIPTION, return_direct=True
+        ),
+    ]
+    history = tool_demo_history(DEMO, answer_tool=ANSWER_TOOL)
+    for name, agent_llm in [("no budget", llm), ("TaleLLM", TaleLLM(llm=llm))]:
+        agent = FunctionAgent(tools=tools, llm=agent_llm, system_prompt=SYSTEM)
         with TaleTracer() as tracer:
-            result = await agent.run(TASK, max_iterations=6)
+            result = await agent.run(TASK, chat_history=history, max_iterations=6)
         record = tracer.records[-1]
         print(f"\n== {name}: {record.n_calls} calls, {record.usage.output_tokens} output tokens")
-        print("answer:", result)
+        for call in result.tool_calls:
+            print(f"  {call.tool_name}({call.tool_kwargs}) -> {call.tool_output}")
+        print("answer:", result, "(right: 21)")
 
 
 asyncio.run(main())

@@ -31,6 +31,7 @@ from langchain_tale.model_adapter import (
 )
 from langchain_tale.runnable import TaleRunnable
 from langchain_tale.tokenskip import TokenSkipRunnable
+from langchain_tale.tool_demo import tool_demo_messages
 
 _MIDDLEWARE = (
     "TaleBudgetExceededError",
@@ -62,5 +63,6 @@ __all__ = [
     "TokenSkipRunnable",
     "model_name_of",
     "token_counter_for",
+    "tool_demo_messages",
     "usage_from_reply",
 ]

@@ -63,8 +63,8 @@ class ChatLocalLlama(BaseChatModel):
     n_ctx: int = 4096
     tool_first: bool = Field(
         default=False,
-        description="with tools bound, the first reply of a conversation (no tool result yet) "
-        "must call one (a llama.cpp grammar): a small model otherwise answers from memory",
+        description="with tools bound, the first reply to each human message (no tool result "
+        "since) must call one (a llama.cpp grammar): a small model otherwise answers from memory",
     )
 
     model_config = ConfigDict(protected_namespaces=())
@@ -107,8 +107,9 @@ class ChatLocalLlama(BaseChatModel):
         """Tools in Qwen2.5's (Hermes) layout: described in the system message, called as
         ``<tool_call>`` JSON, results returned in ``<tool_response>`` — what the embedded
         Qwen models were trained on. ``tool_choice`` ``"required"``/``"any"`` or a tool's
-        name is enforced with a llama.cpp grammar: the reply is a call (``"auto"``, the
-        default, lets the model choose; ``"none"`` sends no tools)."""
+        name is enforced with a llama.cpp grammar: the reply is a call — or several, a JSON
+        array of up to four, unless ``parallel_tool_calls=False`` (``"auto"``, the default,
+        lets the model choose; ``"none"`` sends no tools)."""
         formatted = [convert_to_openai_tool(t) for t in tools]
         forced, name = tool_layout.forced_tool(tool_choice)
         if forced:
@@ -127,10 +128,14 @@ class ChatLocalLlama(BaseChatModel):
     ) -> ChatResult:
         tools = kwargs.get("tools")
         forced, name = tool_layout.forced_tool(kwargs.get("tool_choice"))
-        if self.tool_first and not any(m.type == "tool" for m in messages):
+        roles = [{"human": "user"}.get(m.type, m.type) for m in messages]
+        if self.tool_first and tool_layout.first_reply_of_turn(roles):
             forced = True
+        several = kwargs.get("parallel_tool_calls", True) is not False
         grammar: dict[str, Any] = (
-            {"json_schema": tool_layout.call_schema(tools, name)} if tools and forced else {}
+            {"json_schema": tool_layout.call_schema(tools, name, several=several)}
+            if tools and forced
+            else {}
         )
         completion = self.local.complete(
             with_tools(messages, tools) if tools else to_core(messages),

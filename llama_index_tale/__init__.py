@@ -33,6 +33,7 @@ from llama_index_tale.llms import LocalLlamaLLM
 from llama_index_tale.query_engine import TaleQueryEngine
 from llama_index_tale.query_transform import TaleBudgetEvent, TaleQueryTransform
 from llama_index_tale.tokenskip import TokenSkipQueryTransform
+from llama_index_tale.tool_demo import tool_demo_history
 from llama_index_tale.tracing import TaleTracer
 from tale_shared.run_budget import TaleBudgetExceededError
 
@@ -49,5 +50,6 @@ __all__ = [
     "TokenSkipQueryTransform",
     "model_name_of",
     "token_counter_for",
+    "tool_demo_history",
     "usage_from_reply",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
+    ToolCallBlock,
 )
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -55,14 +57,27 @@ def _with_tools(messages: Sequence[ChatMessage], tools: Sequence[dict[str, Any]]
     ``<tool_call>`` blocks, tool results (role ``tool``) as ``<tool_response>`` turns."""
     out: list[Message] = []
     for m in messages:
-        calls = m.additional_kwargs.get("tool_calls") if m.role == MessageRole.ASSISTANT else None
+        calls = _calls_in(m) if m.role == MessageRole.ASSISTANT else []
         if m.role == MessageRole.TOOL:
             out.append(tool_layout.response_turn(m.content or ""))
         elif calls:
-            out.append(tool_layout.call_turn(m.content or "", [(c.name, c.kwargs) for c in calls]))
+            out.append(tool_layout.call_turn(m.content or "", calls))
         else:
             out.extend(_to_core([m]))
     return tool_layout.with_tools_block(out, tools)
+
+
+def _calls_in(message: ChatMessage) -> list[tool_layout.ToolCallText]:
+    """An assistant message's tool calls: this LLM's own (``additional_kwargs``) and
+    ``ToolCallBlock`` s (LlamaIndex's provider-free form, e.g. ``tool_demo_history``)."""
+    calls = [(c.name, c.kwargs) for c in message.additional_kwargs.get("tool_calls") or []]
+    for block in message.blocks:
+        if isinstance(block, ToolCallBlock):
+            kwargs = block.tool_kwargs
+            calls.append(
+                (block.tool_name, json.loads(kwargs) if isinstance(kwargs, str) else kwargs)
+            )
+    return calls
 
 
 class LocalToolCall(BaseModel):
@@ -97,8 +112,13 @@ class LocalLlamaLLM(FunctionCallingLLM):
     n_ctx: int = 4096
     tool_first: bool = Field(
         default=False,
-        description="with tools, the first reply of a conversation (no tool result yet) must "
-        "call one (a llama.cpp grammar): a small model otherwise answers from memory",
+        description="with tools, the first reply to each user message (no tool result since) "
+        "must call one (a llama.cpp grammar): a small model otherwise answers from memory",
+    )
+    tool_required: bool = Field(
+        default=False,
+        description="with tools, every reply must call one (a llama.cpp grammar): pair it with "
+        "an answer tool (FunctionTool(return_direct=True)) so that the agent can finish",
     )
     _local: LocalChatModel | None = PrivateAttr(default=None)
 
@@ -141,7 +161,13 @@ class LocalLlamaLLM(FunctionCallingLLM):
         if user_msg is not None:
             messages.append(user_msg)
         schemas = [tool.metadata.to_openai_tool() for tool in tools]
-        return {"messages": messages, "tools": schemas, "tool_required": tool_required, **kwargs}
+        return {
+            "messages": messages,
+            "tools": schemas,
+            "tool_required": tool_required,
+            "allow_parallel_tool_calls": allow_parallel_tool_calls,
+            **kwargs,
+        }
 
     def get_tool_calls_from_response(
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
@@ -155,10 +181,11 @@ class LocalLlamaLLM(FunctionCallingLLM):
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         tools: list[dict[str, Any]] = kwargs.get("tools") or []
         grammar: dict[str, Any] = {}
-        first = not any(m.role == MessageRole.TOOL for m in messages)
-        required = kwargs.get("tool_required") or (self.tool_first and first)
-        if tools and required:  # the reply is a call: a grammar says so
-            grammar["json_schema"] = tool_layout.call_schema(tools)
+        first = tool_layout.first_reply_of_turn([str(m.role.value) for m in messages])
+        required = kwargs.get("tool_required") or self.tool_required or (self.tool_first and first)
+        if tools and required:  # the reply is a call (or several): a grammar says so
+            several = kwargs.get("allow_parallel_tool_calls", True) is not False
+            grammar["json_schema"] = tool_layout.call_schema(tools, several=several)
         c = self.local.complete(
             _with_tools(messages, tools) if tools else _to_core(messages),
             max_tokens=kwargs.get("max_tokens") or self.max_tokens,

@@ -130,7 +130,7 @@ class TaskRunner:
     def __init__(self) -> None:
         self.given: list[tuple[str, list[str], str | None]] = []
 
-    def run(self, config, question, tools=None, system_prompt=None) -> AgentRun:
+    def run(self, config, question, tools=None, system_prompt=None, demo=None) -> AgentRun:
         self.given.append((question, [t.name for t in tools or []], system_prompt))
         assert all(isinstance(t, ToolSpec) for t in tools or [])
         usage = TokenUsage(input_tokens=10, output_tokens=5, source="provider")

@@ -68,6 +68,7 @@ PUBLIC = {
         "TokenSkipRunnable",
         "model_name_of",
         "token_counter_for",
+        "tool_demo_messages",
         "usage_from_reply",
     },
     llama_index_tale: {
@@ -83,6 +84,7 @@ PUBLIC = {
         "TokenSkipQueryTransform",
         "model_name_of",
         "token_counter_for",
+        "tool_demo_history",
         "usage_from_reply",
     },
 }

@@ -20,6 +20,7 @@ from tale_shared.research.agent_bench import (
     StepLog,
 )
 from tale_shared.research.agent_tasks import ToolSpec, task_tools
+from tale_shared.tool_demo import ANSWER_TOOL, ANSWER_TOOL_SCHEMA, ToolDemo, answer_text
 
 
 def _chat_model(model: str, threads: int | None, lora: str | None, max_tokens: int) -> Any:
@@ -87,13 +88,16 @@ class LangChainAgentRunner:
         question: str,
         tools: Sequence[ToolSpec] | None = None,
         system_prompt: str | None = None,
+        demo: ToolDemo | None = None,
     ) -> AgentRun:
         from langchain.agents import create_agent
+        from langchain.agents.structured_output import ToolStrategy
         from langchain_core.messages import AIMessage, HumanMessage
         from langchain_core.tools import StructuredTool
         from langgraph.errors import GraphRecursionError
 
         from langchain_tale.callbacks import TaleTracer
+        from langchain_tale.tool_demo import tool_demo_messages
 
         own = [
             StructuredTool.from_function(func=t.function, name=t.name, description=t.description)
@@ -107,27 +111,41 @@ class LangChainAgentRunner:
             tools=own,
             system_prompt=system_prompt or AGENT_SYSTEM_PROMPT,
             middleware=self.middleware(config),
+            # every reply a call, the last one to the answer tool (tool_choice="any")
+            response_format=ToolStrategy(ANSWER_TOOL_SCHEMA) if config.answer_tool else None,
         )
+        history: list[Any] = []
+        if demo is not None:
+            demo.check_tools([t.name for t in own])
+            history = tool_demo_messages(
+                demo, answer_tool=ANSWER_TOOL if config.answer_tool else None
+            )
         tracer = TaleTracer()
         started = time.perf_counter()
-        messages: list[Any] = [HumanMessage(question)]
+        messages: list[Any] = [*history, HumanMessage(question)]
         hit_limit = False
+        answer: Any = None
         try:
             result = agent.invoke(
                 {"messages": messages},
                 {"callbacks": [tracer], "recursion_limit": self.recursion_limit},
             )
             messages = result["messages"]
+            answer = result.get("structured_response")
         except GraphRecursionError:
             hit_limit = True
         seconds = time.perf_counter() - started
-        replies = [m for m in messages if isinstance(m, AIMessage)]
+        replies = [m for m in messages[len(history) :] if isinstance(m, AIMessage)]
         final = replies[-1] if replies and not hit_limit else None
+        if config.answer_tool:
+            final_text = answer_text(answer["answer"]) if isinstance(answer, dict) else ""
+        else:
+            final_text = final.text if final is not None and not final.tool_calls else ""
         return AgentRun(
-            final_text=final.text if final is not None and not final.tool_calls else "",
+            final_text=final_text,
             record=tracer.records[-1] if tracer.records else None,
             steps=len(replies),
-            tool_calls=sum(len(m.tool_calls) for m in replies),
+            tool_calls=sum(1 for m in replies for c in m.tool_calls if c["name"] != ANSWER_TOOL),
             seconds=seconds,
             recursion_limit=hit_limit,
             step_log=[

@@ -27,6 +27,7 @@ from tale_shared.research.agent_bench import (
     StepLog,
 )
 from tale_shared.research.agent_tasks import ToolSpec, task_tools
+from tale_shared.tool_demo import ANSWER_TOOL, ANSWER_TOOL_DESCRIPTION, ToolDemo, answer_text
 
 
 class LlamaIndexAgentRunner:
@@ -72,8 +73,13 @@ class LlamaIndexAgentRunner:
         if config.call_limit is not None:
             raise ValueError("calls=N is LangChain's ModelCallLimitMiddleware; use max steps here")
         llm = self.llm
-        if config.tool_first:  # a copy sharing the loaded model
-            llm = llm.model_copy(update={"tool_first": True})
+        if config.answer_tool and self.agent != "function":
+            raise ValueError(
+                "'answer-tool' needs the function-calling agent (--llama-agent function)"
+            )
+        forced = {"tool_first": config.tool_first, "tool_required": config.answer_tool}
+        if any(forced.values()):  # a copy sharing the loaded model
+            llm = llm.model_copy(update=forced)
         if config.budget_method is None and config.context_ratio is None:
             return llm
         return TaleLLM(
@@ -90,8 +96,9 @@ class LlamaIndexAgentRunner:
         question: str,
         tools: Sequence[ToolSpec] | None = None,
         system_prompt: str | None = None,
+        demo: ToolDemo | None = None,
     ) -> AgentRun:
-        return asyncio.run(self._run(config, question, tools, system_prompt))
+        return asyncio.run(self._run(config, question, tools, system_prompt, demo))
 
     async def _run(
         self,
@@ -99,6 +106,7 @@ class LlamaIndexAgentRunner:
         question: str,
         tools: Sequence[ToolSpec] | None,
         system_prompt: str | None,
+        demo: ToolDemo | None,
     ) -> AgentRun:
         from llama_index.core.agent.workflow import (
             AgentOutput,
@@ -110,6 +118,7 @@ class LlamaIndexAgentRunner:
         from llama_index.core.workflow.errors import WorkflowRuntimeError
 
         from llama_index_tale.agents import TaleLLM
+        from llama_index_tale.tool_demo import tool_demo_history
         from llama_index_tale.tracing import TaleTracer
 
         llm = self.agent_llm(config)
@@ -117,6 +126,23 @@ class LlamaIndexAgentRunner:
             FunctionTool.from_defaults(fn=t.function, name=t.name, description=t.description)
             for t in tools or task_tools()
         ]
+        history: list[Any] = []
+        if demo is not None:
+            if self.agent != "function":
+                raise ValueError("'demo' needs the function-calling agent (--llama-agent function)")
+            demo.check_tools([t.metadata.name for t in own])
+            history = tool_demo_history(
+                demo, answer_tool=ANSWER_TOOL if config.answer_tool else None
+            )
+        if config.answer_tool:
+            own.append(
+                FunctionTool.from_defaults(
+                    fn=_final_answer,
+                    name=ANSWER_TOOL,
+                    description=ANSWER_TOOL_DESCRIPTION,
+                    return_direct=True,
+                )
+            )
         kind = FunctionAgent if self.agent == "function" else ReActAgent
         agent = kind(tools=own, llm=llm, system_prompt=system_prompt or AGENT_SYSTEM_PROMPT)
         tool_calls = 0
@@ -125,10 +151,12 @@ class LlamaIndexAgentRunner:
         hit_limit = False
         started = time.perf_counter()
         with TaleTracer() as tracer, llm.run() if isinstance(llm, TaleLLM) else _no_run() as ledger:
-            handler = agent.run(user_msg=question, max_iterations=self.max_iterations)
+            handler = agent.run(
+                user_msg=question, chat_history=history, max_iterations=self.max_iterations
+            )
             try:
                 async for event in handler.stream_events():
-                    if isinstance(event, ToolCallResult):
+                    if isinstance(event, ToolCallResult) and event.tool_name != ANSWER_TOOL:
                         tool_calls += 1
                     elif isinstance(event, AgentOutput):
                         step_calls.append(len(event.tool_calls))
@@ -159,6 +187,11 @@ class LlamaIndexAgentRunner:
             recursion_limit=hit_limit,
             step_log=step_log,
         )
+
+
+def _final_answer(answer: float) -> str:
+    """The answer tool: ends the run with the answer in tale's ``[[answer]]`` form."""
+    return answer_text(answer)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from typing import Any
 from tale_shared.prompts import Message
 
 _CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
-_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
+_FENCE = re.compile(r"```(?:json)?\s*([\[{].*?[\]}])\s*```", re.S)
 
 TOOLS_PREAMBLE = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
@@ -74,18 +74,53 @@ def response_turn(result: str) -> Message:
     return Message("user", f"<tool_response>\n{result}\n</tool_response>")
 
 
-def call_schema(tools: Sequence[dict[str, Any]], name: str | None = None) -> dict[str, Any]:
+MAX_CALLS_PER_REPLY = 4
+"""The most calls a forced reply may make when several are allowed."""
+
+
+def call_schema(
+    tools: Sequence[dict[str, Any]], name: str | None = None, *, several: bool = False
+) -> dict[str, Any]:
     """The JSON schema of one call to ``tools`` (OpenAI tool schemas) — or to the tool
     ``name`` — as the layout writes it: ``{"name": ..., "arguments": {...}}``. Given to the
     embedded model as a grammar, it makes the reply a tool call (``tool_choice``).
+    ``several``: a JSON array of 1 to :data:`MAX_CALLS_PER_REPLY` calls (parallel calls, e.g.
+    two look-ups at once).
 
     >>> add = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
     >>> call_schema([add])["anyOf"][0]["properties"]["name"]
     {'const': 'add'}
+    >>> call_schema([add], several=True)["maxItems"]
+    4
     """
     chosen = [t for t in tools if "function" in t and name in (None, t["function"]["name"])]
     if not chosen:
         raise ValueError(f"no tool named {name!r} among {tool_names(tools)}")
+    one = _one_call_schema(chosen)
+    if several:
+        return {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_CALLS_PER_REPLY}
+    return one
+
+
+def first_reply_of_turn(roles: Sequence[str]) -> bool:
+    """Whether the next reply is the first of the user's turn: no tool result after the last
+    user message (``roles`` in order, ``"user"``/``"tool"``/others). An earlier exchange or
+    a worked example in the history does not count.
+
+    >>> first_reply_of_turn(["system", "user", "assistant", "tool", "user"])
+    True
+    >>> first_reply_of_turn(["user", "assistant", "tool"])
+    False
+    """
+    for role in reversed(roles):
+        if role == "tool":
+            return False
+        if role == "user":
+            return True
+    return True
+
+
+def _one_call_schema(chosen: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "anyOf": [
             {
@@ -118,6 +153,21 @@ def forced_tool(tool_choice: Any) -> tuple[bool, str | None]:
     raise ValueError(f"cannot read tool_choice {tool_choice!r}")
 
 
+def _calls_of(raw: str, names: set[str] | None) -> list[ToolCallText] | None:
+    """The calls of a JSON object or a JSON array of them; ``None`` unless all are calls."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, list):
+        call = _call_of(raw, names)
+        return None if call is None else [call]
+    calls = [_call_of(json.dumps(item), names) for item in data]
+    if not calls or any(c is None for c in calls):
+        return None
+    return [c for c in calls if c is not None]
+
+
 def _call_of(raw: str, names: set[str] | None) -> ToolCallText | None:
     try:
         data = json.loads(raw)
@@ -132,14 +182,39 @@ def _call_of(raw: str, names: set[str] | None) -> ToolCallText | None:
     return str(name), args
 
 
+def _cut_array(raw: str, names: set[str] | None) -> tuple[list[ToolCallText], str] | None:
+    """The complete calls at the start of a JSON array that was cut off (a reply that ran
+    out of tokens mid-array) and the unread rest; ``None`` if it is not such an array."""
+    text = raw.strip()
+    if not text.startswith("["):
+        return None
+    decoder = json.JSONDecoder()
+    calls: list[ToolCallText] = []
+    at = 1
+    while True:
+        while at < len(text) and text[at] in " \t\r\n,":
+            at += 1
+        try:
+            item, end = decoder.raw_decode(text, at)
+        except ValueError:
+            break
+        call = _call_of(json.dumps(item), names)
+        if call is None:
+            return None
+        calls.append(call)
+        at = end
+    return (calls, text[at:].strip()) if calls else None
+
+
 def parse_tool_calls(
     text: str, names: Sequence[str] | None = None
 ) -> tuple[str, list[ToolCallText]]:
     """The reply's text without its tool calls, and the calls. A call is a ``<tool_call>``
     block, or — since llama.cpp drops Qwen's ``<tool_call>`` special tokens from the text — a
-    ``{"name": <one of names>, "arguments": {...}}`` object on its own: the whole reply, a
-    fenced code block, or a line. Unreadable blocks stay in the text, so nothing is silently
-    dropped."""
+    ``{"name": <one of names>, "arguments": {...}}`` object on its own (or a JSON array of
+    them, what a grammar for several calls writes; cut off by the token limit, the calls it
+    completed): the whole reply, a fenced code block, or a line. Unreadable blocks stay in
+    the text, so nothing is silently dropped."""
     known = set(names) if names is not None else None
     calls: list[ToolCallText] = []
 
@@ -154,10 +229,12 @@ def parse_tool_calls(
     if not calls and known:  # a call in a code fence, or the whole reply
         for block in [*_FENCE.finditer(remaining), None]:
             raw = block.group(1) if block is not None else remaining.strip()
-            call = _call_of(raw, known)
-            if call is not None:
-                calls.append(call)
+            found = _calls_of(raw, known)
+            if found is not None:
+                calls.extend(found)
                 remaining = remaining.replace(block.group(0), "") if block else ""
+            elif block is None and (cut := _cut_array(raw, known)) is not None:
+                calls, remaining = cut  # the unread rest stays in the text
     if not calls and known:
         kept = []
         for line in remaining.splitlines():
@@ -171,10 +248,12 @@ def parse_tool_calls(
 
 
 __all__ = [
+    "MAX_CALLS_PER_REPLY",
     "TOOLS_PREAMBLE",
     "ToolCallText",
     "call_schema",
     "call_turn",
+    "first_reply_of_turn",
     "forced_tool",
     "parse_tool_calls",
     "response_turn",

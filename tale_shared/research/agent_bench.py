@@ -25,6 +25,12 @@ A **configuration** is named by a spec: parts joined by ``&``::
     tool-first               the embedded model's first reply must call a tool (a grammar;
                              ``ChatLocalLlama``/``LocalLlamaLLM(tool_first=True)``): a plain-
                              agent lever, no budget
+    demo                     a worked example of the task family with the task's own tools
+                             before the question (:mod:`tale_shared.tool_demo`); tool-
+                             necessary tasks only
+    answer-tool              the final answer is a call to the ``final_answer`` tool, so every
+                             reply is a call (LangChain ``ToolStrategy``; LlamaIndex a
+                             ``return_direct`` tool with ``LocalLlamaLLM(tool_required=True)``)
 
 Per run the row holds: solved or not, every call's input and output tokens (the estimator's
 and forced answers' included), agent steps, tool calls, recursion-limit hits, empty final
@@ -51,10 +57,11 @@ from pydantic import BaseModel, Field
 from tale_shared.research._tables import markdown_table
 from tale_shared.research.agent_tasks import (
     CALCULATOR_DESCRIPTION,
-    TOOL_SYSTEM_PROMPT,
+    DEMOS,
     AgentTask,
     ToolSpec,
     task_tools,
+    tool_system_prompt,
 )
 from tale_shared.research.bench import (
     BenchRow,
@@ -65,6 +72,7 @@ from tale_shared.research.bench import (
 )
 from tale_shared.research.datasets import Item
 from tale_shared.research.jobs import Output, run_jobs
+from tale_shared.tool_demo import ToolDemo
 from tale_shared.usage import QueryRecord
 
 AGENT_SYSTEM_PROMPT = (
@@ -89,6 +97,8 @@ class AgentConfig:
     call_limit: int | None = None
     context_ratio: float | None = None
     tool_first: bool = False
+    demo: bool = False
+    answer_tool: bool = False
 
     @property
     def adds_nothing(self) -> bool:
@@ -99,6 +109,8 @@ class AgentConfig:
             and self.call_limit is None
             and self.context_ratio is None
             and not self.tool_first
+            and not self.demo
+            and not self.answer_tool
         )
 
     @property
@@ -129,6 +141,10 @@ def parse_agent_config(spec: str) -> AgentConfig:
                 fields["tracker"] = True
             elif key == "tool-first" and not value:
                 fields["tool_first"] = True
+            elif key == "demo" and not value:
+                fields["demo"] = True
+            elif key == "answer-tool" and not value:
+                fields["answer_tool"] = True
             elif key == "calls":
                 fields["call_limit"] = _positive(int(value), part)
             elif key == "context":
@@ -141,7 +157,8 @@ def parse_agent_config(spec: str) -> AgentConfig:
         except ValueError as exc:
             raise ValueError(
                 f"cannot read agent configuration {spec!r}: {exc} (parts: none, tale[=METHOD], "
-                "total=N, tracker, calls=N, context=RATIO, tool-first, joined by &)"
+                "total=N, tracker, calls=N, context=RATIO, tool-first, demo, answer-tool, "
+                "joined by &)"
             ) from None
     config = AgentConfig(name=name, **fields)  # type: ignore[arg-type]
     if config.tracker and config.total_tokens is None:
@@ -206,7 +223,8 @@ class AgentRun:
 class AgentRunner(Protocol):
     """A framework's agent: runs ``config`` on one question and reports the run. ``tools``
     (the core's specs, wrapped as the framework's own tools) and ``system_prompt`` replace the
-    calculator and :data:`AGENT_SYSTEM_PROMPT` when given."""
+    calculator and :data:`AGENT_SYSTEM_PROMPT` when given; ``demo`` is a worked example to put
+    before the question (``config.demo``)."""
 
     framework: str
     model_name: str
@@ -217,6 +235,7 @@ class AgentRunner(Protocol):
         question: str,
         tools: Sequence[ToolSpec] | None = None,
         system_prompt: str | None = None,
+        demo: ToolDemo | None = None,
     ) -> AgentRun: ...
 
 
@@ -230,9 +249,17 @@ def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
     task = item if isinstance(item, AgentTask) else None
     try:
         if task is None:
+            if config.demo:
+                raise ValueError("'demo' is for tool-necessary tasks (--tasks dev|heldout)")
             run = runner.run(config, item.question)
         else:
-            run = runner.run(config, item.question, task_tools(task.tools), TOOL_SYSTEM_PROMPT)
+            run = runner.run(
+                config,
+                item.question,
+                task_tools(task.tools),
+                tool_system_prompt(answer_tool=config.answer_tool),
+                DEMOS[task.family] if config.demo else None,
+            )
     except Exception as exc:
         return AgentRow(
             method=config.name,

@@ -39,6 +39,7 @@ from typing import Literal
 
 from tale_shared.calculator import calculate
 from tale_shared.research.datasets import Item
+from tale_shared.tool_demo import ANSWER_TOOL, ToolCall, ToolDemo
 
 Split = Literal["dev", "heldout"]
 
@@ -48,7 +49,17 @@ TOOL_SYSTEM_PROMPT = (
     "Use the calculator for the arithmetic. When you know the result, reply with the final "
     "answer as a number in double brackets, e.g. [[42]]."
 )
-"""The agent's system prompt for tool-necessary tasks, in every configuration and framework."""
+"""The agent's system prompt for tool-necessary tasks, in every configuration and framework
+(with the answer tool: :func:`tool_system_prompt`)."""
+
+
+def tool_system_prompt(*, answer_tool: bool = False) -> str:
+    """:data:`TOOL_SYSTEM_PROMPT`, or — when the final answer is a call to the answer tool —
+    the same words ending in that tool's name instead of the ``[[answer]]`` form."""
+    if not answer_tool:
+        return TOOL_SYSTEM_PROMPT
+    head = TOOL_SYSTEM_PROMPT.split(" When you know the result")[0]
+    return f"{head} When you know the result, give it with the {ANSWER_TOOL} tool."
 
 
 # -- the sources ------------------------------------------------------------------------------
@@ -381,9 +392,50 @@ def generate_tasks(split: Split, *, per_template: int = 20, seed: int = 0) -> li
     return out
 
 
+# -- worked examples ----------------------------------------------------------------------------
+# One per family, written on the shape of a *dev* template (buy-two; more-residents) with
+# made-up names that are in neither source, and each tool's own output format.
+DEMOS: dict[str, ToolDemo] = {
+    "catalogue": ToolDemo(
+        question="Tom buys 3 Flimdor cups and 2 Gastrel pens. How many dollars does he pay in all?",
+        steps=(
+            (
+                ToolCall("lookup_price", {"product": "Flimdor cup"}, "Flimdor cup: $4.25 each"),
+                ToolCall("lookup_price", {"product": "Gastrel pen"}, "Gastrel pen: $11.50 each"),
+            ),
+            (ToolCall("calculator", {"expression": "3 * 4.25 + 2 * 11.50"}, "35.75"),),
+        ),
+        answer="35.75",
+    ),
+    "documents": ToolDemo(
+        question="How many more schools does Ardwick have than Fenmoor?",
+        steps=(
+            (
+                ToolCall(
+                    "search_documents",
+                    {"query": "Ardwick schools"},
+                    "Ardwick is a town on the river Ostra. It has 5210 residents and 14 schools. "
+                    "Its public library opened in 1931, and 3 bridges cross the river there.",
+                ),
+                ToolCall(
+                    "search_documents",
+                    {"query": "Fenmoor schools"},
+                    "Fenmoor is a town on the river Ostra. It has 2380 residents and 6 schools. "
+                    "Its public library opened in 1968, and 2 bridges cross the river there.",
+                ),
+            ),
+            (ToolCall("calculator", {"expression": "14 - 6"}, "8"),),
+        ),
+        answer="8",
+    ),
+}
+"""A worked example per task family (``demo`` in an agent configuration)."""
+
+
 __all__ = [
     "CALCULATOR_DESCRIPTION",
     "CATALOGUE",
+    "DEMOS",
     "TOOLS",
     "TOOL_SYSTEM_PROMPT",
     "AgentTask",
@@ -394,5 +446,6 @@ __all__ = [
     "search_documents",
     "task_tools",
     "templates",
+    "tool_system_prompt",
     "towns",
 ]

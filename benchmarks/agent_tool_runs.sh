@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Agents that need their tools (issue 40): tool-necessary tasks from split templates
+# (tale_shared.research.agent_tasks). Resumable: rerun the same command after a stop.
+#   bash benchmarks/agent_tool_runs.sh dev langchain|llama-index      # 20 tasks, dev templates
+#   bash benchmarks/agent_tool_runs.sh heldout langchain|llama-index  # 120 tasks, held-out templates
+# CONFIGS=... replaces the configurations of either stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TALE=${TALE:-.venv/bin/tale}
+R=benchmarks/results
+FRAMEWORK=${2:?say langchain or llama-index}
+AGENT=()
+# the levers, one at a time and together (chosen on dev templates only)
+DEV="none,answer-tool,demo&answer-tool"
+if [ "$FRAMEWORK" = langchain ]; then
+  DEV="none,tool-first,answer-tool,demo,demo&answer-tool"
+else
+  AGENT=(--llama-agent function)  # forced calls and chat-history demos need FunctionAgent
+fi
+# the plain agent the dev templates chose: a worked example with the task's own tools, and
+# every reply a call (the final answer through the answer tool)
+HELDOUT="demo&answer-tool"
+
+agents() {  # agents NAME SPLIT PER_TEMPLATE CONFIGS BASELINE
+  "$TALE" agent-bench --framework "$FRAMEWORK" "${AGENT[@]}" --tasks "$2" --per-template "$3" \
+    --seed 0 --configs "$4" --baseline "$5" --out "$R/$1.jsonl" --table "$R/$1.md" \
+    --plot "$R/$1.png"
+}
+
+case "${1:-}" in
+  dev) agents "agents-tools-dev-$FRAMEWORK" dev 4 "${CONFIGS:-$DEV}" none ;;
+  heldout)
+    agents "agents-tools-heldout-$FRAMEWORK" heldout 20 "${CONFIGS:-$HELDOUT}" "demo&answer-tool"
+    ;;
+  *)
+    echo "usage: $0 dev|heldout langchain|llama-index" >&2
+    exit 2
+    ;;
+esac
