@@ -32,7 +32,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ANSWER_TOOL = "final_answer"
@@ -68,7 +68,6 @@ class ToolDemo:
     question: str
     steps: tuple[tuple[ToolCall, ...], ...]
     answer: str
-    calls_made: int = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.question.strip():
@@ -77,7 +76,11 @@ class ToolDemo:
             raise ValueError("a tool demo needs at least one step, each with at least one call")
         if not self.answer.strip():
             raise ValueError("a tool demo needs its final answer")
-        object.__setattr__(self, "calls_made", sum(len(step) for step in self.steps))
+
+    @property
+    def calls_made(self) -> int:
+        """How many tool calls the example makes."""
+        return sum(len(step) for step in self.steps)
 
     @property
     def tool_names(self) -> tuple[str, ...]:
