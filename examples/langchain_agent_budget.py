@@ -16,6 +16,13 @@ two things make the embedded 1.5B model work its tools, and both are plain LangC
 
 The same agent runs without and with ``TaleBudgetMiddleware``; the tracer prints what each
 run cost. With no API key it runs the embedded Qwen2.5-Coder-1.5B through llama.cpp.
+
+What happened here (2-core CPU, 71 s in all): without a budget the model looked up both
+prices in one reply, called the calculator with ``2 * 18.75 + 3 * 31.50`` and answered 132
+through the answer tool — 3 calls, 99 output tokens, right. With ``TaleBudgetMiddleware()`` it
+made the same look-ups one per reply — 4 calls, 97 output tokens, right: the replies are tool
+calls, which a step budget has little to cut. (Without the worked example and the answer tool
+this model answers from memory and invents the prices.)
 """
 
 import os
