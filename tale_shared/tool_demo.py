@@ -90,7 +90,7 @@ class ToolDemo:
     @property
     def final_text(self) -> str:
         """The final reply when the answer is plain text: ``[[answer]]``, tale's answer form."""
-        return f"[[{self.answer}]]"
+        return answer_text(self.answer)
 
     def answer_arguments(self) -> dict[str, Any]:
         """The answer tool's arguments: the answer as a number where it reads as one."""
