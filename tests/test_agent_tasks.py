@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from langchain_core.messages import AIMessage
 from lc_fakes import ToolCallingFake
+from local_fakes import ScriptedLocal
 
 from tale_shared import cli
 from tale_shared.answers import is_correct
@@ -184,28 +185,17 @@ def test_a_documents_task_runs_through_llama_index_function_agent_on_the_embedde
     """``--llama-agent function``: FunctionAgent on LocalLlamaLLM, the task's own tools."""
     from llama_index_tale import LocalLlamaLLM
     from llama_index_tale.research.agent_runner import LlamaIndexAgentRunner
-    from tale_shared.models import Completion
 
     task = next(t for t in generate_tasks("dev", per_template=1, seed=2) if t.family == "documents")
     names = [t.name for t in towns() if re.search(rf"\b{t.name}\b", task.question)]
 
-    class ScriptedLocal:
-        model_name = "local/fake"
+    def reply(k: int) -> str:
+        if k < len(names):
+            call = {"name": "search_documents", "arguments": {"query": names[k]}}
+            return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+        return f"The answer is [[{task.answer}]]."
 
-        def __init__(self) -> None:
-            self.prompts: list[list] = []
-
-        def complete(self, messages, *, max_tokens=None, stop=None, temperature=None):
-            self.prompts.append(messages)
-            k = len(self.prompts) - 1
-            if k < len(names):
-                call = {"name": "search_documents", "arguments": {"query": names[k]}}
-                text = f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
-            else:
-                text = f"The answer is [[{task.answer}]]."
-            return Completion(text=text, model=self.model_name)
-
-    local = ScriptedLocal()
+    local = ScriptedLocal(reply)
     runner = LlamaIndexAgentRunner.__new__(LlamaIndexAgentRunner)
     runner.llm = LocalLlamaLLM(model="qwen2.5-coder-1.5b")
     runner.llm._local = local

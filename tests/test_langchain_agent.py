@@ -5,6 +5,7 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 from lc_fakes import ToolCallingFake
+from local_fakes import ADD_CALL, ScriptedLocal
 
 from langchain_tale.middleware import TaleBudgetExceededError, TaleBudgetMiddleware
 
@@ -147,24 +148,14 @@ def test_nested_tale_usage_blocks_both_see_the_inner_queries():
 def test_the_embedded_chat_model_calls_tools_in_qwens_layout():
     from langchain_tale import ChatLocalLlama
     from langchain_tale._tools import parse_tool_calls
-    from tale_shared.models import Completion
 
-    class ScriptedLocal:
-        model_name = "local/fake"
-
-        def __init__(self):
-            self.prompts = []
-            self.replies = [
-                "Let me add.\n<tool_call>\n"
-                '{"name": "add", "arguments": {"a": 2, "b": 1}}\n</tool_call>',
-                "The answer is [[3]].",
-            ]
-
-        def complete(self, messages, *, max_tokens=None, stop=None, temperature=None):
-            self.prompts.append(messages)
-            return Completion(text=self.replies[len(self.prompts) - 1], model=self.model_name)
-
-    local = ScriptedLocal()
+    local = ScriptedLocal(
+        [
+            "Let me add.\n<tool_call>\n"
+            '{"name": "add", "arguments": {"a": 2, "b": 1}}\n</tool_call>',
+            "The answer is [[3]].",
+        ]
+    )
     llm = ChatLocalLlama(model="qwen2.5-coder-1.5b")
     llm._local = local
     agent = create_agent(llm, tools=[add], system_prompt="You are a calculator.")
@@ -192,26 +183,11 @@ def test_the_embedded_chat_model_calls_tools_in_qwens_layout():
     assert text == "Sure." and calls[0]["args"] == {"a": 4, "b": 5}
 
 
-class RecordingLocal:
-    """Stands in for the embedded model: records each call's options, replies with a call."""
-
-    model_name = "local/fake"
-
-    def __init__(self):
-        self.kwargs = []
-
-    def complete(self, messages, **kwargs):
-        from tale_shared.models import Completion
-
-        self.kwargs.append(kwargs)
-        return Completion(text='{"name": "add", "arguments": {"a": 1, "b": 2}}')
-
-
 def test_tool_choice_reaches_the_embedded_model_as_a_grammar_only_when_forced():
     from langchain_tale import ChatLocalLlama
 
     llm = ChatLocalLlama(model="qwen2.5-coder-1.5b")
-    llm._local = local = RecordingLocal()
+    llm._local = local = ScriptedLocal(then=ADD_CALL)
     assert llm.bind_tools([add], tool_choice="required").invoke("Hi").tool_calls[0]["name"] == "add"
     schema = local.kwargs[-1]["json_schema"]["items"]  # one call or several (an array)
     assert [b["properties"]["name"] for b in schema["anyOf"]] == [{"const": "add"}]
@@ -229,7 +205,7 @@ def test_tool_first_forces_a_call_until_a_tool_has_answered():
     from langchain_tale import ChatLocalLlama
 
     llm = ChatLocalLlama(model="qwen2.5-coder-1.5b", tool_first=True)
-    llm._local = local = RecordingLocal()
+    llm._local = local = ScriptedLocal(then=ADD_CALL)
     bound = llm.bind_tools([add])
     bound.invoke("What is 1 + 2?")
     assert "json_schema" in local.kwargs[-1]  # no tool has answered yet: a call is forced

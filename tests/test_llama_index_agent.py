@@ -13,6 +13,7 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
+from local_fakes import ADD_CALL, ScriptedLocal
 
 from llama_index_tale import TaleBudgetExceededError, TaleLLM, TaleTracer
 from tale_shared.estimators import FixedBudgetEstimator
@@ -278,28 +279,18 @@ def test_the_embedded_llm_runs_a_function_agent_in_the_layout_chat_local_llama_u
 
     from langchain_tale._tools import with_tools
     from llama_index_tale import LocalLlamaLLM
-    from tale_shared.models import Completion
 
     def add(a: int, b: int) -> int:
         """Add two whole numbers."""
         return a + b
 
-    class ScriptedLocal:
-        model_name = "local/fake"
-
-        def __init__(self):
-            self.prompts = []
-            self.replies = [
-                'Let me add.\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 1}}\n'
-                "</tool_call>",
-                "The answer is [[3]].",
-            ]
-
-        def complete(self, messages, *, max_tokens=None, stop=None, temperature=None):
-            self.prompts.append(messages)
-            return Completion(text=self.replies[len(self.prompts) - 1], model=self.model_name)
-
-    local = ScriptedLocal()
+    local = ScriptedLocal(
+        [
+            'Let me add.\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 1}}\n'
+            "</tool_call>",
+            "The answer is [[3]].",
+        ]
+    )
     llm = LocalLlamaLLM(model="qwen2.5-coder-1.5b")
     llm._local = local
     assert llm.metadata.is_function_calling_model
@@ -336,25 +327,14 @@ def test_tool_first_makes_the_embedded_llm_call_until_a_tool_has_answered():
     from llama_index.core.tools import FunctionTool
 
     from llama_index_tale import LocalLlamaLLM
-    from tale_shared.models import Completion
 
     def add(a: int, b: int) -> int:
         """Add two whole numbers."""
         return a + b
 
-    class Recording:
-        model_name = "local/fake"
-
-        def __init__(self):
-            self.kwargs = []
-
-        def complete(self, messages, **kwargs):
-            self.kwargs.append(kwargs)
-            return Completion(text='{"name": "add", "arguments": {"a": 1, "b": 2}}')
-
     tool = FunctionTool.from_defaults(fn=add)
     plain = LocalLlamaLLM(model="qwen2.5-coder-1.5b")
-    plain._local = seen = Recording()
+    plain._local = seen = ScriptedLocal(then=ADD_CALL)
     plain.chat_with_tools([tool], "What is 1 + 2?")
     assert "json_schema" not in seen.kwargs[-1]  # the model chooses
     first = LocalLlamaLLM(model="qwen2.5-coder-1.5b", tool_first=True)

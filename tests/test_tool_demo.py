@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from local_fakes import ScriptedLocal
 
 from tale_shared.local import tool_layout
-from tale_shared.models import Completion
 from tale_shared.research.agent_bench import load_agent_rows, parse_agent_config, run_agent_bench
 from tale_shared.research.agent_tasks import (
     CATALOGUE,
@@ -106,20 +106,6 @@ def test_several_calls_in_one_forced_reply_and_the_first_reply_of_a_turn():
 
 
 # -- LangChain -----------------------------------------------------------------------------------
-class ScriptedLocal:
-    """The embedded model's stand-in: records each call, replies from a script."""
-
-    model_name = "local/fake"
-
-    def __init__(self, replies: list[str]) -> None:
-        self.replies = list(replies)
-        self.calls: list[tuple[list, dict]] = []
-
-    def complete(self, messages, **kwargs):
-        self.calls.append((list(messages), kwargs))
-        return Completion(text=self.replies.pop(0), model=self.model_name)
-
-
 def _call(name: str, **args) -> dict:
     return {"name": name, "arguments": args}
 
