@@ -24,7 +24,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from langchain_tale._messages import to_core
 from langchain_tale._tools import parse_tool_calls, with_tools
 from tale_shared._aio import iterate_in_thread
-from tale_shared.local import DEFAULT_LOCAL_MODEL, LocalChatModel, tool_layout
+from tale_shared.local import DEFAULT_LOCAL_MODEL, PACKAGED_ADAPTER, LocalChatModel, tool_layout
 from tale_shared.local.llama import local_model_of
 from tale_shared.usage import TokenUsage
 
@@ -57,7 +57,11 @@ class ChatLocalLlama(BaseChatModel):
     """
 
     model: str = Field(default=DEFAULT_LOCAL_MODEL, description="registered name or GGUF path")
-    lora: str | None = None  # a llama.cpp LoRA adapter GGUF on top (``tale train gguf``)
+    lora: str | None = Field(
+        default=PACKAGED_ADAPTER,
+        description="a llama.cpp LoRA adapter GGUF on top (``tale train gguf``); by default the "
+        "one tale ships for this model, if any; None: the base model",
+    )
     max_tokens: int = 512
     n_threads: int | None = None
     n_ctx: int = 4096

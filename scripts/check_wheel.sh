@@ -26,10 +26,15 @@ need = [
     "tale_shared/data/regression-qwen2.5-coder-1.5b.json",
     "langchain_tale/middleware/__init__.py",
 ]
+sys.path.insert(0, ".")  # the checkout's registry names the adapters that must ship
+from tale_shared.local.registry import PACKAGED_ADAPTERS
+for adapter in PACKAGED_ADAPTERS.values():  # each packaged adapter with its card
+    stem = adapter.removesuffix(".gguf")
+    need += [f"tale_shared/data/adapters/{adapter}", f"tale_shared/data/adapters/{stem}.card.json"]
 missing = [n for n in need if n not in names]
 assert not missing, f"the wheel lacks {missing}"
 assert not any(n.startswith(("tests/", "benchmarks/")) for n in names), "tests in the wheel"
-print(f"wheel: {len(names)} files, package data and py.typed present")
+print(f"wheel: {len(names)} files, package data, {len(PACKAGED_ADAPTERS)} adapter(s), py.typed")
 PY
 
 TALE_VENV="$venv" TALE_TARGET="$wheel" bash scripts/install.sh local,langchain,agents,llama-index

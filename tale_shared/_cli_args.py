@@ -34,6 +34,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_adapter_options(parser: argparse.ArgumentParser) -> None:
+    """``--lora FILE`` (a llama.cpp LoRA adapter GGUF on a local model) and ``--no-adapter``
+    (the base model); neither: the adapter tale ships for the model, if any (``args.lora`` is
+    then :data:`~tale_shared.local.registry.PACKAGED_ADAPTER`)."""
+    from tale_shared.local.registry import PACKAGED_ADAPTER
+
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--lora",
+        default=PACKAGED_ADAPTER,
+        metavar="FILE",
+        help="a llama.cpp LoRA adapter GGUF for a local model (tale train gguf); default: the "
+        "adapter tale ships for the model, if any",
+    )
+    group.add_argument(
+        "--no-adapter",
+        dest="lora",
+        action="store_const",
+        const=None,
+        help="the local model's base weights, without the adapter tale ships for it",
+    )
+
+
 def _paths(args: argparse.Namespace, names: tuple[str, ...]) -> Iterator[tuple[str, str]]:
     for name in names:
         value = getattr(args, name, None)

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
-from tale_shared._cli_args import check_paths, positive_int
+from tale_shared._cli_args import add_adapter_options, check_paths, positive_int
 from tale_shared._redact import redact
 from tale_shared._status import status
 from tale_shared._validation import one_line_error, require_question
@@ -176,11 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--threads", type=positive_int, default=None, help="CPU threads (default: cores)"
     )
-    ask.add_argument(
-        "--lora",
-        default=None,
-        help="a llama.cpp LoRA adapter GGUF for a local model (tale train gguf)",
-    )
+    add_adapter_options(ask)
     ask.add_argument(
         "--api-key-env",
         default="OPENAI_API_KEY",

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from tale_shared.local.registry import PACKAGED_ADAPTER
 from tale_shared.models import ChatModel
 
 MODEL_LOADERS = "tale.model_loaders"
@@ -48,12 +49,13 @@ def is_api_model(spec: str) -> bool:
 def load_model(
     spec: str,
     threads: int | None = None,
-    lora: str | None = None,
+    lora: str | None = PACKAGED_ADAPTER,
     *,
     api_key_env: str | None = "OPENAI_API_KEY",
 ) -> ChatModel:
     """A core ChatModel: a local model name or GGUF path (``lora``: a llama.cpp LoRA adapter
-    GGUF on top), an OpenAI-compatible endpoint (``http://host:port/v1`` or ``...#MODEL``), or
+    GGUF on top; by default the adapter tale ships for the model, if any; ``None``: the base
+    model), an OpenAI-compatible endpoint (``http://host:port/v1`` or ``...#MODEL``), or
     ``provider:model`` through LangChain's ``init_chat_model`` (e.g. ``openai:gpt-4o-mini``,
     needs ``tale-reasoning[agents]``). A served model's key comes from the environment
     variable ``api_key_env``, never from the URL."""
@@ -62,7 +64,7 @@ def load_model(
 
     served = spec.startswith(("http://", "https://"))
     api = is_api_model(spec)
-    if lora and (served or api):
+    if lora not in (None, PACKAGED_ADAPTER) and (served or api):
         raise ValueError(f"--lora applies to local GGUF models, not {spec}")
     if served:
         from tale_shared.served import ServedModel

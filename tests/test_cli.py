@@ -70,12 +70,15 @@ def test_ask_json(fake_local, capsys):
 def test_ask_default_estimator_needs_no_model_call(fake_local, capsys):
     assert cli.main(["ask", "Tom has 3 apples and buys 5. How many?"]) == 0
     assert len(fake_local.calls) == 1
-    assert fake_local.loaded_with == ("qwen2.5-coder-1.5b", None)
+    # the adapter tale ships for the model, if any (resolved where the model is made)
+    assert fake_local.loaded_with == ("qwen2.5-coder-1.5b", "packaged")
 
 
-def test_ask_passes_a_lora_adapter_to_the_local_model(fake_local, capsys):
+def test_ask_passes_a_lora_adapter_or_none_to_the_local_model(fake_local, capsys):
     assert cli.main(["ask", "Tom has 3 apples and buys 5. How many?", "--lora", "a.gguf"]) == 0
     assert fake_local.loaded_with == ("qwen2.5-coder-1.5b", "a.gguf")
+    assert cli.main(["ask", "Tom has 3 apples and buys 5. How many?", "--no-adapter"]) == 0
+    assert fake_local.loaded_with == ("qwen2.5-coder-1.5b", None)
 
 
 @pytest.mark.parametrize(

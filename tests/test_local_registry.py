@@ -89,3 +89,57 @@ def test_model_name_is_local_prefixed(tmp_path):
     gguf = tmp_path / "tiny.gguf"
     gguf.write_bytes(b"GGUF")
     assert LocalChatModel(str(gguf)).model_name == "local/tiny"
+
+
+@pytest.fixture
+def shipped_adapter(monkeypatch, tmp_path):
+    """A packaged adapter for the 135M test model, as a wheel would install it."""
+    from tale_shared.local import registry
+
+    folder = tmp_path / "adapters"
+    folder.mkdir()
+    (folder / "brief.gguf").write_bytes(b"GGUF" + b"\0" * 60)
+    monkeypatch.setattr(registry, "adapters_dir", lambda: folder)
+    monkeypatch.setitem(registry.PACKAGED_ADAPTERS, "smollm2-135m", "brief.gguf")
+    return folder / "brief.gguf"
+
+
+def test_the_packaged_adapter_is_the_default_and_none_is_the_base(shipped_adapter):
+    from langchain_tale import ChatLocalLlama
+    from llama_index_tale import LocalLlamaLLM
+    from tale_shared.local import PACKAGED_ADAPTER
+
+    digest = hashlib.sha256(shipped_adapter.read_bytes()).hexdigest()[:8]
+    tuned = LocalChatModel("smollm2-135m")
+    assert tuned.lora == str(shipped_adapter)
+    assert tuned._adapter_tag() == f"+brief@{digest}"  # the identity names the digest
+    assert LocalChatModel("smollm2-135m", lora=None).lora is None
+    assert LocalChatModel("smollm2-135m", lora="mine.gguf").lora == "mine.gguf"
+    # a model tale ships no adapter for (any other name, a user's GGUF) runs as it is
+    assert LocalChatModel("qwen2.5-coder-1.5b").lora is None
+    assert LocalChatModel(str(shipped_adapter.parent / "x.gguf")).lora is None
+    # both framework wrappers default to it and pass None through
+    assert ChatLocalLlama(model="smollm2-135m").lora == PACKAGED_ADAPTER
+    assert LocalLlamaLLM(model="smollm2-135m", lora=None).lora is None
+
+
+def test_a_missing_packaged_adapter_says_to_reinstall(shipped_adapter):
+    shipped_adapter.unlink()
+    with pytest.raises(LocalModelError, match=r"packaged adapter .* is missing: reinstall"):
+        LocalChatModel("smollm2-135m")
+    assert LocalChatModel("smollm2-135m", lora=None).lora is None  # the base still loads
+
+
+def test_cli_no_adapter_is_the_base_and_excludes_lora(capsys):
+    from tale_shared import cli
+    from tale_shared.local import PACKAGED_ADAPTER
+
+    parser = cli.build_parser()
+    assert parser.parse_args(["ask", "Hi"]).lora == PACKAGED_ADAPTER
+    assert parser.parse_args(["ask", "Hi", "--no-adapter"]).lora is None
+    bench = ["bench", "--data", "d.jsonl", "--out", "o.jsonl", "--no-adapter"]
+    assert parser.parse_args(bench).lora is None
+    assert parser.parse_args(["ask", "Hi", "--lora", "a.gguf"]).lora == "a.gguf"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["ask", "Hi", "--lora", "a.gguf", "--no-adapter"])
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -464,8 +464,9 @@ def test_a_lora_adapter_is_refused_on_ray_rather_than_dropped(
     monkeypatch.setattr(research_cli, "load_model", _no_model)
     data = tmp_path / "data.jsonl"
     data.write_text('{"question": "q", "answer": "1"}\n')
-    argv = [command, "--data", str(data), "--ray", "--lora", "a.gguf"]
-    if command != "calibrate":
-        argv += ["--out", str(tmp_path / "o.jsonl")]
-    assert cli.main(argv) == 2
-    assert "--lora runs in process or on a served model, not on Ray" in capsys.readouterr().err
+    for adapter in (["--lora", "a.gguf"], ["--no-adapter"]):
+        argv = [command, "--data", str(data), "--ray", *adapter]
+        if command != "calibrate":
+            argv += ["--out", str(tmp_path / "o.jsonl")]
+        assert cli.main(argv) == 2
+        assert "--lora and --no-adapter run in process" in capsys.readouterr().err

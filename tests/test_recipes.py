@@ -1,5 +1,6 @@
 """tale train: a tiny randomly initialised model, a few steps on the CPU (seconds)."""
 
+import hashlib
 import json
 import os
 
@@ -114,7 +115,14 @@ def test_a_tiny_model_trains_its_loss_falls_and_the_adapter_reloads(tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from tale_shared.research.recipes import merge, record_evaluation, train
+    from tale_shared.research.recipes import (
+        adapter_to_gguf,
+        checkpoint_wall_seconds,
+        gguf_card_path,
+        merge,
+        record_evaluation,
+        train,
+    )
 
     base = _tiny_base(tmp_path / "base")
     data = _write(tmp_path / "sft.jsonl", SFT_ROWS * 4)
@@ -146,9 +154,23 @@ def test_a_tiny_model_trains_its_loss_falls_and_the_adapter_reloads(tmp_path):
     assert card["evaluation"] == {"vanilla (tuned)": {"accuracy": 0.5}} and card["loss"] == losses
     assert "| method |" in (adapter / "README.md").read_text()
 
-    # a rerun resumes from the last checkpoint: nothing is trained again
+    # each checkpoint records the training seconds spent up to it
+    walls = [
+        checkpoint_wall_seconds(tmp_path / "out" / "checkpoints" / f"checkpoint-{n}")
+        for n in (20, 40)
+    ]
+    assert 0 < walls[0] < walls[1] <= card["train_metrics"]["wall_seconds"]
+    # the adapter as llama.cpp loads it, its card beside it with the file's digest
+    gguf = adapter_to_gguf(adapter, tmp_path / "tiny-pt.gguf")
+    beside = json.loads(gguf_card_path(gguf).read_text())
+    assert beside["data_sha256"] == card["data_sha256"]
+    assert beside["gguf_sha256"] == hashlib.sha256(gguf.read_bytes()).hexdigest()
+
+    # a rerun resumes from the last checkpoint: nothing is trained again, and the time
+    # already spent is kept (not restarted from zero)
     again = json.loads((train(cfg, progress=False) / "tale-card.json").read_text())
     assert len(again["loss"]) == len(losses) and again["loss"][:5] == losses[:5]
+    assert again["train_metrics"]["wall_seconds"] >= walls[1]
 
 
 @needs_train

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tale_shared._optional import require
+from tale_shared.local.registry import PACKAGED_ADAPTER
 from tale_shared.research.agent_bench import (
     AGENT_SYSTEM_PROMPT,
     RECURSION_LIMIT,
@@ -40,7 +41,7 @@ class LlamaIndexAgentRunner:
         model: str,
         *,
         threads: int | None = None,
-        lora: str | None = None,
+        lora: str | None = PACKAGED_ADAPTER,
         max_tokens: int = 512,
         recursion_limit: int = RECURSION_LIMIT,
         agent: str = "react",

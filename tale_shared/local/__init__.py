@@ -13,9 +13,11 @@ from tale_shared.local.llama import (
 from tale_shared.local.registry import (
     DEFAULT_LOCAL_MODEL,
     MODELS,
+    PACKAGED_ADAPTER,
     TEST_LOCAL_MODEL,
     LocalModelError,
     LocalModelSpec,
+    packaged_adapter,
     resolve_model_path,
 )
 
@@ -23,11 +25,13 @@ __all__ = [
     "DEFAULT_LOCAL_MODEL",
     "LLAMA_INSTALL",
     "MODELS",
+    "PACKAGED_ADAPTER",
     "TEST_LOCAL_MODEL",
     "LocalChatModel",
     "LocalModelError",
     "LocalModelSpec",
     "StreamChunk",
     "load_local_model",
+    "packaged_adapter",
     "resolve_model_path",
 ]

@@ -20,7 +20,9 @@ from tale_shared.local.native_probe import check_native_runtime
 from tale_shared.local.registry import (
     DEFAULT_LOCAL_MODEL,
     LOCAL_PREFIX,
+    PACKAGED_ADAPTER,
     LocalModelError,
+    resolve_adapter,
     resolve_model_path,
 )
 from tale_shared.models import Completion, ModelCallError
@@ -65,7 +67,8 @@ class LocalChatModel:
     runtime's own count with the model's tokenizer. Calls are serialised (llama.cpp contexts
     are not thread-safe); ``acomplete`` runs in a worker thread so the event loop is free.
     ``lora`` applies a llama.cpp LoRA adapter GGUF (``tale train gguf``) on top of the
-    unchanged weights.
+    unchanged weights; by default (:data:`~tale_shared.local.registry.PACKAGED_ADAPTER`) the
+    one tale ships for this model, if any; ``lora=None`` is the base model.
 
     Example:
         .. code-block:: python
@@ -85,11 +88,11 @@ class LocalChatModel:
         seed: int = 0,
         default_max_tokens: int = 512,
         lazy: bool = True,
-        lora: str | Path | None = None,
+        lora: str | Path | None = PACKAGED_ADAPTER,
         lora_scale: float = 1.0,
     ) -> None:
         self.model = str(model)
-        self.lora = str(lora) if lora is not None else None
+        self.lora = resolve_adapter(model, lora)
         self.lora_scale = lora_scale
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1

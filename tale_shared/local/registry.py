@@ -171,6 +171,52 @@ def resolve_model_path(model: str) -> tuple[str, Path]:
     raise LocalModelError(f"unknown local model {model!r}: use one of {known} or a .gguf path")
 
 
+PACKAGED_ADAPTER = "packaged"
+"""The ``lora`` default everywhere a local model is made (``LocalChatModel``,
+``ChatLocalLlama``, ``LocalLlamaLLM``, the CLI): the adapter tale ships for that model in
+``tale_shared/data/adapters/``, or none for a model it ships none for. ``lora=None``
+(``--no-adapter``) is the base model; a path is that adapter."""
+
+PACKAGED_ADAPTERS: dict[str, str] = {}
+"""Registered model name -> the adapter GGUF shipped for it under ``tale_shared/data/adapters/``
+(its card beside it, ``<stem>.card.json``)."""
+
+
+def adapters_dir() -> Path:
+    """Where the packaged adapters and their cards are installed."""
+    return Path(__file__).resolve().parent.parent / "data" / "adapters"
+
+
+def packaged_adapter(model: str | Path) -> Path | None:
+    """The adapter tale ships for ``model`` (a registered name), or ``None``.
+
+    >>> packaged_adapter("no-such-model") is None
+    True
+    """
+    name = PACKAGED_ADAPTERS.get(str(model))
+    if name is None:
+        return None
+    path = adapters_dir() / name
+    if not path.is_file():  # the wheel check keeps this from shipping
+        raise LocalModelError(f"the packaged adapter {path} is missing: reinstall tale-reasoning")
+    return path
+
+
+def resolve_adapter(model: str | Path, lora: str | Path | None) -> str | None:
+    """The adapter file a ``lora`` option names: :data:`PACKAGED_ADAPTER` -> the packaged one
+    for ``model`` (or none), ``None`` -> none, a path -> that path.
+
+    >>> resolve_adapter("my.gguf", PACKAGED_ADAPTER), resolve_adapter("my.gguf", "a.gguf")
+    (None, 'a.gguf')
+    """
+    if lora is None:
+        return None
+    if str(lora) == PACKAGED_ADAPTER:
+        path = packaged_adapter(model)
+        return str(path) if path is not None else None
+    return str(lora)
+
+
 def canonical_model_name(name: str) -> str:
     """The one name of a model, whichever adapter reports it: an embedded model is
     ``local/<name>`` (its profile, price and style are looked up by that), anything else is

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tale_shared._cli_args import positive_int
+from tale_shared._cli_args import add_adapter_options, positive_int
 from tale_shared._io import atomic_writer
 from tale_shared._redact import redact
 from tale_shared.loading import load_model
-from tale_shared.local.registry import DEFAULT_LOCAL_MODEL
+from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, PACKAGED_ADAPTER
 from tale_shared.models import ChatModel
 from tale_shared.research.datasets import Item
 
@@ -27,9 +27,10 @@ def _model(args: argparse.Namespace) -> ChatModel:
 
 def _ray_options(args: argparse.Namespace) -> dict[str, Any]:
     """Where and how a ``--ray`` command starts its replicas; each replica loads the model by
-    name, so a ``--lora`` adapter cannot follow it there."""
-    if args.lora:
-        raise ValueError("--lora runs in process or on a served model, not on Ray")
+    name (with the adapter tale ships for it), so ``--lora``/``--no-adapter`` cannot follow it
+    there."""
+    if args.lora != PACKAGED_ADAPTER:
+        raise ValueError("--lora and --no-adapter run in process or on a served model, not on Ray")
     return {
         "address": None if args.ray == "local" else args.ray,
         "replicas": args.replicas,
@@ -154,7 +155,10 @@ def cmd_train_model(args: argparse.Namespace) -> int:
         seed=args.seed,
         gradient_checkpointing=args.gradient_checkpointing,
     )
-    print(f"adapter and card in {train(config)}")
+    adapter = train(config)
+    print(f"adapter and card in {adapter}")
+    if args.gguf:
+        print(f"llama.cpp adapter in {adapter_to_gguf(adapter, args.gguf, args.base)}")
     return 0
 
 
@@ -444,11 +448,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common.add_argument(
         "--threads", type=positive_int, default=None, help="CPU threads (default: cores)"
     )
-    common.add_argument(
-        "--lora",
-        default=None,
-        help="a llama.cpp LoRA adapter GGUF for a local model (tale train gguf)",
-    )
+    add_adapter_options(common)
     common.add_argument(
         "--max-tokens", type=positive_int, default=512, help="output cap per model call"
     )
@@ -599,11 +599,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument(
+        "--gguf",
+        default=None,
+        metavar="FILE",
+        help="after training, also write the adapter as a llama.cpp LoRA GGUF (its card beside)",
+    )
+    p.add_argument(
         "--gradient-checkpointing",
         action="store_true",
         help="recompute activations in the backward pass: less memory, slower steps",
     )
-    p.set_defaults(func=cmd_train_model, reads=("data", "base"), writes=("out",))
+    p.set_defaults(func=cmd_train_model, reads=("data", "base"), writes=("out", "gguf"))
 
     p = sub.add_parser("elasticity", parents=[common], help="plot output tokens against budget")
     p.add_argument("question", help="the question to ask at every budget")

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -191,6 +192,39 @@ def last_checkpoint(folder: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
+WALL_FILE = "tale-wall.json"
+"""Written into each checkpoint: the training seconds spent up to it, over every stop and
+resume (the time lost after a checkpoint that a stop cut short is not counted)."""
+
+
+def checkpoint_wall_seconds(checkpoint: str | Path | None) -> float | None:
+    """The training seconds recorded in a checkpoint: 0.0 for a fresh start, ``None`` when
+    the checkpoint has no record (written by an older tale)."""
+    if checkpoint is None:
+        return 0.0
+    try:
+        return float(json.loads((Path(checkpoint) / WALL_FILE).read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _wall_time(transformers: Any, prior: float | None) -> Any:
+    """A Trainer callback that writes the seconds spent so far into each checkpoint."""
+    start = time.monotonic()
+
+    class WallTime(transformers.TrainerCallback):  # type: ignore[misc]
+        def seconds(self) -> float:
+            return (prior or 0.0) + time.monotonic() - start
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                with atomic_writer(folder / WALL_FILE) as fh:
+                    json.dump({"seconds": self.seconds(), "complete": prior is not None}, fh)
+
+    return WallTime()
+
+
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
     """Train the adapter; returns its folder (``out/adapter``). Resumes from ``out``'s last
     checkpoint when there is one."""
@@ -250,12 +284,19 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
             processing_class=tokenizer,
             peft_config=lora,
         )
-    result = trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints))
+    resume = last_checkpoint(checkpoints)
+    prior = checkpoint_wall_seconds(resume)
+    wall = _wall_time(transformers, prior)
+    trainer.add_callback(wall)
+    result = trainer.train(resume_from_checkpoint=resume)
     adapter = out / "adapter"
     trainer.model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    write_card(adapter, cfg, losses=losses, metrics=dict(result.metrics))
+    metrics = dict(result.metrics)
+    # every stop and resume together; None when a checkpoint resumed from kept no record
+    metrics["wall_seconds"] = round(wall.seconds(), 1) if prior is not None else None
+    write_card(adapter, cfg, losses=losses, metrics=metrics)
     return adapter
 
 
@@ -289,6 +330,8 @@ def write_card(
         else "- loss: none logged",
         f"- evaluation: `{json.dumps(cfg.evaluation)}`" if cfg.evaluation else "- evaluation: none",
     ]
+    if metrics.get("wall_seconds") is not None:
+        lines.insert(-1, f"- training time: {metrics['wall_seconds'] / 3600:.2f} h (every resume)")
     with atomic_writer(adapter / "README.md") as fh:
         fh.write("\n".join(lines) + "\n")
 
@@ -419,7 +462,23 @@ def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | Non
     target_path = Path(out)
     with atomic_path(target_path) as partial:  # renamed when complete, removed on failure
         _write_adapter_gguf(gguf, partial, arch, alpha, pairs, weights, names, heads, kv_heads)
+    card_path = folder / "tale-card.json"
+    if card_path.is_file():  # the card travels with the file llama.cpp loads
+        card = json.loads(card_path.read_text())
+        card["gguf_sha256"] = sha256_file(target_path)
+        with atomic_writer(gguf_card_path(target_path)) as fh:
+            json.dump(card, fh, indent=2, default=str)
     return target_path
+
+
+def gguf_card_path(gguf_file: str | Path) -> Path:
+    """Where an adapter GGUF's card lies: ``tale-pt.gguf`` -> ``tale-pt.card.json``.
+
+    >>> gguf_card_path("runs/tale-pt.gguf").name
+    'tale-pt.card.json'
+    """
+    path = Path(gguf_file)
+    return path.with_name(path.name.removesuffix(".gguf") + ".card.json")
 
 
 def _write_adapter_gguf(
