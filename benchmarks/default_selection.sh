@@ -18,7 +18,8 @@ SCREEN+=",tale-heuristic@concise+ex3+escalate,tale-heuristic@system+ex3+escalate
 bench() {  # bench NAME DATA METHODS [options...]: rows, table and plot under results/
   local name=$1 data=$2 methods=$3
   shift 3
-  "$TALE" bench --data "$data" --methods "$methods" --baseline "$BASE" --by-method \
+  # the base model's rows: --no-adapter, whatever adapter tale ships for it
+  "$TALE" bench --no-adapter --data "$data" --methods "$methods" --baseline "$BASE" --by-method \
     --out "$R/$name.jsonl" --table "$R/$name.md" --plot "$R/$name.png" "$@"
 }
 

@@ -22,7 +22,8 @@ BUDGETS="tale-fixed:25@system,tale-fixed:50@system,tale-fixed:100@system,tale-fi
 
 case "${1:-}" in
   data)
-    "$TALE" bench --data "$DATA/gsm8k/train.norm.jsonl" "${LEAVE_OUT[@]}" --limit 1000 --seed 38 \
+    "$TALE" bench --no-adapter --data "$DATA/gsm8k/train.norm.jsonl" "${LEAVE_OUT[@]}" \
+      --limit 1000 --seed 38 \
       --methods vanilla+ex3 --baseline vanilla+ex3 --threads 2 --max-tokens 512 \
       --out "$R/tale-pt-data-gsm8k-train.jsonl"
     ;;
@@ -51,7 +52,7 @@ with open(sys.argv[3], "w") as out:
     out.writelines(items[i] for i in dev)
 PY
     for who in base tuned; do
-      lora=()
+      lora=(--no-adapter)
       [[ $who == tuned ]] && lora=(--lora "$ADAPTER_GGUF")
       "$TALE" bench --data runs/tale-pt-following-items.jsonl --methods "$BUDGETS" \
         --baseline tale-fixed:200@system --by-method "${lora[@]}" \
@@ -71,7 +72,7 @@ PY
     ;;
   heldout)
     : "${DEFAULT:?set DEFAULT to the method the rule chose}"
-    lora=()
+    lora=(--no-adapter)
     [[ ${ADAPTER:-1} == 1 ]] && lora=(--lora "$ADAPTER_GGUF")
     run() {  # run NAME DATA [options...]: the chosen default's rows beside the base rows
       local name=$1 data=$2

@@ -67,7 +67,8 @@ case "${1:-}" in
     # (and not in the adapter's data); 20 items (~16 min): what the session has left after eval
     dev=(--data "$TRAIN_ITEMS" --offset 100 --limit "${COMBINE_LIMIT:-20}" --seed 25
       --exclude "$R/screen-gsm8k-train.jsonl" --exclude "$R/confirm-gsm8k-train.jsonl")
-    "$TALE" bench "${dev[@]}" --methods "vanilla,$COMBINE" --baseline vanilla --by-method \
+    "$TALE" bench --no-adapter "${dev[@]}" --methods "vanilla,$COMBINE" --baseline vanilla \
+      --by-method \
       --out "$R/tokenskip-combine-base.jsonl"
     "$TALE" bench "${dev[@]}" --lora "$RUNS/adapter.gguf" --by-method --baseline tokenskip@1.0 \
       --methods "tokenskip@1.0,$COMBINE" --out "$R/tokenskip-combine-tuned.jsonl"
