@@ -101,3 +101,100 @@ def test_the_heldout_report_keeps_a_running_method_out_of_the_complete_table(tmp
     )
     assert all(not line.startswith("| pareto |") for line in lines[:running])
     assert any(line.startswith("| pareto | 50.0% |") for line in lines[running:])
+
+
+def _rows(spec: dict[str, tuple[int, int]], n: int, model: str = "local/m") -> list[BenchRow]:
+    """method -> (items right of n, output tokens); the right ones come first."""
+    return [
+        BenchRow(
+            method=m,
+            id=f"q{i:03d}",
+            correct=i < right,
+            output_tokens=t,
+            input_tokens=100,
+            seconds=1.0,
+            model=model,
+        )
+        for m, (right, t) in spec.items()
+        for i in range(n)
+    ]
+
+
+def _save(path: Path, rows: list[BenchRow]) -> None:
+    path.write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
+
+
+def test_the_tale_pt_rule_reads_math_in_every_branch_and_budgets_only_if_followed(tmp_path):
+    import json
+
+    select = _script("select_tale_pt", tmp_path)
+    select.DATA = tmp_path
+    for folder, name, question in [
+        ("gsm8k", "train.norm.jsonl", "Tom has 3 apples and buys 4 more. How many?"),
+        ("math500-dev", "dev.norm.jsonl", "Find $x$ if $x^2 = 9$ and $x > 0$."),
+    ]:
+        (tmp_path / folder).mkdir()
+        items = [{"id": f"q{i:03d}", "question": question, "answer": "1"} for i in range(40)]
+        (tmp_path / folder / name).write_text("".join(json.dumps(x) + "\n" for x in items))
+    base = {"vanilla": (20, 300), "vanilla-paper": (24, 300), "vanilla+ex3": (23, 120)}
+    # the tuned model ignores a stated budget: ~130 tokens at 25 and at 200
+    following = [
+        BenchRow(
+            method=f"tale-fixed:{b}@system",
+            id=f"q{i:03d}",
+            output_tokens=125 + i % 7 + b // 100,
+            model="local/m+tuned",
+        )
+        for b in (25, 50, 100, 200)
+        for i in range(30)
+    ]
+    _save(tmp_path / "tale-pt-following-tuned.jsonl", following)
+    # GSM8K: B and C brief and as accurate; MATH: the tuned model loses 10 points, A does not
+    _save(tmp_path / "confirm-gsm8k-train.jsonl", _rows(base, 40))
+    _save(tmp_path / "screen-math500-dev.jsonl", _rows({**base, "vanilla+ex3": (24, 280)}, 40))
+    tuned = {"vanilla": (24, 110), "tale-heuristic@system": (24, 100), "vanilla+ex3": (23, 100)}
+    _save(tmp_path / "tale-pt-dev-gsm8k-train.jsonl", _rows(tuned, 40, "local/m+tuned"))
+    lossy = {"vanilla": (20, 200), "tale-heuristic@system": (20, 200), "vanilla+ex3": (20, 200)}
+    _save(tmp_path / "tale-pt-dev-math500-dev.jsonl", _rows(lossy, 40, "local/m+tuned"))
+    report = select.decide()
+    text = "\n".join(report)
+    assert "does NOT follow a stated budget" in text
+    assert "states a budget the tuned model does not follow" in text
+    assert "E routes word problems to vanilla (tuned) (C states a budget" in text
+    # B wins GSM8K dev but loses 10 points on MATH dev: MATH rules it out; E sends MATH to A
+    assert report[-1].startswith("default: routed (eligible")
+    # a tuned model that also holds on MATH: B is cheaper than the routed rows there
+    _save(
+        tmp_path / "tale-pt-dev-math500-dev.jsonl",
+        _rows(
+            {"vanilla": (24, 150), "tale-heuristic@system": (24, 150), "vanilla+ex3": (24, 150)},
+            40,
+            "local/m+tuned",
+        ),
+    )
+    assert select.decide()[-1].startswith("default: vanilla (tuned) (eligible")
+    # nothing brief enough on GSM8K: today's default stays
+    _save(
+        tmp_path / "tale-pt-dev-gsm8k-train.jsonl",
+        _rows(
+            {"vanilla": (24, 290), "tale-heuristic@system": (24, 290), "vanilla+ex3": (24, 290)},
+            40,
+            "local/m+tuned",
+        ),
+    )
+    _save(tmp_path / "confirm-gsm8k-train.jsonl", _rows({**base, "vanilla+ex3": (23, 200)}, 40))
+    assert select.decide()[-1] == "default: vanilla+ex3 (NONE eligible: A stays the default)"
+    # a tuned model that keeps to the budget it is told: C may state one
+    kept = [
+        BenchRow(
+            method=f"tale-fixed:{b}@system",
+            id=f"q{i:03d}",
+            output_tokens=int(b * 0.9) + i % 3,
+            model="local/m+tuned",
+        )
+        for b in (25, 50, 100, 200)
+        for i in range(30)
+    ]
+    _save(tmp_path / "tale-pt-following-tuned.jsonl", kept)
+    follows, figures = select.follows_budgets()
+    assert follows and "Spearman r 0.9" in figures
