@@ -36,7 +36,7 @@ case "${1:-}" in
   train)
     "$TALE" train sft "$R/tale-pt-train.jsonl" --base "$BASE_MODEL" --out runs/tale-pt \
       --epochs 1 --lr 1e-4 --lora-r 8 --lora-alpha 32 --batch-size 1 --grad-accum 4 \
-      --max-length 1024 --save-steps 5 --seed 0
+      --max-length 1024 --save-steps 5 --seed 0 --gguf "$ADAPTER_GGUF"
     ;;
   gguf)
     "$TALE" train gguf runs/tale-pt/adapter --base "$BASE_MODEL" --out "$ADAPTER_GGUF"
@@ -80,10 +80,21 @@ PY
       "$TALE" bench --data "$data" --methods "$DEFAULT" --baseline "$DEFAULT" --by-method \
         "${lora[@]}" --out "$R/tale-pt-$name.jsonl" "$@"
     }
+    retime() {  # retime NAME DATA VANILLA [options...]: the stronger vanilla (base model) on
+      # 60 of the same items, in the same sitting, for a seconds ratio (machines differ ~2x)
+      local name=$1 data=$2 vanilla=$3
+      shift 3
+      "$TALE" bench --no-adapter --data "$data" --methods "$vanilla" --baseline "$vanilla" \
+        --limit 60 --seed 22 --out "$R/tale-pt-retime-$name.jsonl" "$@"
+    }
+    # the stronger of vanilla and vanilla-paper on each set's base rows (heldout-*.md)
     run heldout-gsm8k-test "$DATA/gsm8k/test.norm.jsonl" --limit 300 --seed 22
+    retime gsm8k-test "$DATA/gsm8k/test.norm.jsonl" vanilla-paper
     run heldout-svamp "$DATA/holdout/svamp/svamp.norm.jsonl" --limit 300 --seed 22
+    retime svamp "$DATA/holdout/svamp/svamp.norm.jsonl" vanilla
     run heldout-math500-test "$DATA/holdout/math500/test.norm.jsonl" --limit 150 --seed 22 \
       --max-tokens 1536
+    retime math500-test "$DATA/holdout/math500/test.norm.jsonl" vanilla-paper --max-tokens 1536
     ;;
   *)
     echo "usage: $0 data | export | train | gguf | following | dev | heldout" >&2

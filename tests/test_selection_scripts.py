@@ -198,3 +198,26 @@ def test_the_tale_pt_rule_reads_math_in_every_branch_and_budgets_only_if_followe
     _save(tmp_path / "tale-pt-following-tuned.jsonl", kept)
     follows, figures = select.follows_budgets()
     assert follows and "Spearman r 0.9" in figures
+
+
+def test_the_tale_pt_report_times_only_the_same_sitting(tmp_path):
+    report = _script("tale_pt_report", tmp_path)
+    base = {"vanilla": (180, 300), "vanilla-paper": (210, 300), "vanilla+ex3": (200, 120)}
+    _save(tmp_path / "heldout-gsm8k-test.jsonl", _rows(base, 300))
+    tuned = _rows({"vanilla": (208, 120)}, 300, "local/m+tuned")
+    for r in tuned:
+        r.seconds = 4.0
+    _save(tmp_path / "tale-pt-heldout-gsm8k-test.jsonl", tuned)
+    lines = report.report_set("gsm8k-test")
+    assert lines[0] == "## gsm8k-test: n=300" and "`vanilla-paper`" in lines[2]
+    text = "\n".join(lines)
+    assert "| vanilla (tuned) | 69.3% | -0.7 [" in text
+    assert "output 0.40x <= 0.45x: yes" in text and "accuracy -0.7 >= -1: yes" in text
+    assert "median s: not re-timed yet" in text  # the base rows' seconds are another sitting's
+    retimed = _rows({"vanilla-paper": (42, 300)}, 60)
+    for r in retimed:
+        r.seconds = 10.0
+    _save(tmp_path / "tale-pt-retime-gsm8k-test.jsonl", retimed)
+    text = "\n".join(report.report_set("gsm8k-test"))
+    assert "median s 0.40x (n=60, same sitting) <= 0.50x: yes" in text
+    assert report.report_set("svamp") == ["## svamp", "", "not run yet", ""]
