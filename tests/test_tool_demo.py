@@ -192,6 +192,8 @@ def test_the_langchain_runner_with_demo_and_answer_tool_forces_every_reply_and_g
     (row,) = load_agent_rows(out)
     assert row.error is None and row.correct, row
     assert row.tool_calls == 3 and row.steps == 3  # the answer call is not a tool call
+    # the step table counts the answer call's step as the final answer
+    assert [s.tool_calls for s in row.step_log] == [2, 1, 0]
     assert all("json_schema" in kw for _, kw in local.calls)  # every reply is a call
     first = local.calls[0][0]
     assert first[0].content.startswith(tool_system_prompt(answer_tool=True))
@@ -253,6 +255,7 @@ def test_the_llama_index_runner_finishes_through_the_answer_tool(tmp_path):
     (row,) = load_agent_rows(out)
     assert row.error is None and row.correct and row.text == answer_text(float(task.answer))
     assert row.tool_calls == 2  # the two searches; the answer call ends the run
+    assert row.step_log[-1].tool_calls == 0  # the answer call's step is the final answer
     assert all("json_schema" in kw for _, kw in local.calls)
     assert DEMOS["documents"].question in "\n".join(m.content for m in local.calls[0][0])
     runner.agent = "react"  # ReAct's text protocol has no forced calls: said at once

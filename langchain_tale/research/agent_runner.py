@@ -153,7 +153,8 @@ class LangChainAgentRunner:
                 StepLog(
                     budget=((m.response_metadata or {}).get("tale") or {}).get("budget"),
                     output_tokens=m.usage_metadata["output_tokens"] if m.usage_metadata else 0,
-                    tool_calls=len(m.tool_calls),
+                    # an answer-tool call is the final answer, not a tool step
+                    tool_calls=sum(1 for c in m.tool_calls if c["name"] != ANSWER_TOOL),
                 )
                 for m in replies
             ],

@@ -160,7 +160,10 @@ class LlamaIndexAgentRunner:
                     if isinstance(event, ToolCallResult) and event.tool_name != ANSWER_TOOL:
                         tool_calls += 1
                     elif isinstance(event, AgentOutput):
-                        step_calls.append(len(event.tool_calls))
+                        # an answer-tool call is the final answer, not a tool step
+                        step_calls.append(
+                            sum(1 for c in event.tool_calls if c.tool_name != ANSWER_TOOL)
+                        )
                 result: Any = await handler
                 final = str(result.response.content or "")
             except WorkflowRuntimeError as exc:
@@ -179,6 +182,12 @@ class LlamaIndexAgentRunner:
             )
             for i, s in enumerate(logged)
         ]
+        answers = [c for r in tracer.records for c in r.calls if c.role == "answer"]
+        if not logged and len(answers) == len(step_calls):  # no budget adapter: the tracer's
+            step_log = [  # calls are the agent's steps
+                StepLog(output_tokens=c.usage.output_tokens, tool_calls=n)
+                for c, n in zip(answers, step_calls, strict=True)
+            ]
         return AgentRun(
             final_text=final,
             record=tracer.records[-1] if tracer.records else None,

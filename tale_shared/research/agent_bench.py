@@ -177,7 +177,8 @@ def _positive(value: int, part: str) -> int:
 
 
 class StepLog(BaseModel):
-    """One agent step: the budget it got (``None``: none), its output tokens, its tool calls."""
+    """One agent step: the budget it got (``None``: none), its output tokens, its tool calls
+    (a call to the answer tool is the final answer, not counted)."""
 
     budget: int | None = None
     output_tokens: int = 0
