@@ -24,21 +24,31 @@ def _script(name: str, results: Path):
     return module
 
 
-def _write(path: Path, spec: dict[str, tuple[int, int, float]], n: int = 100) -> None:
-    """method -> (items right of n, output tokens, seconds); the right ones come first."""
-    rows = [
+def _rows(
+    spec: dict[str, tuple[int, int] | tuple[int, int, float]], n: int, model: str = "local/m"
+) -> list[BenchRow]:
+    """method -> (items right of n, output tokens[, seconds]); the right ones come first."""
+    return [
         BenchRow(
             method=m,
             id=f"q{i:03d}",
-            correct=i < right,
-            output_tokens=tokens,
+            correct=i < figures[0],
+            output_tokens=figures[1],
             input_tokens=100,
-            seconds=seconds,
+            seconds=figures[2] if len(figures) > 2 else 1.0,
+            model=model,
         )
-        for m, (right, tokens, seconds) in spec.items()
+        for m, figures in spec.items()
         for i in range(n)
     ]
+
+
+def _save(path: Path, rows: list[BenchRow]) -> None:
     path.write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
+
+
+def _write(path: Path, spec: dict[str, tuple[int, int, float]], n: int = 100) -> None:
+    _save(path, _rows(spec, n))
 
 
 def test_confirm_decides_on_gsm8k_alone_only_when_gsm8k_rules_every_finalist_out(tmp_path):
@@ -101,27 +111,6 @@ def test_the_heldout_report_keeps_a_running_method_out_of_the_complete_table(tmp
     )
     assert all(not line.startswith("| pareto |") for line in lines[:running])
     assert any(line.startswith("| pareto | 50.0% |") for line in lines[running:])
-
-
-def _rows(spec: dict[str, tuple[int, int]], n: int, model: str = "local/m") -> list[BenchRow]:
-    """method -> (items right of n, output tokens); the right ones come first."""
-    return [
-        BenchRow(
-            method=m,
-            id=f"q{i:03d}",
-            correct=i < right,
-            output_tokens=t,
-            input_tokens=100,
-            seconds=1.0,
-            model=model,
-        )
-        for m, (right, t) in spec.items()
-        for i in range(n)
-    ]
-
-
-def _save(path: Path, rows: list[BenchRow]) -> None:
-    path.write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
 
 
 def test_the_tale_pt_rule_reads_math_in_every_branch_and_budgets_only_if_followed(tmp_path):
