@@ -20,7 +20,7 @@ from tale_shared._status import status
 from tale_shared._validation import one_line_error, require_question
 from tale_shared.estimators import parse_estimator_spec
 from tale_shared.loading import load_model
-from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS
+from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS, PACKAGED_ADAPTERS
 from tale_shared.methods import parse_method
 from tale_shared.pipeline import TalePipeline, TaleResult
 from tale_shared.profiles import default_profile_notes, profile_for
@@ -138,6 +138,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     for spec in MODELS.values():
         default = " (default)" if spec.name == DEFAULT_LOCAL_MODEL else ""
         print(f"{spec.name}{default}: {spec.description}\n    install: {spec.install}")
+        if spec.name in PACKAGED_ADAPTERS:
+            print(f"    adapter: {PACKAGED_ADAPTERS[spec.name]} (packaged; --no-adapter: the base)")
     return 0
 
 

@@ -143,3 +143,12 @@ def test_cli_no_adapter_is_the_base_and_excludes_lora(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["ask", "Hi", "--lora", "a.gguf", "--no-adapter"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_tale_models_names_the_packaged_adapter(shipped_adapter, capsys):
+    from tale_shared import cli
+
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "adapter: brief.gguf (packaged; --no-adapter: the base)" in out
+    assert out.count("    adapter: ") == 1  # only the model it ships for
