@@ -97,11 +97,8 @@ def report_set(name: str) -> list[str]:
     tuned_path = RESULTS / f"tale-pt-heldout-{name}.jsonl"
     if not tuned_path.exists():
         return [f"## {name}", "", "not run yet", ""]
-    tuned = [
-        r.model_copy(update={"method": r.method + TUNED})
-        for r in load_rows(tuned_path)
-        if r.error is None
-    ]
+    raw = load_rows(tuned_path)
+    tuned = [r.model_copy(update={"method": r.method + TUNED}) for r in raw if r.error is None]
     (default, *others) = sorted({r.method for r in tuned})
     if others:
         raise ValueError(f"{tuned_path} holds several methods: {[default, *others]}")
@@ -125,7 +122,7 @@ def report_set(name: str) -> list[str]:
             f"{100 * s.diff_high:+.1f}] | {s.output_tokens:.1f} | {s.input_tokens:.1f} | {cost} | "
             f"{s.median_seconds:.1f} | {s.output_ratio or 0:.2f} | {s.cost_ratio or 0:.2f} |"
         )
-    time = retimed_ratio(name, default.removesuffix(TUNED), load_rows(tuned_path))
+    time = retimed_ratio(name, default.removesuffix(TUNED), raw)
     out += ["", f"Targets for `{default}`:", ""]
     out += [f"- {c}" for c in checks(summaries[-1], TARGETS[name], time)]
     return [*out, ""]
