@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tale_shared.research.bench import BenchRow
+from tale_shared.research.bench import BenchRow, load_rows
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -162,6 +162,13 @@ def test_the_tale_pt_rule_reads_math_in_every_branch_and_budgets_only_if_followe
         ),
     )
     assert select.decide()[-1].startswith("default: vanilla (tuned) (eligible")
+    # C left unrun (the tuned model does not follow budgets): the same choice, C named as such
+    for dev in ("tale-pt-dev-gsm8k-train.jsonl", "tale-pt-dev-math500-dev.jsonl"):
+        kept_rows = [r for r in load_rows(tmp_path / dev) if r.method != "tale-heuristic@system"]
+        _save(tmp_path / dev, kept_rows)
+    without_c = select.decide()
+    assert "- tale-heuristic@system (tuned): not run (states a budget" in "\n".join(without_c)
+    assert without_c[-1].startswith("default: vanilla (tuned) (eligible")
     # nothing brief enough on GSM8K: today's default stays
     _save(
         tmp_path / "tale-pt-dev-gsm8k-train.jsonl",
