@@ -284,6 +284,7 @@ def test_the_langchain_runner_builds_the_configurations_middleware_and_counts_th
     run = runner.run(parse_agent_config("none"), "What is 2 + 1?")
     assert run.final_text == "It is [[3]]." and run.tool_calls == 1 and run.steps == 2
     assert [s.tool_calls for s in run.step_log] == [1, 0]
+    assert run.tool_trace == ["calculator({'expression': '2+1'}) -> 3"]
     budgeted = runner.run(parse_agent_config("tale=tale-fixed:70@system"), "What is 2 + 1?")
     assert [s.budget for s in budgeted.step_log] == [70, 70]
     assert run.record is not None and run.record.n_calls == 2

@@ -116,6 +116,8 @@ def test_a_catalogue_task_solved_through_the_langchain_runner_calls_its_own_tool
     (row,) = load_agent_rows(out)
     assert row.error is None and row.correct and row.tool_calls == 2
     assert row.template == "buy-two"
+    assert [t.split("(")[0] for t in row.tool_trace] == ["lookup_price", "lookup_price"]
+    assert all(f"-> {n}:" in t for t, n in zip(row.tool_trace, names, strict=True))
     prompts = runner.chat.seen
     assert prompts[0][0][0].text == TOOL_SYSTEM_PROMPT
     tool_results = [m.text for m in prompts[-1][0] if m.type == "tool"]
@@ -204,6 +206,9 @@ def test_a_documents_task_runs_through_llama_index_function_agent_on_the_embedde
     assert run_agent_bench(runner, [task], [parse_agent_config("none")], out, progress=False) == 1
     (row,) = load_agent_rows(out)
     assert row.error is None and row.correct and row.tool_calls == len(names) == 2
+    assert [t.split(" -> ")[0] for t in row.tool_trace] == [
+        f"search_documents({{'query': '{n}'}})" for n in names
+    ]
     responses = [m.content for m in local.prompts[-1] if "<tool_response>" in m.content]
     assert [r.split("\n")[1].split(" is a town")[0] for r in responses] == names
     assert local.prompts[0][0].content.startswith(TOOL_SYSTEM_PROMPT)

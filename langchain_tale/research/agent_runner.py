@@ -19,6 +19,7 @@ from tale_shared.research.agent_bench import (
     AgentConfig,
     AgentRun,
     StepLog,
+    trace_call,
 )
 from tale_shared.research.agent_tasks import ToolSpec, task_tools
 from tale_shared.tool_demo import ANSWER_TOOL, ANSWER_TOOL_SCHEMA, ToolDemo, answer_text
@@ -93,7 +94,7 @@ class LangChainAgentRunner:
     ) -> AgentRun:
         from langchain.agents import create_agent
         from langchain.agents.structured_output import ToolStrategy
-        from langchain_core.messages import AIMessage, HumanMessage
+        from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
         from langchain_core.tools import StructuredTool
         from langgraph.errors import GraphRecursionError
 
@@ -137,6 +138,12 @@ class LangChainAgentRunner:
             hit_limit = True
         seconds = time.perf_counter() - started
         replies = [m for m in messages[len(history) :] if isinstance(m, AIMessage)]
+        asked = {c["id"]: c for m in replies for c in m.tool_calls}
+        tool_trace = [
+            trace_call(asked[m.tool_call_id]["name"], asked[m.tool_call_id]["args"], m.text)
+            for m in messages[len(history) :]
+            if isinstance(m, ToolMessage) and m.tool_call_id in asked
+        ]
         final = replies[-1] if replies and not hit_limit else None
         if config.answer_tool:
             final_text = answer_text(answer["answer"]) if isinstance(answer, dict) else ""
@@ -149,6 +156,7 @@ class LangChainAgentRunner:
             tool_calls=sum(1 for m in replies for c in m.tool_calls if c["name"] != ANSWER_TOOL),
             seconds=seconds,
             recursion_limit=hit_limit,
+            tool_trace=tool_trace,
             step_log=[
                 StepLog(
                     budget=((m.response_metadata or {}).get("tale") or {}).get("budget"),

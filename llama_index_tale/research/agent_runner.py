@@ -26,6 +26,7 @@ from tale_shared.research.agent_bench import (
     AgentConfig,
     AgentRun,
     StepLog,
+    trace_call,
 )
 from tale_shared.research.agent_tasks import ToolSpec, task_tools
 from tale_shared.tool_demo import ANSWER_TOOL, ANSWER_TOOL_DESCRIPTION, ToolDemo, answer_text
@@ -147,6 +148,7 @@ class LlamaIndexAgentRunner:
         kind = FunctionAgent if self.agent == "function" else ReActAgent
         agent = kind(tools=own, llm=llm, system_prompt=system_prompt or AGENT_SYSTEM_PROMPT)
         tool_calls = 0
+        tool_trace: list[str] = []
         step_calls: list[int] = []  # tool calls of each agent step, in order
         final = ""
         hit_limit = False
@@ -159,6 +161,9 @@ class LlamaIndexAgentRunner:
                 async for event in handler.stream_events():
                     if isinstance(event, ToolCallResult) and event.tool_name != ANSWER_TOOL:
                         tool_calls += 1
+                        tool_trace.append(
+                            trace_call(event.tool_name, event.tool_kwargs, event.tool_output)
+                        )
                     elif isinstance(event, AgentOutput):
                         # an answer-tool call is the final answer, not a tool step
                         step_calls.append(
@@ -196,6 +201,7 @@ class LlamaIndexAgentRunner:
             seconds=seconds,
             recursion_limit=hit_limit,
             step_log=step_log,
+            tool_trace=tool_trace,
         )
 
 

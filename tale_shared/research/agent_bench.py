@@ -50,7 +50,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -176,6 +176,21 @@ def _positive(value: int, part: str) -> int:
     return value
 
 
+TRACE_CHARS = 200
+"""A traced tool call is cut to this many characters."""
+
+
+def trace_call(name: str, arguments: Any, result: Any) -> str:
+    """One line of a run's tool trace: ``name(arguments) -> result``, cut to
+    :data:`TRACE_CHARS`.
+
+    >>> trace_call("calculator", {"expression": "2*3"}, "6")
+    "calculator({'expression': '2*3'}) -> 6"
+    """
+    text = f"{name}({arguments}) -> {result}".replace("\n", " ")
+    return text if len(text) <= TRACE_CHARS else text[: TRACE_CHARS - 3] + "..."
+
+
 class StepLog(BaseModel):
     """One agent step: the budget it got (``None``: none), its output tokens, its tool calls
     (a call to the answer tool is the final answer, not counted)."""
@@ -206,6 +221,9 @@ class AgentRow(BenchRow):
     template: str | None = None
     """A tool-necessary task's template (:mod:`~tale_shared.research.agent_tasks`); ``None``
     for a tool-optional item."""
+    tool_trace: list[str] = Field(default_factory=list)
+    """Each tool call the run made, in order, as ``name(arguments) -> result`` (cut at
+    :data:`TRACE_CHARS`), so that a failed run can be read."""
 
 
 @dataclass
@@ -219,6 +237,7 @@ class AgentRun:
     seconds: float
     recursion_limit: bool = False
     step_log: list[StepLog] = field(default_factory=list)
+    tool_trace: list[str] = field(default_factory=list)
 
 
 class AgentRunner(Protocol):
@@ -292,6 +311,7 @@ def agent_row(runner: AgentRunner, config: AgentConfig, item: Item) -> AgentRow:
         recursion_limit=run.recursion_limit,
         empty_final=not run.final_text.strip(),
         step_log=run.step_log,
+        tool_trace=run.tool_trace,
         step_method=resolved,
         template=task.template if task else None,
     )
