@@ -208,12 +208,15 @@ def test_the_tale_pt_report_times_only_the_same_sitting(tmp_path):
     assert lines[0] == "## gsm8k-test: n=300" and "`vanilla-paper`" in lines[2]
     text = "\n".join(lines)
     assert "| vanilla (tuned) | 69.3% | -0.7 [" in text
-    assert "output 0.40x <= 0.45x: yes" in text and "accuracy -0.7 >= -1: yes" in text
-    assert "median s: not re-timed yet" in text  # the base rows' seconds are another sitting's
+    assert "output 0.40x (target <= 0.45x): yes" in text
+    assert "accuracy -0.7 (target >= -1 pts): yes" in text
+    assert (
+        "median s (target <= 0.50x): not measured yet" in text
+    )  # the base rows' seconds are another sitting's
     retimed = _rows({"vanilla-paper": (42, 300)}, 60)
     for r in retimed:
         r.seconds = 10.0
     _save(tmp_path / "tale-pt-retime-gsm8k-test.jsonl", retimed)
     text = "\n".join(report.report_set("gsm8k-test"))
-    assert "median s 0.40x (n=60, same sitting) <= 0.50x: yes" in text
+    assert "median s 0.40x (target <= 0.50x, n=60, same sitting): yes" in text
     assert report.report_set("svamp") == ["## svamp", "", "not run yet", ""]
