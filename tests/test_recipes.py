@@ -165,6 +165,11 @@ def test_a_tiny_model_trains_its_loss_falls_and_the_adapter_reloads(tmp_path):
     beside = json.loads(gguf_card_path(gguf).read_text())
     assert beside["data_sha256"] == card["data_sha256"]
     assert beside["gguf_sha256"] == hashlib.sha256(gguf.read_bytes()).hexdigest()
+    assert beside["gguf_dtype"] == "f16"
+    full = adapter_to_gguf(adapter, tmp_path / "tiny-pt-f32.gguf", dtype="f32")
+    assert 1.8 < full.stat().st_size / gguf.stat().st_size < 2.05  # f16: half the tensors' bytes
+    with pytest.raises(ValueError, match="dtype"):
+        adapter_to_gguf(adapter, tmp_path / "x.gguf", dtype="q8")  # type: ignore[arg-type]
 
     # a rerun resumes from the last checkpoint: nothing is trained again, and the time
     # already spent is kept (not restarted from zero)

@@ -133,7 +133,8 @@ def cmd_train_model(args: argparse.Namespace) -> int:
     if args.kind == "gguf":
         if not args.out:
             raise ValueError("tale train gguf ADAPTER --out ADAPTER.gguf")
-        print(f"llama.cpp adapter in {adapter_to_gguf(args.data, args.out, args.base)}")
+        written = adapter_to_gguf(args.data, args.out, args.base, dtype=args.gguf_type)
+        print(f"llama.cpp adapter in {written}")
         return 0
     if not (args.base and args.out):
         raise ValueError(f"tale train {args.kind} DATA --base MODEL --out FOLDER")
@@ -158,7 +159,8 @@ def cmd_train_model(args: argparse.Namespace) -> int:
     adapter = train(config)
     print(f"adapter and card in {adapter}")
     if args.gguf:
-        print(f"llama.cpp adapter in {adapter_to_gguf(adapter, args.gguf, args.base)}")
+        written = adapter_to_gguf(adapter, args.gguf, args.base, dtype=args.gguf_type)
+        print(f"llama.cpp adapter in {written}")
     return 0
 
 
@@ -603,6 +605,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         metavar="FILE",
         help="after training, also write the adapter as a llama.cpp LoRA GGUF (its card beside)",
+    )
+    p.add_argument(
+        "--gguf-type",
+        choices=["f16", "f32"],
+        default="f16",
+        help="the GGUF adapter's tensor type (default f16: half the size of f32)",
     )
     p.add_argument(
         "--gradient-checkpointing",

@@ -422,12 +422,19 @@ def _base_layout(base: str | Path) -> tuple[str, int, int, int]:
     )
 
 
-def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | None = None) -> Path:
+def adapter_to_gguf(
+    adapter: str | Path,
+    out: str | Path,
+    base: str | Path | None = None,
+    *,
+    dtype: Literal["f16", "f32"] = "f16",
+) -> Path:
     """Write a PEFT LoRA adapter as a llama.cpp LoRA GGUF (what llama.cpp's
     ``convert_lora_to_gguf.py`` makes), so the embedded model runs it on its unchanged
     quantised weights: ``tale ask --lora OUT`` or ``LocalChatModel(lora=OUT)``. Supports the
     llama, qwen2 and qwen3 architectures (the embedded models'); needs ``gguf``, ``numpy`` and
-    ``safetensors``, not torch.
+    ``safetensors``, not torch. ``dtype``: the tensors' type, ``f16`` (half the size; llama.cpp's
+    converter's default too) or ``f32``.
 
     Example:
         .. code-block:: python
@@ -449,6 +456,8 @@ def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | Non
         raise ValueError(
             f"{arch} adapters are not converted here; use llama.cpp's convert_lora_to_gguf.py"
         )
+    if dtype not in ("f16", "f32"):
+        raise ValueError(f"dtype must be 'f16' or 'f32', not {dtype!r}")
     if config.get("rank_pattern") or config.get("alpha_pattern"):
         raise ValueError("adapters with per-layer rank or alpha are not supported")
     rank, alpha = int(config["r"]), float(config["lora_alpha"])
@@ -461,11 +470,14 @@ def adapter_to_gguf(adapter: str | Path, out: str | Path, base: str | Path | Non
         raise ValueError(f"{folder} holds no LoRA weights")
     target_path = Path(out)
     with atomic_path(target_path) as partial:  # renamed when complete, removed on failure
-        _write_adapter_gguf(gguf, partial, arch, alpha, pairs, weights, names, heads, kv_heads)
+        _write_adapter_gguf(
+            gguf, partial, arch, alpha, pairs, weights, names, heads, kv_heads, dtype
+        )
     card_path = folder / "tale-card.json"
     if card_path.is_file():  # the card travels with the file llama.cpp loads
         card = json.loads(card_path.read_text())
         card["gguf_sha256"] = sha256_file(target_path)
+        card["gguf_dtype"] = dtype
         with atomic_writer(gguf_card_path(target_path)) as fh:
             json.dump(card, fh, indent=2, default=str)
     return target_path
@@ -491,8 +503,11 @@ def _write_adapter_gguf(
     names: Any,
     heads: int,
     kv_heads: int,
+    dtype: str,
 ) -> None:
     import numpy as np
+
+    out_type = np.float16 if dtype == "f16" else np.float32
 
     writer = gguf.GGUFWriter(str(partial), arch)
     writer.add_type(gguf.GGUFType.ADAPTER)
@@ -511,8 +526,8 @@ def _write_adapter_gguf(
             b = _permute_rows(b, kv_heads)
         # ggml reverses numpy's shape: lora_a is [in, r] and lora_b [r, out] there, as
         # llama.cpp expects
-        writer.add_tensor(f"{target}.lora_a", np.ascontiguousarray(a))
-        writer.add_tensor(f"{target}.lora_b", np.ascontiguousarray(b))
+        writer.add_tensor(f"{target}.lora_a", np.ascontiguousarray(a.astype(out_type)))
+        writer.add_tensor(f"{target}.lora_b", np.ascontiguousarray(b.astype(out_type)))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
