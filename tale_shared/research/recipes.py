@@ -441,6 +441,8 @@ def adapter_to_gguf(
 
             adapter_to_gguf("runs/sft/adapter", "runs/sft.gguf")  # base from the adapter's card
     """
+    if dtype not in ("f16", "f32"):  # before any file is read
+        raise ValueError(f"dtype must be 'f16' or 'f32', not {dtype!r}")
     folder = Path(adapter)
     config = json.loads((folder / "adapter_config.json").read_text())
     if base is None:
@@ -456,8 +458,6 @@ def adapter_to_gguf(
         raise ValueError(
             f"{arch} adapters are not converted here; use llama.cpp's convert_lora_to_gguf.py"
         )
-    if dtype not in ("f16", "f32"):
-        raise ValueError(f"dtype must be 'f16' or 'f32', not {dtype!r}")
     if config.get("rank_pattern") or config.get("alpha_pattern"):
         raise ValueError("adapters with per-layer rank or alpha are not supported")
     rank, alpha = int(config["r"]), float(config["lora_alpha"])
@@ -508,14 +508,13 @@ def _write_adapter_gguf(
     import numpy as np
 
     out_type = np.float16 if dtype == "f16" else np.float32
-
     writer = gguf.GGUFWriter(str(partial), arch)
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
     for module in pairs:
-        a = weights[f"{module}.lora_A.weight"].astype(np.float32)
-        b = weights[f"{module}.lora_B.weight"].astype(np.float32)
+        a = weights[f"{module}.lora_A.weight"].astype(out_type)
+        b = weights[f"{module}.lora_B.weight"].astype(out_type)
         hf_name = module.removeprefix("base_model.model.")
         target = names.get_name(hf_name + ".weight", try_suffixes=(".weight",))
         if target is None:
@@ -526,8 +525,8 @@ def _write_adapter_gguf(
             b = _permute_rows(b, kv_heads)
         # ggml reverses numpy's shape: lora_a is [in, r] and lora_b [r, out] there, as
         # llama.cpp expects
-        writer.add_tensor(f"{target}.lora_a", np.ascontiguousarray(a.astype(out_type)))
-        writer.add_tensor(f"{target}.lora_b", np.ascontiguousarray(b.astype(out_type)))
+        writer.add_tensor(f"{target}.lora_a", np.ascontiguousarray(a))
+        writer.add_tensor(f"{target}.lora_b", np.ascontiguousarray(b))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
