@@ -138,7 +138,8 @@ class LangChainAgentRunner:
             hit_limit = True
         seconds = time.perf_counter() - started
         replies = [m for m in messages[len(history) :] if isinstance(m, AIMessage)]
-        asked = {c["id"]: c for m in replies for c in m.tool_calls}
+        # as the tool-call count: a call to the answer tool is the final answer, not traced
+        asked = {c["id"]: c for m in replies for c in m.tool_calls if c["name"] != ANSWER_TOOL}
         tool_trace = [
             trace_call(asked[m.tool_call_id]["name"], asked[m.tool_call_id]["args"], m.text)
             for m in messages[len(history) :]

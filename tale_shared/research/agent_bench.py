@@ -222,8 +222,9 @@ class AgentRow(BenchRow):
     """A tool-necessary task's template (:mod:`~tale_shared.research.agent_tasks`); ``None``
     for a tool-optional item."""
     tool_trace: list[str] = Field(default_factory=list)
-    """Each tool call the run made, in order, as ``name(arguments) -> result`` (cut at
-    :data:`TRACE_CHARS`), so that a failed run can be read."""
+    """Each tool call the run made (a call to the answer tool is the final answer, not
+    traced), in order, as ``name(arguments) -> result`` (cut at :data:`TRACE_CHARS`), so that
+    a failed run can be read."""
 
 
 @dataclass
