@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Agents that need their tools (issue 40): tool-necessary tasks from split templates
 # (tale_shared.research.agent_tasks). Resumable: rerun the same command after a stop.
-#   bash benchmarks/agent_tool_runs.sh dev langchain|llama-index      # 20 tasks, dev templates
-#   bash benchmarks/agent_tool_runs.sh heldout langchain|llama-index  # 120 tasks, held-out templates
+#   bash benchmarks/agent_tool_runs.sh dev langchain|llama-index      # 48 tasks, dev templates
+#   bash benchmarks/agent_tool_runs.sh heldout langchain|llama-index  # 180 tasks, held-out templates
 # CONFIGS=... replaces the configurations of either stage.
+# Round 2 (files *-r2-*): the second-round templates (agent_tasks.FRESH_HELDOUT and three dev
+# templates with two-step arithmetic) on the shipped default model. Round 1's files (20 dev
+# tasks, 120 held out, the base model) stay as they were measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TALE=${TALE:-.venv/bin/tale}
@@ -11,10 +14,10 @@ R=benchmarks/results
 FRAMEWORK=${2:?say langchain or llama-index}
 AGENT=()
 # the levers, one at a time and together (chosen on dev templates only)
-DEV="none,answer-tool,demo&answer-tool"
-if [ "$FRAMEWORK" = langchain ]; then
-  DEV="none,tool-first,answer-tool,demo,demo&answer-tool"
-else
+# (round 1 measured none, tool-first, answer-tool, demo and demo&answer-tool; round 2 measures
+# the best of them against a plan written before each forced call)
+DEV="demo&answer-tool,demo&answer-tool&plan"
+if [ "$FRAMEWORK" != langchain ]; then
   AGENT=(--llama-agent function)  # forced calls and chat-history demos need FunctionAgent
 fi
 # the plain agent the dev templates chose: a worked example with the task's own tools, and
@@ -28,9 +31,9 @@ agents() {  # agents NAME SPLIT PER_TEMPLATE CONFIGS BASELINE
 }
 
 case "${1:-}" in
-  dev) agents "agents-tools-dev-$FRAMEWORK" dev 4 "${CONFIGS:-$DEV}" none ;;
+  dev) agents "agents-tools-r2-dev-$FRAMEWORK" dev 6 "${CONFIGS:-$DEV}" "demo&answer-tool" ;;
   heldout)
-    agents "agents-tools-heldout-$FRAMEWORK" heldout 20 "${CONFIGS:-$HELDOUT}" "demo&answer-tool"
+    agents "agents-tools-r2-heldout-$FRAMEWORK" heldout 20 "${CONFIGS:-$HELDOUT}" "$HELDOUT"
     ;;
   *)
     echo "usage: $0 dev|heldout langchain|llama-index" >&2

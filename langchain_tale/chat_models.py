@@ -70,6 +70,12 @@ class ChatLocalLlama(BaseChatModel):
         description="with tools bound, the first reply to each human message (no tool result "
         "since) must call one (a llama.cpp grammar): a small model otherwise answers from memory",
     )
+    plan_calls: bool = Field(
+        default=False,
+        description="a forced tool call (tool_choice, tool_first) begins with a short plan in "
+        "words, kept as the reply's text: the model says what it knows and what it will do "
+        "before it acts",
+    )
 
     model_config = ConfigDict(protected_namespaces=())
     _local: LocalChatModel | None = PrivateAttr(default=None)
@@ -137,7 +143,11 @@ class ChatLocalLlama(BaseChatModel):
             forced = True
         several = kwargs.get("parallel_tool_calls", True) is not False
         grammar: dict[str, Any] = (
-            {"json_schema": tool_layout.call_schema(tools, name, several=several)}
+            {
+                "json_schema": tool_layout.call_schema(
+                    tools, name, several=several, plan=self.plan_calls
+                )
+            }
             if tools and forced
             else {}
         )

@@ -124,6 +124,12 @@ class LocalLlamaLLM(FunctionCallingLLM):
         description="with tools, every reply must call one (a llama.cpp grammar): pair it with "
         "an answer tool (FunctionTool(return_direct=True)) so that the agent can finish",
     )
+    plan_calls: bool = Field(
+        default=False,
+        description="a forced tool call (tool_required, tool_first) begins with a short plan "
+        "in words, kept as the reply's text: the model says what it knows and what it will do "
+        "before it acts",
+    )
     _local: LocalChatModel | None = PrivateAttr(default=None)
 
     @classmethod
@@ -189,7 +195,9 @@ class LocalLlamaLLM(FunctionCallingLLM):
         required = kwargs.get("tool_required") or self.tool_required or (self.tool_first and first)
         if tools and required:  # the reply is a call (or several): a grammar says so
             several = kwargs.get("allow_parallel_tool_calls", True) is not False
-            grammar["json_schema"] = tool_layout.call_schema(tools, several=several)
+            grammar["json_schema"] = tool_layout.call_schema(
+                tools, several=several, plan=self.plan_calls
+            )
         c = self.local.complete(
             _with_tools(messages, tools) if tools else _to_core(messages),
             max_tokens=kwargs.get("max_tokens") or self.max_tokens,

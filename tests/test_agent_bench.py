@@ -78,6 +78,10 @@ def test_agent_configurations_parse_and_bad_ones_say_why():
     assert parse_agent_config("none").adds_nothing
     first = parse_agent_config("tool-first")  # a plain-agent lever: no budget adapter
     assert first.tool_first and not first.adds_nothing and first.budget_method is None
+    planned = parse_agent_config("demo&answer-tool&plan")
+    assert planned.plan_calls and planned.answer_tool and not planned.adds_nothing
+    with pytest.raises(ValueError, match="add tool-first or answer-tool"):
+        parse_agent_config("plan")  # a plan is written before a forced call only
     for bad in ["", "tale=nonsense", "total=0", "tracker", "context=2", "wat", "tool-first=1"]:
         with pytest.raises(ValueError):
             parse_agent_config(bad)

@@ -212,3 +212,33 @@ def test_a_documents_task_runs_through_llama_index_function_agent_on_the_embedde
     responses = [m.content for m in local.prompts[-1] if "<tool_response>" in m.content]
     assert [r.split("\n")[1].split(" is a town")[0] for r in responses] == names
     assert local.prompts[0][0].content.startswith(TOOL_SYSTEM_PROMPT)
+
+
+def test_second_round_templates_answer_from_the_tools_own_numbers():
+    from tale_shared.research.agent_tasks import FRESH_HELDOUT
+
+    assert set(FRESH_HELDOUT) <= {t.name for t in templates("heldout")}
+    tasks = generate_tasks("dev", per_template=3, seed=5) + generate_tasks(
+        "heldout", per_template=3, seed=5
+    )
+    price = {p.name: p.price for p in CATALOGUE}
+    town = {t.name: t for t in towns()}
+    checked = 0
+    for task in tasks:
+        nums = [Decimal(n) for n in re.findall(r"\d+(?:\.\d+)?", task.question)]
+        named = [n for n in price if n in task.question]
+        named.sort(key=task.question.index)
+        places = sorted((n for n in town if n in task.question), key=task.question.index)
+        if task.template == "gift-boxes":  # one A and k Bs a box, n boxes
+            expected = nums[1] * (price[named[0]] + nums[0] * price[named[1]])
+        elif task.template == "teachers":
+            expected = nums[0] * sum(town[p].schools for p in places)
+        elif task.template == "refund":  # bought n, returned m, one B
+            expected = (nums[0] - nums[1]) * price[named[0]] + price[named[1]]
+        elif task.template == "bridge-lamps":
+            expected = nums[0] * town[places[0]].bridges + nums[1] * town[places[1]].bridges
+        else:
+            continue
+        checked += 1
+        assert Decimal(task.answer) == expected, task.question
+    assert checked == 12

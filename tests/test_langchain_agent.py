@@ -1,3 +1,4 @@
+import json
 import warnings
 
 import pytest
@@ -218,3 +219,17 @@ def test_tool_first_forces_a_call_until_a_tool_has_answered():
         ]
     )
     assert "json_schema" not in local.kwargs[-1]  # the model may answer now
+
+
+def test_plan_calls_makes_a_forced_reply_plan_first_and_keeps_the_plan_as_text():
+    from langchain_tale import ChatLocalLlama
+
+    planned = json.dumps({"plan": "1 + 2 needs the add tool.", "calls": [json.loads(ADD_CALL)]})
+    llm = ChatLocalLlama(model="qwen2.5-coder-1.5b", plan_calls=True)
+    llm._local = local = ScriptedLocal(then=planned)
+    reply = llm.bind_tools([add], tool_choice="any").invoke("What is 1 + 2?")
+    assert local.kwargs[-1]["json_schema"]["required"] == ["plan", "calls"]
+    assert reply.text == "1 + 2 needs the add tool."
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("add", {"a": 1, "b": 2})]
+    llm.bind_tools([add]).invoke("What is 1 + 2?")  # not forced: no grammar, no plan
+    assert "json_schema" not in local.kwargs[-1]

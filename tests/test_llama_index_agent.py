@@ -1,4 +1,5 @@
 import asyncio
+import json
 import warnings
 
 import pytest
@@ -351,3 +352,22 @@ def test_tool_first_makes_the_embedded_llm_call_until_a_tool_has_answered():
     ]
     first.chat_with_tools([tool], chat_history=answered)
     assert "json_schema" not in seen.kwargs[-1]  # the model may answer now
+
+
+def test_plan_calls_makes_a_required_call_plan_first_and_keeps_the_plan_as_text():
+    from llama_index.core.tools import FunctionTool
+
+    from llama_index_tale import LocalLlamaLLM
+
+    def add(a: int, b: int) -> int:
+        """Add two whole numbers."""
+        return a + b
+
+    planned = json.dumps({"plan": "1 + 2 needs the add tool.", "calls": [json.loads(ADD_CALL)]})
+    llm = LocalLlamaLLM(model="qwen2.5-coder-1.5b", tool_required=True, plan_calls=True)
+    llm._local = seen = ScriptedLocal(then=planned)
+    response = llm.chat_with_tools([FunctionTool.from_defaults(fn=add)], "What is 1 + 2?")
+    assert seen.kwargs[-1]["json_schema"]["required"] == ["plan", "calls"]
+    assert response.message.content == "1 + 2 needs the add tool."
+    (call,) = llm.get_tool_calls_from_response(response)
+    assert (call.tool_name, call.tool_kwargs) == ("add", {"a": 1, "b": 2})

@@ -105,6 +105,30 @@ def test_several_calls_in_one_forced_reply_and_the_first_reply_of_a_turn():
     assert not tool_layout.first_reply_of_turn(["user", "assistant", "tool", "assistant"])
 
 
+def test_a_planned_forced_reply_says_its_plan_then_calls():
+    import json
+
+    from llama_cpp import LlamaGrammar
+
+    schema = tool_layout.call_schema([ADD], several=True, plan=True)
+    assert list(schema["properties"]) == ["plan", "calls"]  # the plan is written first
+    assert schema["properties"]["plan"]["maxLength"] == tool_layout.PLAN_CHARS
+    assert schema["properties"]["calls"]["maxItems"] == tool_layout.MAX_CALLS_PER_REPLY
+    assert tool_layout.call_schema([ADD], plan=True)["properties"]["calls"]["maxItems"] == 1
+    LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)  # llama.cpp reads it
+    call = {"name": "add", "arguments": {"a": 1}}
+    reply = json.dumps({"plan": "Kaldale has 9772 residents; now subtract.", "calls": [call]})
+    assert tool_layout.parse_tool_calls(reply, ["add"]) == (
+        "Kaldale has 9772 residents; now subtract.",
+        [("add", {"a": 1})],
+    )
+    # a plan with a call to an unknown tool, or cut off, is not read as calls: it stays text
+    unknown = '{"plan": "p", "calls": [{"name": "rm", "arguments": {}}]}'
+    assert tool_layout.parse_tool_calls(unknown, ["add"]) == (unknown, [])
+    cut = '{"plan": "I will add the two numbers and'
+    assert tool_layout.parse_tool_calls(cut, ["add"]) == (cut, [])
+
+
 # -- LangChain -----------------------------------------------------------------------------------
 def _call(name: str, **args) -> dict:
     return {"name": name, "arguments": args}

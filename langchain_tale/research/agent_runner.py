@@ -106,8 +106,11 @@ class LangChainAgentRunner:
             for t in tools or task_tools()
         ]
         chat = self.chat
-        if config.tool_first:  # a copy sharing the loaded model
-            chat = chat.model_copy(update={"tool_first": True})
+        forced = {"tool_first": config.tool_first, "plan_calls": config.plan_calls}
+        if any(forced.values()):  # a copy sharing the loaded model
+            if "plan_calls" not in type(chat).model_fields:
+                raise ValueError("tool-first and plan are levers of the embedded model")
+            chat = chat.model_copy(update=forced)
         agent = create_agent(
             chat,
             tools=own,

@@ -79,7 +79,11 @@ class LlamaIndexAgentRunner:
             raise ValueError(
                 "'answer-tool' needs the function-calling agent (--llama-agent function)"
             )
-        forced = {"tool_first": config.tool_first, "tool_required": config.answer_tool}
+        forced = {
+            "tool_first": config.tool_first,
+            "tool_required": config.answer_tool,
+            "plan_calls": config.plan_calls,
+        }
         if any(forced.values()):  # a copy sharing the loaded model
             llm = llm.model_copy(update=forced)
         if config.budget_method is None and config.context_ratio is None:

@@ -77,28 +77,47 @@ def response_turn(result: str) -> Message:
 MAX_CALLS_PER_REPLY = 4
 """The most calls a forced reply may make when several are allowed."""
 
+PLAN_CHARS = 300
+"""The longest plan a planned forced reply may write before its calls (about 75 tokens)."""
+
 
 def call_schema(
-    tools: Sequence[dict[str, Any]], name: str | None = None, *, several: bool = False
+    tools: Sequence[dict[str, Any]],
+    name: str | None = None,
+    *,
+    several: bool = False,
+    plan: bool = False,
 ) -> dict[str, Any]:
     """The JSON schema of one call to ``tools`` (OpenAI tool schemas) — or to the tool
     ``name`` — as the layout writes it: ``{"name": ..., "arguments": {...}}``. Given to the
     embedded model as a grammar, it makes the reply a tool call (``tool_choice``).
     ``several``: a JSON array of 1 to :data:`MAX_CALLS_PER_REPLY` calls (parallel calls, e.g.
-    two look-ups at once).
+    two look-ups at once). ``plan``: ``{"plan": <words>, "calls": [...]}`` — the model says
+    what it knows and what it will do (at most :data:`PLAN_CHARS` characters) before it
+    calls; :func:`parse_tool_calls` returns the plan as the reply's text.
 
     >>> add = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
     >>> call_schema([add])["anyOf"][0]["properties"]["name"]
     {'const': 'add'}
     >>> call_schema([add], several=True)["maxItems"]
     4
+    >>> call_schema([add], plan=True)["required"]
+    ['plan', 'calls']
     """
     chosen = [t for t in tools if "function" in t and name in (None, t["function"]["name"])]
     if not chosen:
         raise ValueError(f"no tool named {name!r} among {tool_names(tools)}")
     one = _one_call_schema(chosen)
+    most = MAX_CALLS_PER_REPLY if several else 1
+    if plan:
+        calls = {"type": "array", "items": one, "minItems": 1, "maxItems": most}
+        return {
+            "type": "object",
+            "properties": {"plan": {"type": "string", "maxLength": PLAN_CHARS}, "calls": calls},
+            "required": ["plan", "calls"],
+        }
     if several:
-        return {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_CALLS_PER_REPLY}
+        return {"type": "array", "items": one, "minItems": 1, "maxItems": most}
     return one
 
 
@@ -151,6 +170,19 @@ def forced_tool(tool_choice: Any) -> tuple[bool, str | None]:
         if isinstance(name, str):
             return True, name
     raise ValueError(f"cannot read tool_choice {tool_choice!r}")
+
+
+def _planned(raw: str, names: set[str] | None) -> tuple[str, list[ToolCallText]] | None:
+    """A planned reply (``call_schema(plan=True)``): its plan and its calls; ``None`` if it
+    is not one or any of its calls is not a call."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or set(data) != {"plan", "calls"}:
+        return None
+    calls = _calls_of(json.dumps(data["calls"]), names)
+    return None if not calls else (str(data["plan"]).strip(), calls)
 
 
 def _calls_of(raw: str, names: set[str] | None) -> list[ToolCallText] | None:
@@ -213,9 +245,12 @@ def parse_tool_calls(
     block, or — since llama.cpp drops Qwen's ``<tool_call>`` special tokens from the text — a
     ``{"name": <one of names>, "arguments": {...}}`` object on its own (or a JSON array of
     them, what a grammar for several calls writes; cut off by the token limit, the calls it
-    completed): the whole reply, a fenced code block, or a line. Unreadable blocks stay in
-    the text, so nothing is silently dropped."""
+    completed): the whole reply, a fenced code block, or a line. A planned reply (``{"plan":
+    ..., "calls": [...]}``, see :func:`call_schema`) gives its plan as the text. Unreadable
+    blocks stay in the text, so nothing is silently dropped."""
     known = set(names) if names is not None else None
+    if known and (planned := _planned(text.strip(), known)) is not None:
+        return planned
     calls: list[ToolCallText] = []
 
     def take(match: re.Match[str]) -> str:
@@ -249,6 +284,7 @@ def parse_tool_calls(
 
 __all__ = [
     "MAX_CALLS_PER_REPLY",
+    "PLAN_CHARS",
     "TOOLS_PREAMBLE",
     "ToolCallText",
     "call_schema",

@@ -31,6 +31,9 @@ A **configuration** is named by a spec: parts joined by ``&``::
     answer-tool              the final answer is a call to the ``final_answer`` tool, so every
                              reply is a call (LangChain ``ToolStrategy``; LlamaIndex a
                              ``return_direct`` tool with ``LocalLlamaLLM(tool_required=True)``)
+    plan                     each forced call begins with a short plan in words
+                             (``plan_calls=True``): the model says what it knows and what it
+                             will do before it acts; needs tool-first or answer-tool
 
 Per run the row holds: solved or not, every call's input and output tokens (the estimator's
 and forced answers' included), agent steps, tool calls, recursion-limit hits, empty final
@@ -99,6 +102,7 @@ class AgentConfig:
     tool_first: bool = False
     demo: bool = False
     answer_tool: bool = False
+    plan_calls: bool = False
 
     @property
     def adds_nothing(self) -> bool:
@@ -111,6 +115,7 @@ class AgentConfig:
             and not self.tool_first
             and not self.demo
             and not self.answer_tool
+            and not self.plan_calls
         )
 
     @property
@@ -145,6 +150,8 @@ def parse_agent_config(spec: str) -> AgentConfig:
                 fields["demo"] = True
             elif key == "answer-tool" and not value:
                 fields["answer_tool"] = True
+            elif key == "plan" and not value:
+                fields["plan_calls"] = True
             elif key == "calls":
                 fields["call_limit"] = _positive(int(value), part)
             elif key == "context":
@@ -158,11 +165,15 @@ def parse_agent_config(spec: str) -> AgentConfig:
             raise ValueError(
                 f"cannot read agent configuration {spec!r}: {exc} (parts: none, tale[=METHOD], "
                 "total=N, tracker, calls=N, context=RATIO, tool-first, demo, answer-tool, "
-                "joined by &)"
+                "plan, joined by &)"
             ) from None
     config = AgentConfig(name=name, **fields)  # type: ignore[arg-type]
     if config.tracker and config.total_tokens is None:
         raise ValueError(f"{spec!r}: the tracker states the tokens left of total=N; give one")
+    if config.plan_calls and not (config.tool_first or config.answer_tool):
+        raise ValueError(
+            f"{spec!r}: a plan is written before a forced call; add tool-first or answer-tool"
+        )
     if config.method is not None:
         from tale_shared.resolve import resolve_method
 

@@ -328,6 +328,64 @@ def _grown_residents(rng: random.Random) -> tuple[str, int]:
     return q, 2 * a.residents - moved
 
 
+# Templates added in the second round (see ``_TEMPLATES``): two-step arithmetic on the looked-up
+# values, in shapes unlike the worked examples.
+def _gift_boxes(rng: random.Random) -> tuple[str, Decimal]:
+    a, b = _products(rng, 2)
+    k, n = rng.randint(2, 4), rng.randint(2, 5)
+    q = f"A gift box holds one {a.name} and {k} {b.name}s. How many dollars do {n} gift boxes cost?"
+    return q, n * (a.price + k * b.price)
+
+
+def _teachers(rng: random.Random) -> tuple[str, int]:
+    a, b = _pick_towns(rng, 2)
+    k = rng.randint(3, 12)
+    q = (
+        f"Every school in {a.name} and in {b.name} has {k} teachers. "
+        "How many teachers work in the schools of the two towns?"
+    )
+    return q, k * (a.schools + b.schools)
+
+
+def _library_age(rng: random.Random) -> tuple[str, int]:
+    (a,) = _pick_towns(rng, 1)
+    year = rng.randint(2030, 2060)
+    return f"How many years old will the public library of {a.name} be in {year}?", (
+        year - a.library_year
+    )
+
+
+def _refund(rng: random.Random) -> tuple[str, Decimal]:
+    a, b = _products(rng, 2)
+    n = rng.randint(3, 7)
+    m = rng.randint(1, n - 1)
+    q = (
+        f"Omar bought {n} {a.name}s and one {b.name}, then returned {m} of the {a.name}s "
+        "for a full refund. How many dollars did he spend in the end?"
+    )
+    return q, (n - m) * a.price + b.price
+
+
+def _price_rise(rng: random.Random) -> tuple[str, Decimal]:
+    (a,) = _products(rng, 1)
+    rise, n = Decimal(rng.choice([1, 2, 3, 5])) / 2, rng.randint(2, 9)
+    q = (
+        f"The price of the {a.name} goes up by {_money(rise)} tomorrow. "
+        f"How many dollars will {n} of them cost tomorrow?"
+    )
+    return q, n * (a.price + rise)
+
+
+def _bridge_lamps(rng: random.Random) -> tuple[str, int]:
+    a, b = _pick_towns(rng, 2)
+    k, j = rng.sample(range(2, 9), 2)
+    q = (
+        f"Each bridge in {a.name} gets {k} new lamps and each bridge in {b.name} gets {j}. "
+        "How many new lamps is that in all?"
+    )
+    return q, k * a.bridges + j * b.bridges
+
+
 _TEMPLATES = [
     Template("buy-two", "catalogue", "dev", _buy_two, 3),
     Template("price-gap", "catalogue", "dev", _price_gap, 2),
@@ -340,7 +398,18 @@ _TEMPLATES = [
     Template("library-gap", "documents", "heldout", _library_gap, 2),
     Template("bridges-three", "documents", "heldout", _bridges_three, 3),
     Template("grown-residents", "documents", "heldout", _grown_residents, 2),
+    # second round, written after the first held-out run: dev templates with two-step arithmetic
+    # (the first dev templates were the worked examples' own shapes, and read 80% on dev against
+    # 38% held out), and fresh held-out templates that no choice has seen
+    Template("gift-boxes", "catalogue", "dev", _gift_boxes, 3),
+    Template("teachers", "documents", "dev", _teachers, 3),
+    Template("library-age", "documents", "dev", _library_age, 2),
+    Template("refund", "catalogue", "heldout", _refund, 3),
+    Template("price-rise", "catalogue", "heldout", _price_rise, 2),
+    Template("bridge-lamps", "documents", "heldout", _bridge_lamps, 3),
 ]
+FRESH_HELDOUT = ("refund", "price-rise", "bridge-lamps")
+"""Held-out templates added after the first held-out run: no choice has seen their shape."""
 
 
 def templates(split: Split) -> list[Template]:
@@ -436,6 +505,7 @@ __all__ = [
     "CALCULATOR_DESCRIPTION",
     "CATALOGUE",
     "DEMOS",
+    "FRESH_HELDOUT",
     "TOOLS",
     "TOOL_SYSTEM_PROMPT",
     "AgentTask",
