@@ -208,9 +208,10 @@ def with_max_tokens(llm: LLM, max_tokens: int | None) -> LLM:
 
 def model_name_of(llm: Any, reply: Any = None) -> str:
     """The model's one name (:func:`~tale_shared.local.registry.canonical_model_name`): the
-    one ``reply`` names when given, else the LLM's."""
+    one ``reply`` names when given, else the LLM's (its ``model_name`` before its ``model``,
+    in the order LangChain's side reads them: ``LocalLlamaLLM``'s names its adapter)."""
     raw = _get(reply, "raw")
-    for value in (_get(raw, "model"), _get(llm, "model"), _get(llm, "model_name")):
+    for value in (_get(raw, "model"), _get(llm, "model_name"), _get(llm, "model")):
         if isinstance(value, str) and value:
             return canonical_model_name(value)
     try:

@@ -137,6 +137,12 @@ class LocalLlamaLLM(FunctionCallingLLM):
         return "LocalLlamaLLM"
 
     @property
+    def model_name(self) -> str:
+        """The loaded model's name: ``local/<name>``, with its adapter and digest when it
+        has one (``local/qwen2.5-coder-1.5b+tale-pt@f643e1e8``)."""
+        return self.local.model_name
+
+    @property
     def local(self) -> LocalChatModel:
         if self._local is None:
             self._local = local_model_of(self)

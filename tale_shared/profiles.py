@@ -59,6 +59,10 @@ class ModelProfile(BaseModel):
     measurements: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
+TALE_PT_MODEL = f"{LOCAL_PREFIX}qwen2.5-coder-1.5b+tale-pt@f643e1e8"
+"""The default embedded model as it loads by default: the base with the packaged TALE-PT
+adapter (``tale_shared/data/adapters/tale-pt.gguf``), named by the adapter's digest."""
+
 BUILTIN_PROFILES: dict[str, ModelProfile] = {
     f"{LOCAL_PREFIX}qwen2.5-coder-1.5b": ModelProfile(
         model=f"{LOCAL_PREFIX}qwen2.5-coder-1.5b",
@@ -72,6 +76,22 @@ BUILTIN_PROFILES: dict[str, ModelProfile] = {
             "0.42x the stronger vanilla's output tokens at -0.5 points [-7.0, +6.0], the "
             "highest lower bound of the three finalists (no budgeted finalist's bound "
             "cleared -5 points; benchmarks/results/default-selection-confirm.md)"
+        ),
+    ),
+    TALE_PT_MODEL: ModelProfile(
+        model=TALE_PT_MODEL,
+        style="system",
+        method="vanilla",
+        source="builtin",
+        notes=(
+            "the default model with tale's TALE-PT adapter (trained on its own short correct "
+            "answers to GSM8K train questions): brief by itself, and it does not follow a "
+            "stated budget (Spearman r 0.02 at budgets 25-200), so the default states none. "
+            "Chosen by the written rule (benchmarks/results/tale-pt-selection-rule.md) on dev "
+            "data only: with the plain prompt, 200 fresh GSM8K train items gave 0.41x the "
+            "stronger vanilla's output tokens and 0.47x its cost at +4.0 points [-3.0, +11.5], "
+            "and 40 math500-dev items 0.72x tokens at -2.5 points "
+            "(benchmarks/results/tale-pt-selection.md)"
         ),
     ),
     f"{LOCAL_PREFIX}smollm2-135m": ModelProfile(
@@ -295,6 +315,7 @@ def agent_method_for(model: str | None, method: str | Method = "tale") -> Method
 
 __all__ = [
     "BUILTIN_PROFILES",
+    "TALE_PT_MODEL",
     "BrokenProfileWarning",
     "ModelProfile",
     "agent_method_for",

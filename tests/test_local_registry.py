@@ -115,8 +115,7 @@ def test_the_packaged_adapter_is_the_default_and_none_is_the_base(shipped_adapte
     assert tuned._adapter_tag() == f"+brief@{digest}"  # the identity names the digest
     assert LocalChatModel("smollm2-135m", lora=None).lora is None
     assert LocalChatModel("smollm2-135m", lora="mine.gguf").lora == "mine.gguf"
-    # a model tale ships no adapter for (any other name, a user's GGUF) runs as it is
-    assert LocalChatModel("qwen2.5-coder-1.5b").lora is None
+    # a model tale ships no adapter for (a user's GGUF) runs as it is
     assert LocalChatModel(str(shipped_adapter.parent / "x.gguf")).lora is None
     # both framework wrappers default to it and pass None through
     assert ChatLocalLlama(model="smollm2-135m").lora == PACKAGED_ADAPTER
@@ -151,4 +150,23 @@ def test_tale_models_names_the_packaged_adapter(shipped_adapter, capsys):
     assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
     assert "adapter: brief.gguf (packaged; --no-adapter: the base)" in out
-    assert out.count("    adapter: ") == 1  # only the model it ships for
+    assert "adapter: tale-pt.gguf (packaged; --no-adapter: the base)" in out
+    assert out.count("    adapter: ") == 2  # only the models it ships for
+
+
+def test_tale_ships_the_tale_pt_adapter_for_the_default_model_with_its_card():
+    """The default model's packaged adapter is in the package, under 25 MB, and its card
+    names its digest, its base model and the data it was trained on."""
+    import json
+
+    from tale_shared.local import registry
+
+    adapter = registry.packaged_adapter(registry.DEFAULT_LOCAL_MODEL)
+    assert adapter is not None and adapter.name == "tale-pt.gguf"
+    assert adapter.read_bytes()[:4] == b"GGUF" and adapter.stat().st_size <= 25 * 2**20
+    card = json.loads(adapter.with_name("tale-pt.card.json").read_text(encoding="utf-8"))
+    assert card["gguf_sha256"] == hashlib.sha256(adapter.read_bytes()).hexdigest()
+    assert card["base_model"] == registry.DEFAULT_LOCAL_MODEL and card["kind"] == "sft"
+    assert card["data_sha256"] and card["hyperparameters"]["lora_r"] == 8
+    assert LocalChatModel(registry.DEFAULT_LOCAL_MODEL).lora == str(adapter)
+    assert LocalChatModel(registry.DEFAULT_LOCAL_MODEL, lora=None).lora is None

@@ -317,20 +317,30 @@ def test_both_adapters_give_the_embedded_model_one_name_and_one_method():
     from langchain_tale import ChatLocalLlama, TaleRunnable
     from llama_index_tale import LocalLlamaLLM, TaleQueryTransform
     from llama_index_tale.llm_adapter import model_name_of
+    from tale_shared.profiles import TALE_PT_MODEL
 
-    lc = ChatLocalLlama(model="qwen2.5-coder-1.5b")  # lazy: nothing loads
+    lc = ChatLocalLlama(model="qwen2.5-coder-1.5b")  # lazy: no weights load
     li = LocalLlamaLLM(model="qwen2.5-coder-1.5b")
-    assert model_name_of(li) == "local/qwen2.5-coder-1.5b"
-    runnable = TaleRunnable(llm=lc)
-    transform = TaleQueryTransform(llm=li)
-    # the profile method (three exemplars, no budget) in the runnable; a transform can carry
-    # no exemplars, so it carries the budget, in the wording the profile gives the model
+    # by default both are the base with the packaged TALE-PT adapter, named by its digest
+    assert model_name_of(li) == lc.model_name == TALE_PT_MODEL
+    assert not lc.local.loaded and not li.local.loaded
+    # its profile: brief by itself and deaf to a stated budget, so the method states none;
+    # a transform's one part is the budget, so it still carries one, in the profile's wording
+    assert TaleRunnable(llm=lc).resolved_method.spec == "vanilla"
+    assert TaleQueryTransform(llm=li)._method.spec == "tale-heuristic@system"
+    # the base model (no adapter) keeps its own profile: three exemplars in the runnable; a
+    # transform can carry no exemplars, so it carries the budget in the profile's wording
+    base_lc = ChatLocalLlama(model="qwen2.5-coder-1.5b", lora=None)
+    base_li = LocalLlamaLLM(model="qwen2.5-coder-1.5b", lora=None)
+    assert model_name_of(base_li) == base_lc.model_name == "local/qwen2.5-coder-1.5b"
+    runnable = TaleRunnable(llm=base_lc)
+    transform = TaleQueryTransform(llm=base_li)
     assert runnable.resolved_method.spec == "vanilla+ex3"
     assert runnable.prompt_style.name == "vanilla"
     assert transform._method.spec == "tale-heuristic@system"
     assert transform.style.name == "system"
     # a budget asked of the runnable is worded the same way, on the same method
-    budgeted = TaleRunnable(llm=lc, estimator="heuristic")
+    budgeted = TaleRunnable(llm=base_lc, estimator="heuristic")
     assert budgeted.resolved_method.spec == "tale-heuristic@system+ex3"
 
 

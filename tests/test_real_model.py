@@ -239,3 +239,47 @@ def test_a_required_tool_choice_makes_the_embedded_model_call_the_tool():
     )
     (call,) = li.get_tool_calls_from_response(response)
     assert call.tool_name == "add" and set(call.tool_kwargs) == {"a", "b"}
+
+
+def test_a_planned_forced_call_on_the_real_model_writes_a_plan_then_the_call():
+    """``plan_calls``: the grammar makes the reply a plan in words, then the call; the plan
+    is the message text and the call is read whole."""
+    from langchain_core.tools import tool
+
+    from langchain_tale import ChatLocalLlama
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two whole numbers."""
+        return a + b
+
+    llm = ChatLocalLlama(model="smollm2-135m", max_tokens=200, plan_calls=True)
+    reply = llm.bind_tools([add], tool_choice="any").invoke("What is 12 + 30?")
+    assert reply.tool_calls and reply.tool_calls[0]["name"] == "add"
+    assert reply.text.strip() and "calls" not in reply.text
+
+
+def test_the_packaged_adapter_runs_on_the_embedded_model_and_names_its_digest(capsys):
+    """``qwen2.5-coder-1.5b`` loads with tale's TALE-PT adapter by default and its records
+    name the adapter's digest; ``lora=None`` is the base model."""
+    import hashlib
+    import json
+
+    from tale_shared.local import load_local_model
+    from tale_shared.local.registry import packaged_adapter
+    from tale_shared.profiles import profile_for
+
+    adapter = packaged_adapter("qwen2.5-coder-1.5b")
+    assert adapter is not None and adapter.stat().st_size <= 25 * 2**20
+    digest = hashlib.sha256(adapter.read_bytes()).hexdigest()
+    card = json.loads(adapter.with_name("tale-pt.card.json").read_text(encoding="utf-8"))
+    assert card["gguf_sha256"] == digest and card["base_model"] == "qwen2.5-coder-1.5b"
+    tuned = load_local_model("qwen2.5-coder-1.5b")
+    assert "cannot use buft" not in capsys.readouterr().err  # llama.cpp's load notices
+    assert tuned.model_name == f"local/qwen2.5-coder-1.5b+tale-pt@{digest[:8]}"
+    assert profile_for(tuned.model_name).model == tuned.model_name  # its own profile
+    result = TalePipeline(tuned, max_tokens=160).solve(Q)
+    assert result.record.models == [tuned.model_name]
+    assert result.answer == "5"
+    base = load_local_model("qwen2.5-coder-1.5b", lora=None)
+    assert base.model_name == "local/qwen2.5-coder-1.5b"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import io
 import os
 import threading
 import time
@@ -146,18 +147,28 @@ class LocalChatModel:
                     raise LocalModelError(f"LoRA adapter {self.lora} not found")
                 # a build that dies on this CPU is explained, not a bare "Illegal instruction"
                 check_native_runtime(path, n_threads=self.n_threads)
+                # llama.cpp's load notices reach Python's stderr through llama-cpp-python's
+                # log callback, whose level table predates ggml's (a LoRA adapter's load
+                # prints one warning per tensor): kept out of the user's terminal, and shown
+                # only when the load fails
+                notices = io.StringIO()
                 try:
-                    self._llama = llama_cpp.Llama(
-                        model_path=str(path),
-                        n_ctx=self.n_ctx,
-                        n_threads=self.n_threads,
-                        seed=self.seed,
-                        verbose=False,
-                        lora_path=self.lora,
-                        lora_scale=self.lora_scale,
-                    )
+                    with contextlib.redirect_stderr(notices):
+                        self._llama = llama_cpp.Llama(
+                            model_path=str(path),
+                            n_ctx=self.n_ctx,
+                            n_threads=self.n_threads,
+                            seed=self.seed,
+                            verbose=False,
+                            lora_path=self.lora,
+                            lora_scale=self.lora_scale,
+                        )
                 except Exception as exc:
-                    raise LocalModelError(f"llama.cpp could not load {path}: {exc}") from exc
+                    said = notices.getvalue().strip()[-2000:]
+                    raise LocalModelError(
+                        f"llama.cpp could not load {path}: {exc}"
+                        + (f"\nllama.cpp said:\n{said}" if said else "")
+                    ) from exc
                 _LOADED.add(self)
         return self
 
@@ -379,20 +390,25 @@ def reused_prefix(before: Sequence[int], after: Sequence[int], prompt_tokens: in
     return min(shared, max(prompt_tokens - 1, 0))
 
 
-def load_local_model(model: str | Path = DEFAULT_LOCAL_MODEL, **kwargs: Any) -> LocalChatModel:
-    """A loaded :class:`LocalChatModel`, shared per (model, options) in this process."""
+def shared_local_model(model: str | Path = DEFAULT_LOCAL_MODEL, **kwargs: Any) -> LocalChatModel:
+    """The :class:`LocalChatModel` shared per (model, options) in this process; its weights
+    load on its first call (its name, adapter digest included, needs no load)."""
     key = repr((str(model), sorted(kwargs.items())))
     with _SHARED_LOCK:
         if key not in _SHARED:
             _SHARED[key] = LocalChatModel(model, **kwargs)
-        instance = _SHARED[key]
-    return instance.load()
+        return _SHARED[key]
+
+
+def load_local_model(model: str | Path = DEFAULT_LOCAL_MODEL, **kwargs: Any) -> LocalChatModel:
+    """A loaded :class:`LocalChatModel`, shared per (model, options) in this process."""
+    return shared_local_model(model, **kwargs).load()
 
 
 def local_model_of(options: Any) -> LocalChatModel:
-    """The shared, loaded model a framework wrapper's fields name (``model``, ``lora``,
-    ``n_threads``, ``n_ctx``): ``ChatLocalLlama`` and ``LocalLlamaLLM`` both load through it."""
-    return load_local_model(
+    """The shared model a framework wrapper's fields name (``model``, ``lora``, ``n_threads``,
+    ``n_ctx``): ``ChatLocalLlama`` and ``LocalLlamaLLM`` both use it; it loads on first call."""
+    return shared_local_model(
         options.model, n_threads=options.n_threads, n_ctx=options.n_ctx, lora=options.lora
     )
 
@@ -404,4 +420,5 @@ __all__ = [
     "StreamChunk",
     "load_local_model",
     "local_model_of",
+    "shared_local_model",
 ]

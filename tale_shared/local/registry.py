@@ -177,9 +177,10 @@ PACKAGED_ADAPTER = "packaged"
 ``tale_shared/data/adapters/``, or none for a model it ships none for. ``lora=None``
 (``--no-adapter``) is the base model; a path is that adapter."""
 
-PACKAGED_ADAPTERS: dict[str, str] = {}
+PACKAGED_ADAPTERS: dict[str, str] = {"qwen2.5-coder-1.5b": "tale-pt.gguf"}
 """Registered model name -> the adapter GGUF shipped for it under ``tale_shared/data/adapters/``
-(its card beside it, ``<stem>.card.json``)."""
+(its card beside it, ``<stem>.card.json``). ``tale-pt.gguf``: TALE-PT, the default model tuned
+on its own short correct answers to GSM8K train questions (``docs/training.md``)."""
 
 
 def adapters_dir() -> Path:
