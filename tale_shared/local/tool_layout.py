@@ -109,16 +109,14 @@ def call_schema(
         raise ValueError(f"no tool named {name!r} among {tool_names(tools)}")
     one = _one_call_schema(chosen)
     most = MAX_CALLS_PER_REPLY if several else 1
+    calls = {"type": "array", "items": one, "minItems": 1, "maxItems": most}
     if plan:
-        calls = {"type": "array", "items": one, "minItems": 1, "maxItems": most}
         return {
             "type": "object",
             "properties": {"plan": {"type": "string", "maxLength": PLAN_CHARS}, "calls": calls},
             "required": ["plan", "calls"],
         }
-    if several:
-        return {"type": "array", "items": one, "minItems": 1, "maxItems": most}
-    return one
+    return calls if several else one
 
 
 def first_reply_of_turn(roles: Sequence[str]) -> bool:
