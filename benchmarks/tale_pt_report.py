@@ -3,8 +3,9 @@
     python benchmarks/tale_pt_report.py        # prints it, writes results/tale-pt-heldout.md
 
 It reads the rows ``benchmarks/tale_pt_runs.sh heldout`` wrote — the chosen default on the
-tuned model (``tale-pt-heldout-<set>.jsonl``) and the stronger vanilla re-timed on 60 of the
-same items in the same sitting (``tale-pt-retime-<set>.jsonl``) — beside the base model's rows
+tuned model (``tale-pt-heldout-<set>.jsonl``), and the default and the stronger vanilla re-timed
+on 60 of the same items in one sitting (``tale-pt-retime-default-<set>.jsonl``,
+``tale-pt-retime-<set>.jsonl``) — beside the base model's rows
 for the same seeded items (``heldout-<set>.jsonl``: vanilla, vanilla-paper and the previous
 default ``vanilla+ex3``). Accuracy, tokens and cost are paired on every item; the seconds ratio
 comes only from the re-timed slice (machines here differ ~2x, so seconds from another session
@@ -18,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from tale_shared.research.bench import BenchRow, load_rows, summarize_bench
+from tale_shared.research.bench import load_rows, summarize_bench
 from tale_shared.research.targets import Targets, check_targets
 
 RESULTS = Path(__file__).parent / "results"
@@ -35,14 +36,17 @@ TARGETS = {  # issue 38's, against the stronger vanilla
 }
 
 
-def retimed_ratio(name: str, default: str, tuned_rows: list[BenchRow]) -> tuple[float, int] | None:
-    """Median seconds of ``default`` over those of the re-timed stronger vanilla, on the items
-    both answered in the same sitting; ``None`` before the re-timing has run."""
-    path = RESULTS / f"tale-pt-retime-{name}.jsonl"
-    if not path.exists():
+def retimed_ratio(name: str, default: str) -> tuple[float, int] | None:
+    """Median seconds of ``default`` over those of the stronger vanilla, both re-timed on the
+    same 60 items one after the other in one sitting; ``None`` before the re-timing has run."""
+    paths = [
+        RESULTS / f"tale-pt-retime-default-{name}.jsonl",
+        RESULTS / f"tale-pt-retime-{name}.jsonl",
+    ]
+    if not all(p.exists() for p in paths):
         return None
-    vanilla = {r.id: r.seconds for r in load_rows(path) if r.error is None}
-    mine = {r.id: r.seconds for r in tuned_rows if r.method == default and r.error is None}
+    mine = {r.id: r.seconds for r in load_rows(paths[0]) if r.method == default and r.error is None}
+    vanilla = {r.id: r.seconds for r in load_rows(paths[1]) if r.error is None}
     ids = sorted(set(vanilla) & set(mine))
     if not ids:
         return None
@@ -80,7 +84,7 @@ def report_set(name: str) -> list[str]:
             f"{100 * s.diff_high:+.1f}] | {s.output_tokens:.1f} | {s.input_tokens:.1f} | {cost} | "
             f"{s.median_seconds:.1f} | {s.output_ratio or 0:.2f} | {s.cost_ratio or 0:.2f} |"
         )
-    time = retimed_ratio(name, default.removesuffix(TUNED), raw)
+    time = retimed_ratio(name, default.removesuffix(TUNED))
     found = check_targets(
         summaries[-1],
         TARGETS[name],

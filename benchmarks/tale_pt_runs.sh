@@ -80,10 +80,13 @@ PY
       "$TALE" bench --data "$data" --methods "$DEFAULT" --baseline "$DEFAULT" --by-method \
         "${lora[@]}" --out "$R/tale-pt-$name.jsonl" "$@"
     }
-    retime() {  # retime NAME DATA VANILLA [options...]: the stronger vanilla (base model) on
-      # 60 of the same items, in the same sitting, for a seconds ratio (machines differ ~2x)
+    retime() {  # retime NAME DATA VANILLA [options...]: the default and the stronger vanilla
+      # (base model) on 60 of the same items, one after the other in the same sitting, for a
+      # seconds ratio (machines differ ~2x, so rows timed in another session are not paired)
       local name=$1 data=$2 vanilla=$3
       shift 3
+      "$TALE" bench --data "$data" --methods "$DEFAULT" --baseline "$DEFAULT" "${lora[@]}" \
+        --limit 60 --seed 22 --out "$R/tale-pt-retime-default-$name.jsonl" "$@"
       "$TALE" bench --no-adapter --data "$data" --methods "$vanilla" --baseline "$vanilla" \
         --limit 60 --seed 22 --out "$R/tale-pt-retime-$name.jsonl" "$@"
     }
