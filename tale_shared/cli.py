@@ -22,6 +22,7 @@ from tale_shared.estimators import parse_estimator_spec
 from tale_shared.loading import load_model
 from tale_shared.local.registry import DEFAULT_LOCAL_MODEL, MODELS, PACKAGED_ADAPTERS
 from tale_shared.methods import parse_method
+from tale_shared.models import ChatModel
 from tale_shared.pipeline import TalePipeline, TaleResult
 from tale_shared.profiles import default_profile_notes, profile_for
 from tale_shared.prompts import get_style, list_styles
@@ -52,6 +53,15 @@ def _print_table(rows: list[dict[str, object]]) -> None:
         print("  ".join(str(row[k]).ljust(widths[k]) for k in keys))
 
 
+def _baseline_model(model: ChatModel, args: argparse.Namespace) -> ChatModel:
+    """The model plain chain-of-thought runs on for ``--compare``: on a local model tuned by an
+    adapter (by default the TALE-PT adapter tale ships) the base model without it, since the
+    adapter is what tale adds; any other model is its own baseline."""
+    if not getattr(model, "lora", None):
+        return model
+    return load_model(args.model, args.threads, None, api_key_env=args.api_key_env)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     # everything that can be checked is checked before the model (seconds, a GB) loads
     require_question(args.question)
@@ -71,9 +81,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     )
     with status(f"{tale.method.name}: answering with {model.model_name}"):
         results = [tale.solve(args.question)]
+    base = model
     if args.compare:
-        vanilla = TalePipeline.vanilla(model, max_tokens=args.max_tokens)
-        with status("vanilla CoT: answering without a budget"):
+        base = _baseline_model(model, args)
+        vanilla = TalePipeline.vanilla(base, max_tokens=args.max_tokens)
+        with status(f"vanilla CoT: answering without a budget with {base.model_name}"):
             results.append(vanilla.solve(args.question))
     rows = [_row(r) for r in results]
     if args.json:
@@ -99,7 +111,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     _print_table(rows)
     if args.compare and rows[1]["output_tokens"]:
         ratio = int(str(rows[0]["output_tokens"])) / int(str(rows[1]["output_tokens"]))
-        print(f"\n{rows[0]['method']} output tokens / vanilla output tokens = {ratio:.2f}")
+        on = "" if base is model else " (base model)"
+        print(f"\n{rows[0]['method']} output tokens / vanilla{on} output tokens = {ratio:.2f}")
     return 0
 
 

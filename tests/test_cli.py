@@ -45,6 +45,32 @@ def test_ask_compare_prints_both_methods(fake_local, capsys):
     assert "tale-zero-shot@system+ex3 output tokens / vanilla output tokens" in out
 
 
+def test_ask_compare_runs_vanilla_on_the_base_model_when_an_adapter_is_loaded(
+    fake_local, scripted, monkeypatch, capsys
+):
+    """The adapter is what tale adds, so plain chain-of-thought runs without it: a comparison
+    of the tuned model with itself would show no saving whatever the adapter does."""
+    loads = []
+    fake_local.lora = "tale-pt.gguf"
+    base = scripted(lambda messages: "3 + 5 = 8 [[8]]", model_name="local/qwen2.5-coder-1.5b")
+    base.lora = None
+
+    def load(name, threads, lora=None, **options):
+        loads.append(lora)
+        return fake_local if lora else base
+
+    monkeypatch.setattr(cli, "load_model", load)
+    assert cli.main(["ask", "Tom has 3 apples and buys 5. How many?", "--compare"]) == 0
+    assert loads == ["packaged", None]
+    assert "output tokens / vanilla (base model) output tokens" in capsys.readouterr().out
+    assert len(base.calls) == 1  # the vanilla answer came from the base model
+    # a model with no adapter is its own baseline: loaded once
+    loads.clear()
+    assert cli.main(["ask", "Tom has 3 apples?", "--compare", "--no-adapter"]) == 0
+    assert loads == [None]
+    assert "/ vanilla output tokens" in capsys.readouterr().out
+
+
 def test_ask_json(fake_local, capsys):
     assert (
         cli.main(
