@@ -15,8 +15,9 @@ FRAMEWORK=${2:?say langchain or llama-index}
 AGENT=()
 # the levers, one at a time and together (chosen on dev templates only)
 # (round 1 measured none, tool-first, answer-tool, demo and demo&answer-tool; round 2 measures
-# the best of them against a plan written before each forced call)
-DEV="demo&answer-tool,demo&answer-tool&plan"
+# the best of them against a plan written before each forced call, and the default's step
+# budgets on top of it, for item 3's dev read)
+DEV="demo&answer-tool,demo&answer-tool&plan,demo&answer-tool&tale"
 if [ "$FRAMEWORK" != langchain ]; then
   AGENT=(--llama-agent function)  # forced calls and chat-history demos need FunctionAgent
 fi
