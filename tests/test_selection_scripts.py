@@ -227,3 +227,40 @@ def test_the_tale_pt_report_times_only_the_same_sitting(tmp_path):
     text = "\n".join(report.report_set("gsm8k-test"))
     assert "median s 0.60x (target <= 0.50x, n=60, same sitting): **no**" in text
     assert report.report_set("svamp") == ["## svamp", "", "not run yet", ""]
+
+
+def test_the_agent_report_checks_the_plain_agent_and_the_default_on_each_template_group(
+    tmp_path,
+):
+    from tale_shared.research.agent_bench import AgentRow
+
+    report = _script("agent_tools_report", tmp_path)
+    plain, tale = "demo&answer-tool", "demo&answer-tool&tale"
+
+    def row(config: str, i: int, template: str, right: bool, calls: int, out: int) -> AgentRow:
+        return AgentRow(
+            method=config, id=f"{template}-{i}", correct=right, output_tokens=out,
+            input_tokens=1000, model="local/m", framework="langchain", template=template,
+            tool_calls=calls,
+        )  # fmt: skip
+
+    rows = []
+    for i in range(20):  # 20 original tasks: plain right on 14, tale on 13; tale skips tools once
+        rows.append(row(plain, i, "buy-three", i < 14, 3, 100))
+        rows.append(row(tale, i, "buy-three", i < 13, 0 if i == 19 else 3, 50))
+    for i in range(10):  # 10 fresh tasks: both right on 5
+        rows.append(row(plain, i, "refund", i < 5, 2, 100))
+        rows.append(row(tale, i, "refund", i < 5, 2, 50))
+    _save(tmp_path / "agents-tools-r2-heldout-langchain.jsonl", rows)
+    text = "\n".join(report.report_framework("langchain"))
+    assert f"| fresh 3 | {tale} | 10 | 50.0% | +0.0" in text
+    assert f"| original 6 | {plain} | 20 | 70.0% |" in text
+    # plain: 19 of 30 right (63.3%), tools in every run; tale: one run without a tool
+    assert (
+        "runs with a tool call 100% (target >= 90%): yes; success 63.3% (target >= 60%): yes"
+        in text
+    )
+    assert "runs with a tool call 97% (target >= plain's 100%): **no**" in text
+    assert "success -3.3 (target >= -2): **no**" in text
+    assert "output 0.50x (target <= 0.60x): yes" in text
+    assert report.report_framework("llama-index") == ["## llama-index", "", "not run yet", ""]
