@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tale_shared.research.agent_bench import AgentRow, load_agent_rows
+from tale_shared.research.agent_bench import AgentRow, common_ids, load_agent_rows
 from tale_shared.research.agent_tasks import FRESH_HELDOUT
 from tale_shared.research.bench import MethodSummary, summarize_bench
 
@@ -63,9 +63,7 @@ def pair_lines(rows: list[AgentRow], plain: str, tale: str | None) -> list[str]:
             summaries = summarize_bench(members, configs, baseline=plain)
         except ValueError:  # a group with no task run by every configuration yet
             continue
-        ids = {r.id for r in members if r.method == plain and r.error is None}
-        for config in configs:
-            ids &= {r.id for r in members if r.method == config and r.error is None}
+        ids = common_ids(members, configs)
         for s in summaries:
             mine = [r for r in members if r.method == s.method and r.id in ids]
             calls = sum(r.tool_calls for r in mine) / len(mine)

@@ -361,7 +361,7 @@ def agent_table(summaries: Sequence[MethodSummary], rows: Sequence[AgentRow]) ->
     """``tale bench``'s table, then the agent columns per configuration (means over the
     summarised items): steps, tool calls, recursion-limit hits, empty final replies."""
     ids_by_config = {s.method: s for s in summaries}
-    common = _common_ids(rows, list(ids_by_config))
+    common = common_ids(rows, list(ids_by_config))
     agent = markdown_table(
         [
             "configuration",
@@ -419,7 +419,9 @@ def step_table(rows: Sequence[AgentRow]) -> str:
     )
 
 
-def _common_ids(rows: Sequence[AgentRow], configs: Sequence[str]) -> set[str]:
+def common_ids(rows: Sequence[AgentRow], configs: Sequence[str]) -> set[str]:
+    """The tasks every one of ``configs`` ran without an error (the items a paired summary
+    compares)."""
     ok = [r for r in rows if r.error is None]
     sets = [{r.id for r in ok if r.method == c} for c in configs]
     return set.intersection(*sets) if sets else set()
@@ -458,6 +460,7 @@ __all__ = [
     "agent_row",
     "agent_runner",
     "agent_table",
+    "common_ids",
     "load_agent_rows",
     "parse_agent_config",
     "run_agent_bench",
